@@ -1,1 +1,104 @@
-//! placeholder
+//! The simulator of the outside world: a WhatsApp Cloud API-compatible fake that openline talks to
+//! exactly as it talks to Meta, with simulated WhatsApp users ("phones") that a test or a person
+//! drives through the phone API.
+//!
+//! It enforces Meta's rules independently of openline (131047 outside the 24-hour window, 131026
+//! for numbers not on WhatsApp, 130429 over throughput), so a policy bug in openline shows up as a
+//! provider error in tests instead of passing silently.
+//!
+//! All routes are relative to the router's root: the server nests it under `/sim` in demo mode and
+//! `openline sim` serves it at `/`. Anything that must name the simulator's own URL takes it from
+//! [`SimConfig::public_base_url`].
+//!
+//! Modules: [`config`] (setup), [`personas`] (scripted users), [`state`] (what the world remembers),
+//! `graph` (the fake Graph API), `outbound` (what happens to a business message after it is
+//! accepted), `inbound` (phones writing to the business), [`phones`] (the phone API),
+//! `media` (media endpoints), [`payloads`] (webhook bodies), [`webhooks`] (serializing, signing
+//! and delivering them).
+
+pub mod config;
+mod error;
+mod graph;
+mod ids;
+mod inbound;
+mod media;
+mod outbound;
+pub mod payloads;
+pub mod personas;
+pub mod phones;
+pub mod state;
+pub mod webhooks;
+
+pub use config::{SimBusinessNumber, SimConfig};
+pub use error::SimError;
+pub use inbound::InboundOutcome;
+pub use personas::{demo_personas, Persona, PersonaBehaviour};
+pub use phones::SimApiDoc;
+pub use state::{ButtonKind, ButtonView, ConversationEntry, Direction, TemplateView};
+
+use openline_domain::clock::SharedClock;
+use openline_domain::{Millis, PhoneNumber};
+use state::SimState;
+use std::sync::{Arc, Mutex, MutexGuard};
+use webhooks::WebhookSender;
+
+/// The simulated world: the fake Cloud API, its phones and the webhook sender. Shared as an `Arc`
+/// by the router and the background tasks that play out message lifecycles.
+#[derive(Debug)]
+pub struct Simulator {
+    config: SimConfig,
+    clock: SharedClock,
+    state: Mutex<SimState>,
+    webhooks: WebhookSender,
+}
+
+impl Simulator {
+    pub fn new(config: SimConfig, clock: SharedClock) -> Arc<Self> {
+        let state = Mutex::new(SimState::with_personas(&config.personas));
+        let webhooks = WebhookSender::new(config.webhook_url.clone(), config.app_secret.clone());
+        Arc::new(Self {
+            config,
+            clock,
+            state,
+            webhooks,
+        })
+    }
+
+    /// Every route: the Graph API (`/graph/…`), media downloads (`/media/{id}`), the phone API
+    /// (`/phones…`) and the phone API's OpenAPI document (`/openapi.json`), state included.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .merge(graph::routes())
+            .merge(media::routes())
+            .merge(phones::routes())
+            .with_state(Arc::clone(self))
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// The phone's conversation with every business number, oldest first (empty for an unknown phone).
+    pub fn conversation(&self, phone: &PhoneNumber) -> Vec<ConversationEntry> {
+        self.state()
+            .phones
+            .get(phone.digits())
+            .map(|p| p.entries.clone())
+            .unwrap_or_default()
+    }
+
+    /// Changes how a phone behaves from now on (a phone not seen yet is created).
+    pub fn set_behaviour(&self, phone: &PhoneNumber, behaviour: PersonaBehaviour) {
+        self.state().phone_mut(phone).behaviour = behaviour;
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// The world's memory. A poisoned lock is recovered: the state stays consistent because no
+    /// code path panics while holding it.
+    fn state(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,118 @@
+//! How a simulator is set up: its secrets, where its webhooks go, which business numbers it hosts,
+//! which personas live in it and how fast the simulated world answers. Passed by value into
+//! [`crate::Simulator::new`]; no globals, so every test can vary it.
+
+use crate::personas::{demo_personas, Persona};
+use std::fmt;
+
+/// Everything the simulator needs to know. `Debug` redacts the two secrets.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Signs webhooks: `X-Hub-Signature-256: sha256=<hex hmac-sha256(app_secret, raw body)>`.
+    pub app_secret: String,
+    /// The bearer token the Graph endpoints require, like a system-user token at Meta.
+    pub access_token: String,
+    /// Where WhatsApp webhooks go (openline's `/webhooks/whatsapp`).
+    pub webhook_url: String,
+    /// The business phone numbers this fake Meta hosts.
+    pub business_numbers: Vec<SimBusinessNumber>,
+    /// Simulated WhatsApp users with a scripted behaviour. Any other number behaves as `Manual`.
+    pub personas: Vec<Persona>,
+    /// Delay before the `delivered` status (0 in tests).
+    pub delivered_after_ms: u64,
+    /// Delay after `delivered` before `read`.
+    pub read_after_ms: u64,
+    /// Free-form (non-template) sends outside 24h of the phone's last message fail with 131047.
+    pub enforce_window: bool,
+    /// Sends per second per business number; over it the Graph API answers 130429.
+    pub throughput_per_s: u32,
+    /// The simulator's own base URL as openline sees it (e.g. `http://127.0.0.1:8080/sim`); media
+    /// URLs are built from it, because the simulator cannot know under which prefix it is mounted.
+    pub public_base_url: String,
+}
+
+/// A business phone number registered with the fake Cloud API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimBusinessNumber {
+    /// The Graph object id used in `/{version}/{phone_number_id}/messages`.
+    pub phone_number_id: String,
+    /// Digits only, e.g. `15550001000`, as webhooks' `metadata.display_phone_number` carries it.
+    pub display_phone_number: String,
+    /// The WhatsApp Business Account id: `entry[].id` in webhooks.
+    pub waba_id: String,
+    /// The business name a phone sees.
+    pub verified_name: String,
+}
+
+impl SimConfig {
+    /// The business number with this Graph id, or with these display digits (a phone may address
+    /// either; a leading `+` is ignored).
+    pub fn business_number(&self, id_or_digits: &str) -> Option<&SimBusinessNumber> {
+        let wanted = id_or_digits.trim().trim_start_matches('+');
+        self.business_numbers
+            .iter()
+            .find(|b| b.phone_number_id == wanted || b.display_phone_number == wanted)
+    }
+}
+
+impl Default for SimConfig {
+    /// Demo values: one business number, the four demo personas, quick but visible status changes.
+    fn default() -> Self {
+        Self {
+            app_secret: "sim-app-secret".into(),
+            access_token: "sim-access-token".into(),
+            webhook_url: "http://127.0.0.1:8080/webhooks/whatsapp".into(),
+            business_numbers: vec![SimBusinessNumber {
+                phone_number_id: "100000000000001".into(),
+                display_phone_number: "15550001000".into(),
+                waba_id: "200000000000001".into(),
+                verified_name: "Openline Demo Bank".into(),
+            }],
+            personas: demo_personas(),
+            delivered_after_ms: 1_000,
+            read_after_ms: 2_000,
+            enforce_window: true,
+            throughput_per_s: 1_000,
+            public_base_url: "http://127.0.0.1:8080/sim".into(),
+        }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("app_secret", &"[redacted]")
+            .field("access_token", &"[redacted]")
+            .field("webhook_url", &self.webhook_url)
+            .field("business_numbers", &self.business_numbers)
+            .field("personas", &self.personas)
+            .field("delivered_after_ms", &self.delivered_after_ms)
+            .field("read_after_ms", &self.read_after_ms)
+            .field("enforce_window", &self.enforce_window)
+            .field("throughput_per_s", &self.throughput_per_s)
+            .field("public_base_url", &self.public_base_url)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_secrets() {
+        let c = SimConfig::default();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sim-app-secret"));
+        assert!(!shown.contains("sim-access-token"));
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn a_business_number_is_found_by_id_or_display_digits() {
+        let c = SimConfig::default();
+        assert!(c.business_number("100000000000001").is_some());
+        assert!(c.business_number("+15550001000").is_some());
+        assert!(c.business_number("15550009999").is_none());
+    }
+}

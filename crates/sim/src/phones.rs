@@ -1,0 +1,264 @@
+//! The phone API: the simulator's own JSON API through which a test or a person acts as a WhatsApp
+//! user — writing to a business, tapping buttons, sending images, reading the conversation — and
+//! sets how a phone behaves. Documented with utoipa in [`SimApiDoc`], served at `/openapi.json`.
+//!
+//! `{phone}` accepts `+447700900001` or the digits `447700900001`. Errors are
+//! `{"error":"snake_case_code","message":"A sentence."}`.
+
+use crate::error::{ApiJson, ErrorBody, SimError};
+use crate::personas::PersonaBehaviour;
+use crate::state::{ButtonKind, ButtonView, ConversationEntry, Direction, TemplateView};
+use crate::{InboundOutcome, Simulator};
+use axum::extract::{Path, State};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine;
+use openline_domain::PhoneNumber;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+
+/// The OpenAPI document of the phone API (the Graph endpoints are Meta's and documented by Meta).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp users talking to the business."),
+    paths(list_phones, send_text, list_messages, tap_button, send_image, set_behaviour),
+    components(schemas(
+        PhoneSummary, SendTextRequest, SentResponse, TapButtonRequest, SendImageRequest, SetBehaviourRequest,
+        ConversationEntry, TemplateView, ButtonView, ButtonKind, Direction, PersonaBehaviour, ErrorBody
+    )),
+    tags((name = "phones", description = "Simulated WhatsApp users"))
+)]
+pub struct SimApiDoc;
+
+pub fn routes() -> Router<Arc<Simulator>> {
+    Router::new()
+        .route("/phones", get(list_phones))
+        .route(
+            "/phones/{phone}/messages",
+            post(send_text).get(list_messages),
+        )
+        .route("/phones/{phone}/buttons", post(tap_button))
+        .route("/phones/{phone}/images", post(send_image))
+        .route("/phones/{phone}/behaviour", put(set_behaviour))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(SimApiDoc::openapi()) }),
+        )
+}
+
+/// A simulated phone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneSummary {
+    /// E.164, e.g. `+447700900001`.
+    #[schema(example = "+447700900001")]
+    pub phone: String,
+    /// The digits WhatsApp uses as `wa_id`.
+    #[schema(example = "447700900001")]
+    pub wa_id: String,
+    /// The WhatsApp profile name.
+    pub name: String,
+    pub behaviour: PersonaBehaviour,
+    /// How many messages its conversation holds (both directions).
+    pub messages: usize,
+}
+
+/// Write a text to a business number.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendTextRequest {
+    /// The business number's display digits (`15550001000`) or its `phone_number_id`.
+    #[schema(example = "15550001000")]
+    pub to: String,
+    #[schema(example = "Hello, I'd like to open an account")]
+    pub text: String,
+}
+
+/// What became of the phone's message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SentResponse {
+    /// The message's `wamid.` id.
+    pub id: String,
+    /// openline's HTTP status on the first delivery attempt; null when unreachable. Failed
+    /// deliveries are retried in the background with exponential backoff.
+    pub webhook_status: Option<u16>,
+}
+
+impl From<InboundOutcome> for SentResponse {
+    fn from(o: InboundOutcome) -> Self {
+        Self {
+            id: o.id,
+            webhook_status: o.webhook_status,
+        }
+    }
+}
+
+/// Tap a button of a business message this phone received.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TapButtonRequest {
+    /// The `wamid.` id of the business message.
+    pub message_id: String,
+    /// The button's label (case-insensitive) or its id / payload.
+    #[schema(example = "Yes")]
+    pub button: String,
+}
+
+/// Send an image to a business number.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendImageRequest {
+    /// The business number's display digits or `phone_number_id`.
+    pub to: String,
+    pub caption: Option<String>,
+    /// `image/jpeg` or `image/png`.
+    #[schema(example = "image/png")]
+    pub mime_type: String,
+    /// The image bytes, base64 (standard alphabet), at most 5 MB decoded.
+    pub data_base64: String,
+}
+
+/// Change how a phone behaves.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetBehaviourRequest {
+    pub behaviour: PersonaBehaviour,
+}
+
+fn parse_phone(raw: &str) -> Result<PhoneNumber, SimError> {
+    let raw = raw.trim();
+    let parsed = if raw.starts_with('+') || raw.starts_with("00") {
+        PhoneNumber::parse(raw)
+    } else {
+        PhoneNumber::from_wa_id(raw)
+    };
+    parsed.map_err(|e| SimError::bad_request("invalid_phone_number", e.message))
+}
+
+/// `GET /phones`: the personas and every phone that has written or been written to.
+#[utoipa::path(get, path = "/phones", tag = "phones",
+    responses((status = 200, description = "The phones, ordered by number", body = [PhoneSummary])))]
+async fn list_phones(State(sim): State<Arc<Simulator>>) -> Json<Vec<PhoneSummary>> {
+    let state = sim.state();
+    let mut phones: Vec<PhoneSummary> = state
+        .phones
+        .values()
+        .map(|p| PhoneSummary {
+            phone: p.phone.as_e164().to_string(),
+            wa_id: p.phone.digits().to_string(),
+            name: p.name.clone(),
+            behaviour: p.behaviour,
+            messages: p.entries.len(),
+        })
+        .collect();
+    phones.sort_by(|a, b| a.phone.cmp(&b.phone));
+    Json(phones)
+}
+
+/// `POST /phones/{phone}/messages`: the phone writes a text to a business number.
+///
+/// Sends a signed `text` webhook to openline and opens the 24-hour window. Waits for the first
+/// delivery attempt and reports its HTTP status.
+#[utoipa::path(post, path = "/phones/{phone}/messages", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    request_body = SendTextRequest,
+    responses(
+        (status = 200, description = "Sent; see webhook_status", body = SentResponse),
+        (status = 400, description = "Bad phone number or text", body = ErrorBody),
+        (status = 404, description = "Unknown business number", body = ErrorBody),
+        (status = 409, description = "The phone is not on WhatsApp", body = ErrorBody)))]
+async fn send_text(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+    ApiJson(req): ApiJson<SendTextRequest>,
+) -> Result<Json<SentResponse>, SimError> {
+    let phone = parse_phone(&phone)?;
+    Ok(Json(
+        sim.phone_sends_text(&phone, &req.to, &req.text)
+            .await?
+            .into(),
+    ))
+}
+
+/// `GET /phones/{phone}/messages`: the conversation as the phone sees it, oldest first.
+#[utoipa::path(get, path = "/phones/{phone}/messages", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    responses(
+        (status = 200, description = "Messages both ways, oldest first", body = [ConversationEntry]),
+        (status = 400, description = "Bad phone number", body = ErrorBody)))]
+async fn list_messages(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+) -> Result<Json<Vec<ConversationEntry>>, SimError> {
+    let phone = parse_phone(&phone)?;
+    Ok(Json(sim.conversation(&phone)))
+}
+
+/// `POST /phones/{phone}/buttons`: the phone taps a button of a business message it received.
+///
+/// A template quick reply becomes a `button` webhook, an interactive reply button an
+/// `interactive.button_reply`, a list row an `interactive.list_reply`; each with `context`.
+#[utoipa::path(post, path = "/phones/{phone}/buttons", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    request_body = TapButtonRequest,
+    responses(
+        (status = 200, description = "Tapped; see webhook_status", body = SentResponse),
+        (status = 400, description = "No such button on that message", body = ErrorBody),
+        (status = 404, description = "No such message for this phone", body = ErrorBody)))]
+async fn tap_button(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+    ApiJson(req): ApiJson<TapButtonRequest>,
+) -> Result<Json<SentResponse>, SimError> {
+    let phone = parse_phone(&phone)?;
+    Ok(Json(
+        sim.phone_taps_button(&phone, &req.message_id, &req.button)
+            .await?
+            .into(),
+    ))
+}
+
+/// `POST /phones/{phone}/images`: the phone sends an image (stored as downloadable media).
+#[utoipa::path(post, path = "/phones/{phone}/images", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    request_body = SendImageRequest,
+    responses(
+        (status = 200, description = "Sent; see webhook_status", body = SentResponse),
+        (status = 400, description = "Bad phone number, type or data", body = ErrorBody),
+        (status = 404, description = "Unknown business number", body = ErrorBody)))]
+async fn send_image(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+    ApiJson(req): ApiJson<SendImageRequest>,
+) -> Result<Json<SentResponse>, SimError> {
+    let phone = parse_phone(&phone)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(req.data_base64.trim())
+        .map_err(|_| SimError::bad_request("invalid_base64", "data_base64 is not valid base64."))?;
+    Ok(Json(
+        sim.phone_sends_image(&phone, &req.to, &req.mime_type, bytes, req.caption)
+            .await?
+            .into(),
+    ))
+}
+
+/// `PUT /phones/{phone}/behaviour`: how the phone reacts from now on.
+#[utoipa::path(put, path = "/phones/{phone}/behaviour", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    request_body = SetBehaviourRequest,
+    responses(
+        (status = 200, description = "The phone as it is now", body = PhoneSummary),
+        (status = 400, description = "Bad phone number or behaviour", body = ErrorBody)))]
+async fn set_behaviour(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+    ApiJson(req): ApiJson<SetBehaviourRequest>,
+) -> Result<Json<PhoneSummary>, SimError> {
+    let phone = parse_phone(&phone)?;
+    sim.set_behaviour(&phone, req.behaviour);
+    let state = sim.state();
+    let record = state.phones.get(phone.digits());
+    Ok(Json(PhoneSummary {
+        phone: phone.as_e164().to_string(),
+        wa_id: phone.digits().to_string(),
+        name: record.map_or_else(|| phone.as_e164().to_string(), |r| r.name.clone()),
+        behaviour: req.behaviour,
+        messages: record.map_or(0, |r| r.entries.len()),
+    }))
+}
