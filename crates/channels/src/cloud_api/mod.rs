@@ -1,0 +1,17 @@
+//! Meta's WhatsApp Cloud API (Graph API `/{version}/{phone-number-id}/messages`), or the simulator
+//! speaking it: sending messages and read receipts, mapping Meta's errors to retry decisions, and
+//! parsing webhooks into events.
+//!
+//! Submodules by concept: `webhook` (the envelope: entries, changes, statuses, other events) and
+//! `inbound` (one contact message) for what comes in; `outbound` (request bodies), `response`
+//! (responses and errors) and `client` (HTTP) for what goes out; `json` holds the lenient readers the
+//! parser is built on.
+
+mod inbound;
+mod json;
+pub mod webhook;
+
+pub use inbound::{InboundMessage, MediaRef};
+pub use webhook::{
+    parse_webhook, CloudEvent, OtherEvent, ProviderErrorDetail, StatusUpdate, WebhookParseError,
+};
