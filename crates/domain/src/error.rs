@@ -15,6 +15,9 @@ pub struct DomainError {
 
 impl DomainError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }

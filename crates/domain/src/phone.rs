@@ -21,17 +21,26 @@ impl PhoneNumber {
         } else if let Some(r) = trimmed.strip_prefix("00") {
             r
         } else {
-            return Err(invalid(input, "it must start with + and the country code, like +14155550100"));
+            return Err(invalid(
+                input,
+                "it must start with + and the country code, like +14155550100",
+            ));
         };
         let mut digits = String::with_capacity(rest.len());
         for c in rest.chars() {
             match c {
                 '0'..='9' => digits.push(c),
                 ' ' | '-' | '.' | '(' | ')' => {}
-                _ => return Err(invalid(input, "it may contain only digits, spaces, dashes, dots and parentheses")),
+                _ => {
+                    return Err(invalid(
+                        input,
+                        "it may contain only digits, spaces, dashes, dots and parentheses",
+                    ))
+                }
             }
         }
-        Self::from_digits(&digits).map_err(|_| invalid(input, "it must have 8 to 15 digits after the +, the first not 0"))
+        Self::from_digits(&digits)
+            .map_err(|_| invalid(input, "it must have 8 to 15 digits after the +, the first not 0"))
     }
 
     /// From the digits-only form WhatsApp uses for `wa_id` and webhook `from` fields (`14155550100`).
@@ -40,9 +49,8 @@ impl PhoneNumber {
     }
 
     fn from_digits(digits: &str) -> Result<Self, DomainError> {
-        let ok = (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let ok =
+            (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if ok {
             Ok(Self(format!("+{digits}")))
         } else {
@@ -64,7 +72,10 @@ impl PhoneNumber {
 fn invalid(input: &str, why: &str) -> DomainError {
     // The number itself is personal data; say what is wrong without echoing all of it back into logs.
     let _ = input;
-    DomainError::new("invalid_phone_number", format!("This is not a valid phone number: {why}."))
+    DomainError::new(
+        "invalid_phone_number",
+        format!("This is not a valid phone number: {why}."),
+    )
 }
 
 impl fmt::Display for PhoneNumber {
@@ -96,12 +107,22 @@ mod tests {
         let n = PhoneNumber::parse("+1 (415) 555-0100").unwrap();
         assert_eq!(n.as_e164(), "+14155550100");
         assert_eq!(n.digits(), "14155550100");
-        assert_eq!(PhoneNumber::parse("0044 20 7946 0958").unwrap().as_e164(), "+442079460958");
+        assert_eq!(
+            PhoneNumber::parse("0044 20 7946 0958").unwrap().as_e164(),
+            "+442079460958"
+        );
     }
 
     #[test]
     fn national_short_long_and_lettered_numbers_are_refused_with_a_code() {
-        for bad in ["4155550100", "+123", "+1234567890123456", "+0123456789", "+1415CALLME", ""] {
+        for bad in [
+            "4155550100",
+            "+123",
+            "+1234567890123456",
+            "+0123456789",
+            "+1415CALLME",
+            "",
+        ] {
             let err = PhoneNumber::parse(bad).unwrap_err();
             assert_eq!(err.code, "invalid_phone_number", "{bad}");
         }
@@ -109,7 +130,10 @@ mod tests {
 
     #[test]
     fn a_wa_id_from_a_webhook_becomes_a_number() {
-        assert_eq!(PhoneNumber::from_wa_id("972987654321").unwrap().as_e164(), "+972987654321");
+        assert_eq!(
+            PhoneNumber::from_wa_id("972987654321").unwrap().as_e164(),
+            "+972987654321"
+        );
         assert!(PhoneNumber::from_wa_id("US.13491208655302741918").is_err());
     }
 

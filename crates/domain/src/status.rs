@@ -98,7 +98,14 @@ mod tests {
     }
 
     fn any_status() -> impl Strategy<Value = DeliveryStatus> {
-        prop_oneof![Just(Queued), Just(Accepted), Just(Sent), Just(Delivered), Just(Read), Just(Failed)]
+        prop_oneof![
+            Just(Queued),
+            Just(Accepted),
+            Just(Sent),
+            Just(Delivered),
+            Just(Read),
+            Just(Failed)
+        ]
     }
 
     proptest! {

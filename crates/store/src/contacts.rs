@@ -1,0 +1,134 @@
+//! Contacts: the clients an organization messages, identified by an E.164 number and/or a WhatsApp
+//! user id (when WhatsApp withholds the number). Unique per organization.
+
+use crate::orgs::Scope;
+use crate::sql::{Conn, Row, Val};
+use crate::{params, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Contact {
+    pub id: String,
+    pub org_id: String,
+    /// E.164, when known.
+    pub phone: Option<String>,
+    pub wa_user_id: Option<String>,
+    /// The name the business gave the contact.
+    pub name: Option<String>,
+    /// The contact's own WhatsApp profile name, as last seen.
+    pub whatsapp_name: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLS: &str = "id, org_id, phone, wa_user_id, name, whatsapp_name, created_at, updated_at";
+
+fn from_row(r: &Row) -> Result<Contact, StoreError> {
+    Ok(Contact {
+        id: r.string(0)?,
+        org_id: r.string(1)?,
+        phone: r.opt_string(2)?,
+        wa_user_id: r.opt_string(3)?,
+        name: r.opt_string(4)?,
+        whatsapp_name: r.opt_string(5)?,
+        created_at: r.i64(6)?,
+        updated_at: r.i64(7)?,
+    })
+}
+
+/// Creates a contact; `Conflict` if the organization already has one with this number.
+pub fn create(
+    c: &mut dyn Conn,
+    org_id: &str,
+    phone: &str,
+    name: Option<&str>,
+    now: i64,
+) -> Result<Contact, StoreError> {
+    let id = openline_domain::ids::new_id("ct");
+    c.execute(
+        "insert into contacts (id, org_id, phone, name, created_at, updated_at) values (?, ?, ?, ?, ?, ?)",
+        params![&id, org_id, phone, name, now, now],
+    )?;
+    get_any(c, &id)
+}
+
+pub fn get_any(c: &mut dyn Conn, id: &str) -> Result<Contact, StoreError> {
+    from_row(&c.query_one(&format!("select {COLS} from contacts where id = ?"), params![id])?)
+}
+
+/// A contact the caller may see, or `NotFound` (also for another organization's contact, so ids
+/// reveal nothing).
+pub fn get(c: &mut dyn Conn, scope: &Scope, id: &str) -> Result<Contact, StoreError> {
+    let (ph, mut vals) = scope.in_list();
+    vals.insert(0, Val::from(id));
+    from_row(&c.query_one(
+        &format!("select {COLS} from contacts where id = ? and org_id in ({ph})"),
+        &vals,
+    )?)
+}
+
+/// A page of contacts, oldest first, after `after_id` (ids sort by creation time).
+pub fn list(
+    c: &mut dyn Conn,
+    scope: &Scope,
+    search: Option<&str>,
+    after_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Contact>, StoreError> {
+    let (ph, mut vals) = scope.in_list();
+    let mut sql = format!("select {COLS} from contacts where org_id in ({ph})");
+    if let Some(after) = after_id {
+        sql.push_str(" and id > ?");
+        vals.push(Val::from(after));
+    }
+    if let Some(q) = search.map(str::trim).filter(|q| !q.is_empty()) {
+        sql.push_str(" and (lower(coalesce(name, '')) like ? or lower(coalesce(whatsapp_name, '')) like ? or coalesce(phone, '') like ?)");
+        let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+        vals.extend([Val::from(&pattern), Val::from(&pattern), Val::from(pattern)]);
+    }
+    sql.push_str(" order by id limit ?");
+    vals.push(Val::I64(limit));
+    c.query(&sql, &vals)?.iter().map(from_row).collect()
+}
+
+/// Finds the contact a WhatsApp message came from, creating it if new, and refreshes the profile
+/// name. Keyed by phone number when WhatsApp gives one, else by the WhatsApp user id.
+pub fn upsert_from_inbound(
+    c: &mut dyn Conn,
+    org_id: &str,
+    phone: Option<&str>,
+    wa_user_id: Option<&str>,
+    profile_name: Option<&str>,
+    now: i64,
+) -> Result<String, StoreError> {
+    // Insert-if-absent first, so two nodes receiving the same new contact at once cannot both
+    // insert it: the second waits for the first and then does nothing.
+    let (key_col, key) = match (phone, wa_user_id) {
+        (Some(p), _) => ("phone", p),
+        (None, Some(u)) => ("wa_user_id", u),
+        (None, None) => return Err(StoreError::Decode("an inbound message without a sender".into())),
+    };
+    let new_id = openline_domain::ids::new_id("ct");
+    c.execute(
+        &format!(
+            "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
+             values (?, ?, ?, ?, ?, ?, ?) on conflict (org_id, {key_col}) do nothing"
+        ),
+        params![&new_id, org_id, phone, wa_user_id, profile_name, now, now],
+    )?;
+    let id = c
+        .query_one(
+            &format!("select id from contacts where org_id = ? and {key_col} = ?"),
+            params![org_id, key],
+        )?
+        .string(0)?;
+    if id != new_id {
+        c.execute(
+            "update contacts set whatsapp_name = coalesce(?, whatsapp_name),
+                 wa_user_id = coalesce(wa_user_id, ?), updated_at = ? where id = ?",
+            params![profile_name, wa_user_id, now, &id],
+        )?;
+    }
+    Ok(id)
+}

@@ -1,0 +1,144 @@
+//! Conversations: threads between a contact and a business number on one channel, listed in the
+//! shared inbox newest activity first. An inbound message joins the contact's open thread with that
+//! number, or starts a new one.
+
+use crate::orgs::Scope;
+use crate::sql::{Conn, Row, Val};
+use crate::{params, StoreError};
+use openline_domain::{Channel, ConversationStatus};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Conversation {
+    pub id: String,
+    pub org_id: String,
+    pub channel: Channel,
+    pub status: ConversationStatus,
+    pub contact_id: String,
+    pub contact_name: Option<String>,
+    pub contact_phone: Option<String>,
+    pub sender_id: String,
+    pub sender_phone: String,
+    pub owner_user_id: Option<String>,
+    /// When the contact last wrote; WhatsApp's 24-hour window runs from here.
+    pub last_inbound_at: Option<i64>,
+    pub last_activity_at: i64,
+    pub last_message_preview: Option<String>,
+    pub unread_count: i64,
+    pub created_at: i64,
+}
+
+const COLS: &str = "v.id, v.org_id, v.channel, v.status, v.contact_id, coalesce(ct.name, ct.whatsapp_name), ct.phone,
+    v.sender_id, s.phone_number, v.owner_user_id, v.last_inbound_at, v.last_activity_at, v.last_message_preview,
+    v.unread_count, v.created_at";
+const FROM: &str = "from conversations v join contacts ct on ct.id = v.contact_id join senders s on s.id = v.sender_id";
+
+fn from_row(r: &Row) -> Result<Conversation, StoreError> {
+    Ok(Conversation {
+        id: r.string(0)?,
+        org_id: r.string(1)?,
+        channel: r.parsed(2, Channel::parse)?,
+        status: r.parsed(3, ConversationStatus::parse)?,
+        contact_id: r.string(4)?,
+        contact_name: r.opt_string(5)?,
+        contact_phone: r.opt_string(6)?,
+        sender_id: r.string(7)?,
+        sender_phone: r.string(8)?,
+        owner_user_id: r.opt_string(9)?,
+        last_inbound_at: r.opt_i64(10)?,
+        last_activity_at: r.i64(11)?,
+        last_message_preview: r.opt_string(12)?,
+        unread_count: r.i64(13)?,
+        created_at: r.i64(14)?,
+    })
+}
+
+/// The contact's open (not resolved) thread with this number on this channel, created if none.
+pub fn find_or_create_open(
+    c: &mut dyn Conn,
+    org_id: &str,
+    channel: Channel,
+    contact_id: &str,
+    sender_id: &str,
+    now: i64,
+) -> Result<String, StoreError> {
+    if let Some(r) = c.query_opt(
+        "select id from conversations where org_id = ? and contact_id = ? and sender_id = ? and channel = ? and status <> 'resolved'
+         order by last_activity_at desc, id desc limit 1",
+        params![org_id, contact_id, sender_id, channel.as_str()],
+    )? {
+        return r.string(0);
+    }
+    let id = openline_domain::ids::new_id("conv");
+    c.execute(
+        "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
+         values (?, ?, ?, ?, ?, 'new', ?, ?, ?)",
+        params![&id, org_id, channel.as_str(), contact_id, sender_id, now, now, now],
+    )?;
+    Ok(id)
+}
+
+/// Records a message in the thread's summary. An inbound message (`inbound_at`: when the contact
+/// sent it) moves the window and the unread count; the business's own messages never do.
+pub fn touch(
+    c: &mut dyn Conn,
+    id: &str,
+    inbound_at: Option<i64>,
+    preview: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let preview = preview.map(|p| p.chars().take(120).collect::<String>());
+    match inbound_at {
+        Some(at) => c.execute(
+            "update conversations set
+                 last_inbound_at = case when last_inbound_at is null or last_inbound_at < ? then ? else last_inbound_at end,
+                 last_activity_at = ?, last_message_preview = ?, unread_count = unread_count + 1, updated_at = ?
+             where id = ?",
+            params![at, at, now, preview, now, id],
+        )?,
+        None => c.execute(
+            "update conversations set last_activity_at = ?, last_message_preview = ?, updated_at = ? where id = ?",
+            params![now, preview, now, id],
+        )?,
+    };
+    Ok(())
+}
+
+pub fn get(c: &mut dyn Conn, scope: &Scope, id: &str) -> Result<Conversation, StoreError> {
+    let (ph, mut vals) = scope.in_list();
+    vals.insert(0, Val::from(id));
+    from_row(&c.query_one(
+        &format!("select {COLS} {FROM} where v.id = ? and v.org_id in ({ph})"),
+        &vals,
+    )?)
+}
+
+/// Where a page of the inbox ended: the last row's activity time and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxCursor {
+    pub last_activity_at: i64,
+    pub id: String,
+}
+
+/// The inbox, newest activity first, `limit` rows after `cursor`.
+pub fn list(
+    c: &mut dyn Conn,
+    scope: &Scope,
+    cursor: Option<&InboxCursor>,
+    limit: i64,
+) -> Result<Vec<Conversation>, StoreError> {
+    let (ph, mut vals) = scope.in_list();
+    let mut sql = format!("select {COLS} {FROM} where v.org_id in ({ph})");
+    if let Some(cur) = cursor {
+        sql.push_str(" and (v.last_activity_at < ? or (v.last_activity_at = ? and v.id < ?))");
+        vals.extend([
+            Val::I64(cur.last_activity_at),
+            Val::I64(cur.last_activity_at),
+            Val::from(&cur.id),
+        ]);
+    }
+    sql.push_str(" order by v.last_activity_at desc, v.id desc limit ?");
+    vals.push(Val::I64(limit));
+    c.query(&sql, &vals)?.iter().map(from_row).collect()
+}

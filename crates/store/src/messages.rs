@@ -1,0 +1,380 @@
+//! Messages in and out, and their delivery status.
+//!
+//! Inbound: one call stores a webhook's message with its contact and thread, or recognises it as a
+//! duplicate (provider message ids are unique), all in the caller's transaction.
+//! Outbound: the message and its outbox row are written together, so an accepted send is never lost.
+//! Status: every status webhook is kept; the message's status only moves forward; a status for a
+//! message whose provider id is not known yet is kept and applied when the id is recorded.
+
+use crate::conversations;
+use crate::orgs::Scope;
+use crate::sql::{Conn, Row, Val};
+use crate::{params, StoreError};
+use openline_domain::{DeliveryStatus, Direction, MessageKind, ProviderKind};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Message {
+    pub id: String,
+    pub org_id: String,
+    pub conversation_id: String,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub body: Option<String>,
+    /// Provider media reference (id, mime type, sha256, caption), for media messages.
+    #[schema(value_type = Option<Object>)]
+    pub media: Option<serde_json::Value>,
+    /// Template name, language and parameters, for template messages.
+    #[schema(value_type = Option<Object>)]
+    pub template: Option<serde_json::Value>,
+    pub author_user_id: Option<String>,
+    pub status: DeliveryStatus,
+    pub provider: Option<ProviderKind>,
+    pub provider_message_id: Option<String>,
+    /// The provider message id this message replies to.
+    pub reply_to: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    /// What the error means and what to do next, in plain words.
+    pub error_explanation: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub read_at: Option<i64>,
+}
+
+const COLS: &str =
+    "m.id, m.org_id, m.conversation_id, m.direction, m.kind, m.body, m.media, m.template, m.author_user_id,
+    m.status, m.provider, m.provider_message_id, m.reply_to, m.error_code, m.error_title, m.created_at, m.updated_at,
+    m.sent_at, m.delivered_at, m.read_at";
+
+fn from_row(r: &Row) -> Result<Message, StoreError> {
+    let error_code = r.opt_i64(13)?;
+    let provider = r.opt_string(10)?.and_then(|p| ProviderKind::parse(&p));
+    Ok(Message {
+        id: r.string(0)?,
+        org_id: r.string(1)?,
+        conversation_id: r.string(2)?,
+        direction: r.parsed(3, Direction::parse)?,
+        kind: r.parsed(4, MessageKind::parse)?,
+        body: r.opt_string(5)?,
+        media: r.opt_json(6)?,
+        template: r.opt_json(7)?,
+        author_user_id: r.opt_string(8)?,
+        status: r.parsed(9, DeliveryStatus::parse)?,
+        provider,
+        provider_message_id: r.opt_string(11)?,
+        reply_to: r.opt_string(12)?,
+        error_code,
+        error_title: r.opt_string(14)?,
+        error_explanation: error_code.map(|code| {
+            openline_domain::provider_errors::explain_cloud_api_error(code)
+                .explanation
+                .to_owned()
+        }),
+        created_at: r.i64(15)?,
+        updated_at: r.i64(16)?,
+        sent_at: r.opt_i64(17)?,
+        delivered_at: r.opt_i64(18)?,
+        read_at: r.opt_i64(19)?,
+    })
+}
+
+pub fn get_any(c: &mut dyn Conn, id: &str) -> Result<Message, StoreError> {
+    from_row(&c.query_one(&format!("select {COLS} from messages m where m.id = ?"), params![id])?)
+}
+
+pub fn get(c: &mut dyn Conn, scope: &Scope, id: &str) -> Result<Message, StoreError> {
+    let (ph, mut vals) = scope.in_list();
+    vals.insert(0, Val::from(id));
+    from_row(&c.query_one(
+        &format!("select {COLS} from messages m where m.id = ? and m.org_id in ({ph})"),
+        &vals,
+    )?)
+}
+
+/// Where a page of a thread ended: the oldest row's time and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadCursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+/// Up to `limit` messages of a thread older than `before` (default: the newest), oldest first.
+pub fn list_for_conversation(
+    c: &mut dyn Conn,
+    scope: &Scope,
+    conversation_id: &str,
+    before: Option<&ThreadCursor>,
+    limit: i64,
+) -> Result<Vec<Message>, StoreError> {
+    let (ph, scope_vals) = scope.in_list();
+    let mut vals = vec![Val::from(conversation_id)];
+    vals.extend(scope_vals);
+    let mut sql = format!("select {COLS} from messages m where m.conversation_id = ? and m.org_id in ({ph})");
+    if let Some(cur) = before {
+        sql.push_str(" and (m.created_at < ? or (m.created_at = ? and m.id < ?))");
+        vals.extend([Val::I64(cur.created_at), Val::I64(cur.created_at), Val::from(&cur.id)]);
+    }
+    sql.push_str(" order by m.created_at desc, m.id desc limit ?");
+    vals.push(Val::I64(limit));
+    let mut page: Vec<Message> = c.query(&sql, &vals)?.iter().map(from_row).collect::<Result<_, _>>()?;
+    page.reverse();
+    Ok(page)
+}
+
+/// A message received from a contact, as parsed from a webhook.
+pub struct NewInbound<'a> {
+    pub org_id: &'a str,
+    pub sender_id: &'a str,
+    pub channel: openline_domain::Channel,
+    pub provider: ProviderKind,
+    /// E.164, when the provider gives the number.
+    pub from_phone: Option<&'a str>,
+    pub wa_user_id: Option<&'a str>,
+    pub profile_name: Option<&'a str>,
+    pub provider_message_id: &'a str,
+    pub kind: MessageKind,
+    pub body: Option<&'a str>,
+    pub media: Option<&'a serde_json::Value>,
+    pub reply_to: Option<&'a str>,
+    pub raw: Option<&'a serde_json::Value>,
+    /// When the contact sent it (provider timestamp); the 24-hour window runs from here.
+    pub sent_at: i64,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum InboundOutcome {
+    /// First time seen: stored.
+    Stored(Box<Message>),
+    /// A retried webhook: nothing changed.
+    Duplicate,
+}
+
+/// Stores an inbound message with its contact and thread, or recognises a duplicate.
+pub fn insert_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOutcome, StoreError> {
+    let provider = m.provider.as_str();
+    if c.query_opt(
+        "select 1 from messages where provider = ? and provider_message_id = ?",
+        params![provider, m.provider_message_id],
+    )?
+    .is_some()
+    {
+        return Ok(InboundOutcome::Duplicate);
+    }
+    let contact_id =
+        crate::contacts::upsert_from_inbound(c, m.org_id, m.from_phone, m.wa_user_id, m.profile_name, m.now)?;
+    let conversation_id = conversations::find_or_create_open(c, m.org_id, m.channel, &contact_id, m.sender_id, m.now)?;
+    let id = openline_domain::ids::new_id("msg");
+    let media = m.media.map(|v| v.to_string());
+    let raw = m.raw.map(|v| v.to_string());
+    c.execute(
+        "insert into messages (id, org_id, conversation_id, direction, kind, body, media, status, provider, provider_message_id,
+             reply_to, raw, created_at, updated_at)
+         values (?, ?, ?, 'in', ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)",
+        params![&id, m.org_id, &conversation_id, m.kind.as_str(), m.body, media, provider, m.provider_message_id, m.reply_to, raw, m.now, m.now],
+    )?;
+    conversations::touch(
+        c,
+        &conversation_id,
+        Some(m.sent_at),
+        preview(m.kind, m.body).as_deref(),
+        m.now,
+    )?;
+    Ok(InboundOutcome::Stored(Box::new(get_any(c, &id)?)))
+}
+
+/// The text shown in the inbox for a message.
+fn preview(kind: MessageKind, body: Option<&str>) -> Option<String> {
+    match (kind, body) {
+        (MessageKind::Text, Some(b)) => Some(b.to_owned()),
+        (_, Some(b)) if !b.is_empty() => Some(format!("[{}] {b}", kind.as_str())),
+        _ => Some(format!("[{}]", kind.as_str())),
+    }
+}
+
+/// A message a user sends.
+pub struct NewOutbound<'a> {
+    pub org_id: &'a str,
+    pub conversation_id: &'a str,
+    pub sender_id: &'a str,
+    pub author_user_id: Option<&'a str>,
+    pub kind: MessageKind,
+    pub body: Option<&'a str>,
+    pub template: Option<&'a serde_json::Value>,
+    /// Hand it to the dispatcher now (otherwise it waits, queued, for policy to release it).
+    pub dispatch: bool,
+    pub now: i64,
+}
+
+/// Stores an outgoing message and, when it may go now, its outbox row, in the caller's transaction.
+pub fn insert_outbound(c: &mut dyn Conn, m: &NewOutbound<'_>) -> Result<Message, StoreError> {
+    let id = openline_domain::ids::new_id("msg");
+    let template = m.template.map(|v| v.to_string());
+    c.execute(
+        "insert into messages (id, org_id, conversation_id, direction, kind, body, template, author_user_id, status, created_at, updated_at)
+         values (?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?)",
+        params![&id, m.org_id, m.conversation_id, m.kind.as_str(), m.body, template, m.author_user_id, m.now, m.now],
+    )?;
+    if m.dispatch {
+        crate::outbox::enqueue(c, &id, m.org_id, m.sender_id, m.now)?;
+    }
+    conversations::touch(c, m.conversation_id, None, preview(m.kind, m.body).as_deref(), m.now)?;
+    get_any(c, &id)
+}
+
+/// The provider accepted a send and gave its id. Statuses that arrived before this are applied now.
+pub fn record_provider_accept(
+    c: &mut dyn Conn,
+    message_id: &str,
+    provider: ProviderKind,
+    provider_message_id: &str,
+    now: i64,
+) -> Result<Message, StoreError> {
+    c.execute(
+        "update messages set provider = ?, provider_message_id = ?,
+             status = case when status = 'queued' then 'accepted' else status end, updated_at = ?
+         where id = ?",
+        params![provider.as_str(), provider_message_id, now, message_id],
+    )?;
+    let early = c.query(
+        "select status, error_code, at from message_status_events
+         where provider = ? and provider_message_id = ? and message_id is null order by at, received_at",
+        params![provider.as_str(), provider_message_id],
+    )?;
+    for e in early {
+        if let Some(status) = DeliveryStatus::parse(&e.string(0)?) {
+            advance(c, message_id, status, e.opt_i64(1)?, None, e.i64(2)?, now)?;
+        }
+    }
+    c.execute(
+        "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
+        params![message_id, provider.as_str(), provider_message_id],
+    )?;
+    get_any(c, message_id)
+}
+
+/// A send failed for good: the message is failed with the provider's code.
+pub fn mark_failed(
+    c: &mut dyn Conn,
+    message_id: &str,
+    code: Option<i64>,
+    title: &str,
+    now: i64,
+) -> Result<Message, StoreError> {
+    c.execute(
+        "update messages set status = 'failed', error_code = ?, error_title = ?, updated_at = ? where id = ? and status <> 'read'",
+        params![code, title, now, message_id],
+    )?;
+    get_any(c, message_id)
+}
+
+/// A status webhook, as parsed.
+pub struct StatusReport<'a> {
+    pub provider: ProviderKind,
+    pub provider_message_id: &'a str,
+    pub status: DeliveryStatus,
+    pub error_code: Option<i64>,
+    pub error_title: Option<&'a str>,
+    /// When the provider says it happened.
+    pub at: i64,
+    pub raw: Option<&'a serde_json::Value>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum StatusOutcome {
+    /// The message moved to the new status.
+    Advanced(Message),
+    /// Recorded, but the message is already further along (a late or repeated webhook).
+    Stale(Message),
+    /// The same status was already recorded (a retried webhook).
+    Duplicate,
+    /// No message has this provider id yet; kept, and applied if one appears.
+    Orphan,
+}
+
+pub fn apply_status(c: &mut dyn Conn, s: &StatusReport<'_>) -> Result<StatusOutcome, StoreError> {
+    let provider = s.provider.as_str();
+    let message = c
+        .query_opt(
+            "select id from messages where provider = ? and provider_message_id = ?",
+            params![provider, s.provider_message_id],
+        )?
+        .map(|r| r.string(0))
+        .transpose()?;
+    let inserted = c.execute(
+        "insert into message_status_events (id, provider, provider_message_id, message_id, status, error_code, at, received_at, raw)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         on conflict (provider, provider_message_id, status) do nothing",
+        params![
+            openline_domain::ids::new_id("mse"),
+            provider,
+            s.provider_message_id,
+            message.as_deref(),
+            s.status.as_str(),
+            s.error_code,
+            s.at,
+            s.now,
+            s.raw.map(|v| v.to_string())
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(StatusOutcome::Duplicate);
+    }
+    let Some(message_id) = message else {
+        return Ok(StatusOutcome::Orphan);
+    };
+    let moved = advance(c, &message_id, s.status, s.error_code, s.error_title, s.at, s.now)?;
+    let m = get_any(c, &message_id)?;
+    Ok(if moved {
+        StatusOutcome::Advanced(m)
+    } else {
+        StatusOutcome::Stale(m)
+    })
+}
+
+/// Moves a message forward to `status` if the ordering allows; always fills the status's timestamp.
+fn advance(
+    c: &mut dyn Conn,
+    message_id: &str,
+    status: DeliveryStatus,
+    error_code: Option<i64>,
+    error_title: Option<&str>,
+    at: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let current = c
+        .query_one("select status from messages where id = ?", params![message_id])?
+        .parsed(0, DeliveryStatus::parse)?;
+    let stamp = match status {
+        DeliveryStatus::Sent => Some("sent_at"),
+        DeliveryStatus::Delivered => Some("delivered_at"),
+        DeliveryStatus::Read => Some("read_at"),
+        _ => None,
+    };
+    if let Some(col) = stamp {
+        c.execute(
+            &format!("update messages set {col} = coalesce({col}, ?) where id = ?"),
+            params![at, message_id],
+        )?;
+    }
+    if !current.should_advance_to(status) {
+        return Ok(false);
+    }
+    if status == DeliveryStatus::Failed {
+        c.execute(
+            "update messages set status = 'failed', error_code = ?, error_title = ?, updated_at = ? where id = ?",
+            params![error_code, error_title, now, message_id],
+        )?;
+    } else {
+        c.execute(
+            "update messages set status = ?, updated_at = ? where id = ?",
+            params![status.as_str(), now, message_id],
+        )?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,62 @@
+//! Schema migrations, embedded in the binary and applied in order, each in its own transaction, on
+//! either backend (the SQL is written to be accepted by both). `openline migrate` runs them
+//! explicitly; `Store::open` runs pending ones at start-up. On PostgreSQL an advisory lock keeps two
+//! nodes starting at once from applying the same migration twice.
+
+use crate::sql::{Backend, Conn};
+use crate::{params, StoreError};
+
+/// (version, name, SQL), in order. Never edit a released migration; add a new one.
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+
+/// Applies every pending migration; returns the versions applied now.
+pub fn apply(conn: &mut dyn Conn) -> Result<Vec<i64>, StoreError> {
+    if conn.backend() == Backend::Postgres {
+        conn.batch("select pg_advisory_lock(7301)")?;
+    }
+    let result = apply_locked(conn);
+    if conn.backend() == Backend::Postgres {
+        let _ = conn.batch("select pg_advisory_unlock(7301)");
+    }
+    result
+}
+
+fn apply_locked(conn: &mut dyn Conn) -> Result<Vec<i64>, StoreError> {
+    conn.batch(
+        "create table if not exists schema_migrations (
+            version bigint primary key, name text not null, applied_at bigint not null)",
+    )?;
+    let applied: Vec<i64> = conn
+        .query("select version from schema_migrations order by version", &[])?
+        .iter()
+        .map(|r| r.i64(0))
+        .collect::<Result<_, _>>()?;
+    let mut now_applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        conn.batch("begin")?;
+        let step = conn.batch(sql).and_then(|_| {
+            conn.execute(
+                "insert into schema_migrations (version, name, applied_at) values (?, ?, ?)",
+                params![*version, *name, now_ms()],
+            )
+        });
+        match step {
+            Ok(_) => conn.batch("commit")?,
+            Err(e) => {
+                let _ = conn.batch("rollback");
+                return Err(StoreError::Db(format!("migration {version} ({name}) failed: {e}")));
+            }
+        }
+        tracing::info!(version, name, "applied migration");
+        now_applied.push(*version);
+    }
+    Ok(now_applied)
+}
+
+fn now_ms() -> i64 {
+    use openline_domain::clock::Clock;
+    openline_domain::clock::SystemClock.now()
+}

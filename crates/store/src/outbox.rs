@@ -1,0 +1,106 @@
+//! The transactional outbox. A message that may be sent gets an outbox row in the same transaction
+//! that stores it; dispatchers claim due rows with a lease (on PostgreSQL with `skip locked`, so two
+//! nodes never claim the same row), send, and mark them done, retry them later, or dead.
+
+use crate::sql::{Backend, Conn};
+use crate::{params, StoreError};
+
+pub fn enqueue(c: &mut dyn Conn, message_id: &str, org_id: &str, sender_id: &str, now: i64) -> Result<(), StoreError> {
+    c.execute(
+        "insert into outbox (id, message_id, org_id, sender_id, state, attempts, next_attempt_at, created_at, updated_at)
+         values (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+        params![openline_domain::ids::new_id("obx"), message_id, org_id, sender_id, now, now, now],
+    )?;
+    Ok(())
+}
+
+/// A claimed row: what the dispatcher needs to send one message.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub outbox_id: String,
+    pub message_id: String,
+    pub sender_id: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due rows for `lease_ms`. A row whose lease ran out (its node died mid-send)
+/// becomes claimable again.
+pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
+    let lock = match c.backend() {
+        Backend::Postgres => " for update skip locked",
+        Backend::Sqlite => "",
+    };
+    let rows = c.query(
+        &format!(
+            "select id, message_id, sender_id, attempts from outbox
+             where state = 'pending' and next_attempt_at <= ? and (lease_until is null or lease_until < ?)
+             order by next_attempt_at, id limit ?{lock}"
+        ),
+        params![now, now, limit],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let claimed = Claimed {
+            outbox_id: r.string(0)?,
+            message_id: r.string(1)?,
+            sender_id: r.string(2)?,
+            attempts: r.i64(3)?,
+        };
+        c.execute(
+            "update outbox set lease_until = ?, attempts = attempts + 1, updated_at = ? where id = ?",
+            params![now + lease_ms, now, &claimed.outbox_id],
+        )?;
+        out.push(claimed);
+    }
+    Ok(out)
+}
+
+pub fn complete(c: &mut dyn Conn, outbox_id: &str, now: i64) -> Result<(), StoreError> {
+    c.execute(
+        "update outbox set state = 'done', lease_until = null, last_error = null, updated_at = ? where id = ?",
+        params![now, outbox_id],
+    )?;
+    Ok(())
+}
+
+pub fn retry_at(
+    c: &mut dyn Conn,
+    outbox_id: &str,
+    next_attempt_at: i64,
+    error: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "update outbox set next_attempt_at = ?, lease_until = null, last_error = ?, updated_at = ? where id = ?",
+        params![next_attempt_at, error, now, outbox_id],
+    )?;
+    Ok(())
+}
+
+pub fn dead(c: &mut dyn Conn, outbox_id: &str, error: &str, now: i64) -> Result<(), StoreError> {
+    c.execute(
+        "update outbox set state = 'dead', lease_until = null, last_error = ?, updated_at = ? where id = ?",
+        params![error, now, outbox_id],
+    )?;
+    Ok(())
+}
+
+/// When the next pending row becomes due (for the dispatcher's sleep), if any.
+pub fn next_due_at(c: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
+    c.query_one(
+        "select min(case when lease_until is not null and lease_until > next_attempt_at then lease_until else next_attempt_at end)
+         from outbox where state = 'pending'",
+        &[],
+    )?
+    .opt_i64(0)
+}
+
+/// Rows waiting to be sent (for metrics and the dispatcher-lag gauge): count and oldest due time.
+pub fn backlog(c: &mut dyn Conn, now: i64) -> Result<(i64, Option<i64>), StoreError> {
+    let r = c.query_one(
+        "select count(*), min(next_attempt_at) from outbox where state = 'pending' and next_attempt_at <= ?",
+        params![now],
+    )?;
+    Ok((r.i64(0)?, r.opt_i64(1)?))
+}

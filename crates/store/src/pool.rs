@@ -1,0 +1,143 @@
+//! The threads that own database connections.
+//!
+//! Writes go to writer threads that **group commit**: a writer takes every job waiting in its queue
+//! (up to `MAX_GROUP`), runs each inside its own savepoint within one transaction, commits once, and
+//! only then answers every caller. Many concurrent webhooks therefore share one fsync, which is how
+//! durable ingest reaches tens of thousands per second on SQLite (DESIGN.md §3), and a caller is never
+//! answered before its data is on disk. A job that fails rolls back to its savepoint and fails alone.
+//!
+//! Reads go to a small pool of reader threads, each with its own connection (SQLite in WAL mode lets
+//! readers run beside the writer). Both queues are bounded: when full, callers get `Overloaded` at once
+//! (the server answers 503 with Retry-After) instead of buffering without limit.
+
+use crate::sql::{Backend, Conn};
+use crate::StoreError;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::JoinHandle;
+
+/// The most jobs one transaction takes. Large enough to amortise the fsync, small enough that one
+/// slow job does not hold many callers for long.
+const MAX_GROUP: usize = 512;
+
+/// Tells a caller how its job ended, once the transaction's outcome is known.
+pub(crate) type Finisher = Box<dyn FnOnce(Option<StoreError>) + Send>;
+/// A unit of work: runs against a connection, reports whether it succeeded, and returns its finisher.
+pub(crate) type WriteJob = Box<dyn FnOnce(&mut dyn Conn) -> (bool, Finisher) + Send>;
+pub(crate) type ReadJob = Box<dyn FnOnce(&mut dyn Conn) + Send>;
+
+/// Opens connections of one backend (each thread opens its own).
+pub(crate) trait Connector: Send + Sync + 'static {
+    fn open(&self, read_only: bool) -> Result<Box<dyn Conn + Send>, StoreError>;
+    /// Called after a failed transaction: replaces a broken connection.
+    fn repair(&self, conn: &mut Box<dyn Conn + Send>) -> Result<(), StoreError>;
+}
+
+pub(crate) fn spawn_writer(
+    name: String,
+    connector: std::sync::Arc<dyn Connector>,
+    mut conn: Box<dyn Conn + Send>,
+    rx: flume::Receiver<WriteJob>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        let begin = match conn.backend() {
+            Backend::Sqlite => "begin immediate",
+            Backend::Postgres => "begin",
+        };
+        // Ends when every sender is dropped and the queue is drained: graceful shutdown finishes
+        // every job already accepted.
+        while let Ok(first) = rx.recv() {
+            let mut jobs = Vec::with_capacity(16);
+            jobs.push(first);
+            while jobs.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            run_group(&mut conn, begin, jobs);
+            if let Err(e) = connector.repair(&mut conn) {
+                tracing::error!(error = %e, "database connection could not be repaired");
+            }
+        }
+    })
+}
+
+fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) {
+    if let Err(e) = conn.batch(begin) {
+        tracing::error!(error = %e, "could not begin a transaction");
+        // The jobs never ran; dropping them drops their reply channels, and each caller gets an error.
+        drop(jobs);
+        return;
+    }
+    let mut finishers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Err(e) = conn.batch("savepoint job") {
+            tracing::error!(error = %e, "could not open a savepoint");
+            let _ = conn.batch("rollback");
+            for f in finishers {
+                call(f, Some(e.clone()));
+            }
+            return;
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| job(conn.as_mut())));
+        let (ok, finisher) = match outcome {
+            Ok(pair) => pair,
+            Err(_) => {
+                tracing::error!("a store job panicked; it was rolled back");
+                let f: Finisher = Box::new(|_| {});
+                (false, f)
+            }
+        };
+        let end = if ok {
+            "release savepoint job"
+        } else {
+            "rollback to savepoint job; release savepoint job"
+        };
+        if let Err(e) = conn.batch(end) {
+            tracing::error!(error = %e, "could not close a savepoint");
+            let _ = conn.batch("rollback");
+            finishers.push(finisher);
+            for f in finishers {
+                call(f, Some(e.clone()));
+            }
+            return;
+        }
+        finishers.push(finisher);
+    }
+    match conn.batch("commit") {
+        Ok(()) => {
+            for f in finishers {
+                call(f, None);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed; every job in the group fails");
+            let _ = conn.batch("rollback");
+            for f in finishers {
+                call(f, Some(e.clone()));
+            }
+        }
+    }
+}
+
+fn call(f: Finisher, err: Option<StoreError>) {
+    f(err);
+}
+
+pub(crate) fn spawn_reader(
+    name: String,
+    connector: std::sync::Arc<dyn Connector>,
+    mut conn: Box<dyn Conn + Send>,
+    rx: flume::Receiver<ReadJob>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        while let Ok(job) = rx.recv() {
+            if catch_unwind(AssertUnwindSafe(|| job(conn.as_mut()))).is_err() {
+                tracing::error!("a read job panicked");
+            }
+            if let Err(e) = connector.repair(&mut conn) {
+                tracing::error!(error = %e, "database connection could not be repaired");
+            }
+        }
+    })
+}

@@ -1,0 +1,183 @@
+//! The one SQL interface both backends implement. Queries are written once, with `?` placeholders,
+//! and run unchanged on SQLite; the PostgreSQL connection rewrites them to `$1, $2, …` (cheap, and
+//! cached with the prepared statement). Values cross the boundary as `Val`, so the store logic never
+//! sees a backend type. This is why the backends cannot drift: there is no second copy of a query.
+
+use crate::StoreError;
+
+/// Which database engine a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A value passed to or read from SQL. Text for ids, strings and JSON; 64-bit integers for times
+/// (epoch milliseconds), counts and booleans (0/1).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    I64(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::I64(v)
+    }
+}
+impl From<bool> for Val {
+    fn from(v: bool) -> Self {
+        Val::I64(i64::from(v))
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(v.to_owned())
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(v)
+    }
+}
+impl From<&String> for Val {
+    fn from(v: &String) -> Self {
+        Val::Text(v.clone())
+    }
+}
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Val::Null, Into::into)
+    }
+}
+
+/// Builds a `&[Val]` from mixed values: `params![id, now, Some("x")]`.
+#[macro_export]
+macro_rules! params {
+    ($($v:expr),* $(,)?) => { &[$($crate::sql::Val::from($v)),*][..] };
+}
+
+/// One result row, read by column position.
+#[derive(Debug, Clone)]
+pub struct Row(pub Vec<Val>);
+
+impl Row {
+    fn at(&self, i: usize) -> Result<&Val, StoreError> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Decode(format!("no column {i}")))
+    }
+    pub fn i64(&self, i: usize) -> Result<i64, StoreError> {
+        match self.at(i)? {
+            Val::I64(v) => Ok(*v),
+            other => Err(StoreError::Decode(format!(
+                "column {i}: expected integer, got {other:?}"
+            ))),
+        }
+    }
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self.at(i)? {
+            Val::Null => Ok(None),
+            _ => self.i64(i).map(Some),
+        }
+    }
+    pub fn bool(&self, i: usize) -> Result<bool, StoreError> {
+        Ok(self.i64(i)? != 0)
+    }
+    pub fn string(&self, i: usize) -> Result<String, StoreError> {
+        match self.at(i)? {
+            Val::Text(v) => Ok(v.clone()),
+            other => Err(StoreError::Decode(format!("column {i}: expected text, got {other:?}"))),
+        }
+    }
+    pub fn opt_string(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.at(i)? {
+            Val::Null => Ok(None),
+            _ => self.string(i).map(Some),
+        }
+    }
+    /// A text column holding JSON.
+    pub fn opt_json(&self, i: usize) -> Result<Option<serde_json::Value>, StoreError> {
+        match self.opt_string(i)? {
+            None => Ok(None),
+            Some(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| StoreError::Decode(e.to_string())),
+        }
+    }
+    /// A text column holding one of the domain's text enums.
+    pub fn parsed<T>(&self, i: usize, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+        let s = self.string(i)?;
+        parse(&s).ok_or_else(|| StoreError::Decode(format!("column {i}: unknown value {s:?}")))
+    }
+}
+
+/// A connection to either backend. Store logic is written once against this trait.
+pub trait Conn {
+    fn backend(&self) -> Backend;
+    /// Runs one statement; returns the number of rows changed.
+    fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError>;
+    /// Runs one statement and returns every row.
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError>;
+    /// Runs statements without parameters (migrations, transaction control).
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+
+    /// The first row, if any.
+    fn query_opt(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+    /// Exactly one row, or `NotFound`.
+    fn query_one(&mut self, sql: &str, params: &[Val]) -> Result<Row, StoreError> {
+        self.query_opt(sql, params)?.ok_or(StoreError::NotFound)
+    }
+}
+
+/// `?, ?, ?` for an `IN (…)` list of `n` values (n ≥ 1).
+pub fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n.max(1) {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// Rewrites `?` placeholders to PostgreSQL's `$1, $2, …`, leaving `?` inside quoted literals alone.
+pub fn to_postgres_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut in_quote = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                in_quote = !in_quote;
+                out.push(c);
+            }
+            '?' if !in_quote => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_literals_only() {
+        assert_eq!(
+            to_postgres_placeholders("select '?' from t where a = ? and b in (?, ?)"),
+            "select '?' from t where a = $1 and b in ($2, $3)"
+        );
+        assert_eq!(placeholders(3), "?, ?, ?");
+    }
+}

@@ -1,0 +1,79 @@
+//! Test support (feature `testing`): a fresh database for every test, on either backend.
+//!
+//! PostgreSQL tests use the server at `OPENLINE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`): each test creates its own database there and drops
+//! it when done, so tests run in parallel without seeing each other's rows.
+
+#![allow(clippy::expect_used)]
+
+use crate::DatabaseUrl;
+
+/// A database that exists for one test. Dropping it removes it.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    drop_pg: Option<(String, String)>,
+}
+
+pub fn admin_url() -> String {
+    std::env::var("OPENLINE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = DatabaseUrl::Sqlite(dir.path().join("openline.db"));
+        Self {
+            url,
+            _dir: Some(dir),
+            drop_pg: None,
+        }
+    }
+
+    pub fn postgres() -> Self {
+        // The synchronous client must not run on an async runtime thread.
+        std::thread::scope(|s| {
+            s.spawn(Self::postgres_on_this_thread)
+                .join()
+                .expect("create test database")
+        })
+    }
+
+    fn postgres_on_this_thread() -> Self {
+        let admin = admin_url();
+        let name = format!("openline_t_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .expect("PostgreSQL for tests (set OPENLINE_TEST_POSTGRES_URL)");
+        client
+            .batch_execute(&format!("create database {name}"))
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin).expect("admin url");
+        url.set_path(&format!("/{name}"));
+        Self {
+            url: DatabaseUrl::Postgres(url.to_string()),
+            _dir: None,
+            drop_pg: Some((admin, name)),
+        }
+    }
+
+    pub fn new(backend: crate::Backend) -> Self {
+        match backend {
+            crate::Backend::Sqlite => Self::sqlite(),
+            crate::Backend::Postgres => Self::postgres(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.drop_pg.take() {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    if let Ok(mut client) = postgres::Client::connect(&admin, postgres::NoTls) {
+                        let _ = client.batch_execute(&format!("drop database if exists {name} with (force)"));
+                    }
+                });
+            });
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! The store's contract, run against both backends: every test here runs once on a fresh SQLite
+//! file and once on a fresh PostgreSQL database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use openline_domain::{Channel, DeliveryStatus, MessageKind, ProviderKind, Role};
+use openline_store::messages::{InboundOutcome, NewInbound, NewOutbound, StatusOutcome, StatusReport};
+use openline_store::orgs::Scope;
+use openline_store::testing::TestDb;
+use openline_store::{
+    contacts, conversations, idempotency, messages, orgs, outbox, senders, users, Backend, Store, StoreError,
+};
+
+/// Declares `name_sqlite` and `name_postgres` tests running `body(store)`.
+macro_rules! both_backends {
+    ($($name:ident => $body:ident;)*) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Sqlite, super::$body).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Postgres, super::$body).await } )* }
+    };
+}
+
+both_backends! {
+    an_inbound_message_creates_its_contact_and_thread_and_a_retry_is_a_no_op => inbound_dedupe;
+    a_second_message_joins_the_open_thread_and_moves_the_window => thread_and_window;
+    statuses_only_move_forward_and_early_ones_wait_for_their_message => statuses;
+    the_outbox_is_claimed_once_and_a_lapsed_lease_is_claimed_again => outbox_claims;
+    another_organization_sees_nothing => scoping;
+    users_tokens_and_sessions => auth;
+    concurrent_writes_share_commits_and_a_failing_job_fails_alone => group_commit;
+    the_inbox_pages_newest_activity_first => inbox_paging;
+    idempotency_keys_remember_the_first_answer => idempotency_keys;
+}
+
+async fn run<F, Fut>(backend: Backend, body: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let db = TestDb::new(backend);
+    let store = Store::open(&db.url).expect("open store");
+    body(store).await;
+    drop(db);
+}
+
+struct World {
+    org: String,
+    sender: senders::Sender,
+    scope: Scope,
+}
+
+const NOW: i64 = 1_700_000_000_000;
+
+async fn world(store: &Store, name: &'static str, pnid: &'static str) -> World {
+    store
+        .write(move |c| {
+            let org = orgs::create(c, name, None, "on", NOW)?;
+            let sender = senders::create(
+                c,
+                &senders::NewSender {
+                    org_id: &org.id,
+                    channel: Channel::Whatsapp,
+                    provider: ProviderKind::CloudApi,
+                    phone_number: "+15550001000",
+                    phone_number_id: pnid,
+                    waba_id: Some("waba1"),
+                    display_name: "Demo",
+                    throughput_per_s: 80,
+                },
+                NOW,
+            )?;
+            Ok(World {
+                scope: Scope {
+                    org_ids: vec![org.id.clone()],
+                },
+                org: org.id,
+                sender,
+            })
+        })
+        .await
+        .unwrap()
+}
+
+fn inbound<'a>(w: &'a World, wamid: &'a str, phone: &'a str, body: &'a str, at: i64) -> NewInbound<'a> {
+    NewInbound {
+        org_id: &w.org,
+        sender_id: &w.sender.id,
+        channel: Channel::Whatsapp,
+        provider: ProviderKind::CloudApi,
+        from_phone: Some(phone),
+        wa_user_id: None,
+        profile_name: Some("Ada"),
+        provider_message_id: wamid,
+        kind: MessageKind::Text,
+        body: Some(body),
+        media: None,
+        reply_to: None,
+        raw: None,
+        sent_at: at,
+        now: at,
+    }
+}
+
+async fn store_inbound(store: &Store, w: &World, wamid: &str, phone: &str, body: &str, at: i64) -> InboundOutcome {
+    let (org, sender) = (w.org.clone(), w.sender.id.clone());
+    let (wamid, phone, body) = (wamid.to_owned(), phone.to_owned(), body.to_owned());
+    store
+        .write(move |c| {
+            let w = World {
+                org,
+                sender: senders::get_any(c, &sender)?,
+                scope: Scope { org_ids: vec![] },
+            };
+            messages::insert_inbound(c, &inbound(&w, &wamid, &phone, &body, at))
+        })
+        .await
+        .unwrap()
+}
+
+async fn inbound_dedupe(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let first = store_inbound(&store, &w, "wamid.A", "+447700900001", "Hello", NOW).await;
+    let InboundOutcome::Stored(m) = first else {
+        panic!("first delivery must store")
+    };
+    assert_eq!(m.body.as_deref(), Some("Hello"));
+    assert_eq!(m.status, DeliveryStatus::Received);
+    let again = store_inbound(&store, &w, "wamid.A", "+447700900001", "Hello", NOW).await;
+    assert!(matches!(again, InboundOutcome::Duplicate));
+    let scope = w.scope.clone();
+    let (convs, cts) = store
+        .read(move |c| {
+            Ok((
+                conversations::list(c, &scope, None, 10)?,
+                contacts::list(c, &scope, None, None, 10)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(convs.len(), 1);
+    assert_eq!(cts.len(), 1);
+    assert_eq!(cts[0].whatsapp_name.as_deref(), Some("Ada"));
+    let (scope, cid) = (w.scope.clone(), convs[0].id.clone());
+    let msgs = store
+        .read(move |c| messages::list_for_conversation(c, &scope, &cid, None, 50))
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 1, "a retried webhook stores one message");
+}
+
+async fn thread_and_window(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    store_inbound(&store, &w, "wamid.1", "+447700900001", "one", NOW).await;
+    store_inbound(&store, &w, "wamid.2", "+447700900001", "two", NOW + 60_000).await;
+    // A late-arriving older message must not move the window backwards.
+    store_inbound(&store, &w, "wamid.0", "+447700900001", "zero", NOW - 60_000).await;
+    let scope = w.scope.clone();
+    let convs = store
+        .read(move |c| conversations::list(c, &scope, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0].last_inbound_at, Some(NOW + 60_000));
+    assert_eq!(convs[0].unread_count, 3);
+}
+
+async fn send_one(store: &Store, w: &World, phone: &'static str) -> messages::Message {
+    let (org, sender) = (w.org.clone(), w.sender.id.clone());
+    store
+        .write(move |c| {
+            let contact = contacts::create(c, &org, phone, Some("Ada"), NOW)?;
+            let conv = conversations::find_or_create_open(c, &org, Channel::Whatsapp, &contact.id, &sender, NOW)?;
+            messages::insert_outbound(
+                c,
+                &NewOutbound {
+                    org_id: &org,
+                    conversation_id: &conv,
+                    sender_id: &sender,
+                    author_user_id: None,
+                    kind: MessageKind::Text,
+                    body: Some("Hi"),
+                    template: None,
+                    dispatch: true,
+                    now: NOW,
+                },
+            )
+        })
+        .await
+        .unwrap()
+}
+
+async fn status(store: &Store, wamid: &str, s: DeliveryStatus, at: i64) -> StatusOutcome {
+    let wamid = wamid.to_owned();
+    store
+        .write(move |c| {
+            messages::apply_status(
+                c,
+                &StatusReport {
+                    provider: ProviderKind::CloudApi,
+                    provider_message_id: &wamid,
+                    status: s,
+                    error_code: None,
+                    error_title: None,
+                    at,
+                    raw: None,
+                    now: at,
+                },
+            )
+        })
+        .await
+        .unwrap()
+}
+
+async fn statuses(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let m = send_one(&store, &w, "+447700900001").await;
+    assert_eq!(m.status, DeliveryStatus::Queued);
+    // `sent` arrives before openline has recorded the provider's id: kept as an orphan.
+    assert!(matches!(
+        status(&store, "wamid.out", DeliveryStatus::Sent, NOW + 1).await,
+        StatusOutcome::Orphan
+    ));
+    let id = m.id.clone();
+    let m = store
+        .write(move |c| messages::record_provider_accept(c, &id, ProviderKind::CloudApi, "wamid.out", NOW + 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        m.status,
+        DeliveryStatus::Sent,
+        "the early status is applied once the id is known"
+    );
+    assert!(matches!(
+        status(&store, "wamid.out", DeliveryStatus::Read, NOW + 4).await,
+        StatusOutcome::Advanced(_)
+    ));
+    match status(&store, "wamid.out", DeliveryStatus::Delivered, NOW + 3).await {
+        StatusOutcome::Stale(m) => {
+            assert_eq!(
+                m.status,
+                DeliveryStatus::Read,
+                "read is never overwritten by a late delivered"
+            );
+            assert_eq!(m.delivered_at, Some(NOW + 3), "but the delivery time is kept");
+        }
+        other => panic!("expected stale, got {other:?}"),
+    }
+    assert!(matches!(
+        status(&store, "wamid.out", DeliveryStatus::Read, NOW + 4).await,
+        StatusOutcome::Duplicate
+    ));
+}
+
+async fn outbox_claims(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let m = send_one(&store, &w, "+447700900001").await;
+    let first = store.write(|c| outbox::claim_due(c, NOW, 30_000, 10)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].message_id, m.id);
+    let second = store
+        .write(|c| outbox::claim_due(c, NOW + 1_000, 30_000, 10))
+        .await
+        .unwrap();
+    assert!(second.is_empty(), "a leased row is not claimed twice");
+    let lapsed = store
+        .write(|c| outbox::claim_due(c, NOW + 31_000, 30_000, 10))
+        .await
+        .unwrap();
+    assert_eq!(lapsed.len(), 1, "a row whose sender died is claimed again");
+    assert_eq!(lapsed[0].attempts, 1);
+    let ob = lapsed[0].outbox_id.clone();
+    store
+        .write(move |c| outbox::complete(c, &ob, NOW + 32_000))
+        .await
+        .unwrap();
+    let none = store
+        .write(|c| outbox::claim_due(c, NOW + 99_000, 30_000, 10))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn scoping(store: Store) {
+    let a = world(&store, "Bank A", "pnA").await;
+    let b = world(&store, "Bank B", "pnB").await;
+    let InboundOutcome::Stored(m) = store_inbound(&store, &a, "wamid.A1", "+447700900001", "secret", NOW).await else {
+        panic!()
+    };
+    let (scope_b, mid, cid) = (b.scope.clone(), m.id.clone(), m.conversation_id.clone());
+    let r = store
+        .read(move |c| {
+            Ok((
+                conversations::list(c, &scope_b, None, 10)?,
+                messages::get(c, &scope_b, &mid).err(),
+                conversations::get(c, &scope_b, &cid).err(),
+                messages::list_for_conversation(c, &scope_b, &cid, None, 10)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(r.0.is_empty());
+    assert!(matches!(r.1, Some(StoreError::NotFound)));
+    assert!(matches!(r.2, Some(StoreError::NotFound)));
+    assert!(r.3.is_empty());
+}
+
+async fn auth(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let org = w.org.clone();
+    let user = store
+        .write(move |c| {
+            users::create(
+                c,
+                &users::NewUser {
+                    org_id: &org,
+                    team_id: None,
+                    email: "Ada@Example.com",
+                    name: "Ada",
+                    role: Role::Agent,
+                    password_hash: "h",
+                },
+                NOW,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(user.email, "ada@example.com");
+    let org = w.org.clone();
+    let dup = store
+        .write(move |c| {
+            users::create(
+                c,
+                &users::NewUser {
+                    org_id: &org,
+                    team_id: None,
+                    email: "ada@example.com",
+                    name: "Ada 2",
+                    role: Role::Agent,
+                    password_hash: "h",
+                },
+                NOW,
+            )
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let uid = user.id.clone();
+    let tok = store
+        .write(move |c| users::create_token(c, &uid, "ci", "hash1", NOW))
+        .await
+        .unwrap();
+    let found = store.read(|c| users::user_for_token(c, "hash1")).await.unwrap();
+    assert_eq!(found.map(|u| u.id), Some(user.id.clone()));
+    let (uid, tid) = (user.id.clone(), tok.id.clone());
+    store
+        .write(move |c| users::revoke_token(c, &uid, &tid, NOW))
+        .await
+        .unwrap();
+    assert!(store
+        .read(|c| users::user_for_token(c, "hash1"))
+        .await
+        .unwrap()
+        .is_none());
+    let (uid, tid) = (user.id.clone(), tok.id.clone());
+    assert!(matches!(
+        store.write(move |c| users::revoke_token(c, &uid, &tid, NOW)).await,
+        Err(StoreError::NotFound)
+    ));
+    let uid = user.id.clone();
+    store
+        .write(move |c| users::create_session(c, "sess", &uid, NOW, NOW + 1000))
+        .await
+        .unwrap();
+    assert!(store
+        .read(|c| users::user_for_session(c, "sess", NOW + 1))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .read(|c| users::user_for_session(c, "sess", NOW + 1000))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    let login = store
+        .read(|c| users::find_for_login(c, " ADA@example.com "))
+        .await
+        .unwrap();
+    assert_eq!(login.map(|(_, h)| h), Some("h".to_owned()));
+}
+
+async fn group_commit(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let store = store.clone();
+        let (org, sender) = (w.org.clone(), w.sender.id.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(move |c| {
+                    if i % 50 == 7 {
+                        // Writes something, then fails: its write must vanish, others must stay.
+                        c.execute("insert into provider_events (id, provider, field, raw, received_at) values ('bad', 'x', 'x', '{}', 0)", &[])?;
+                        return Err(StoreError::Db("planned failure".into()));
+                    }
+                    let w = World { org, sender: senders::get_any(c, &sender)?, scope: Scope { org_ids: vec![] } };
+                    let wamid = format!("wamid.{i}");
+                    let phone = format!("+4477009{:05}", i);
+                    messages::insert_inbound(c, &inbound(&w, &wamid, &phone, "x", NOW + i))
+                })
+                .await
+        }));
+    }
+    let mut ok = 0;
+    let mut failed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(InboundOutcome::Stored(_)) => ok += 1,
+            Ok(InboundOutcome::Duplicate) => panic!("no duplicates were sent"),
+            Err(_) => failed += 1,
+        }
+    }
+    assert_eq!((ok, failed), (294, 6));
+    let (n_msgs, n_bad) = store
+        .read(|c| {
+            Ok((
+                c.query_one("select count(*) from messages", &[])?.i64(0)?,
+                c.query_one("select count(*) from provider_events where id = 'bad'", &[])?
+                    .i64(0)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(n_msgs, 294);
+    assert_eq!(n_bad, 0, "a failed job's writes are rolled back");
+}
+
+async fn inbox_paging(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    for i in 0..5 {
+        store_inbound(
+            &store,
+            &w,
+            &format!("wamid.{i}"),
+            &format!("+44770090000{i}"),
+            "x",
+            NOW + i * 1000,
+        )
+        .await;
+    }
+    let scope = w.scope.clone();
+    let page1 = store
+        .read(move |c| conversations::list(c, &scope, None, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        page1
+            .iter()
+            .map(|c| c.contact_phone.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["+447700900004", "+447700900003"]
+    );
+    let cur = conversations::InboxCursor {
+        last_activity_at: page1[1].last_activity_at,
+        id: page1[1].id.clone(),
+    };
+    let scope = w.scope.clone();
+    let page2 = store
+        .read(move |c| conversations::list(c, &scope, Some(&cur), 10))
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 3);
+    assert_eq!(page2[0].contact_phone.as_deref(), Some("+447700900002"));
+}
+
+async fn idempotency_keys(store: Store) {
+    let resp = idempotency::StoredResponse {
+        request_hash: "h1".into(),
+        status: 201,
+        body: "{\"id\":1}".into(),
+    };
+    let r = resp.clone();
+    store
+        .write(move |c| idempotency::save(c, "usr_1", "key-1", &r, NOW))
+        .await
+        .unwrap();
+    let found = store.read(|c| idempotency::find(c, "usr_1", "key-1")).await.unwrap();
+    assert_eq!(found, Some(resp));
+    assert!(
+        store
+            .read(|c| idempotency::find(c, "usr_2", "key-1"))
+            .await
+            .unwrap()
+            .is_none(),
+        "keys are per user"
+    );
+}
