@@ -85,13 +85,8 @@ fn json_error(rejection: &JsonRejection) -> SimError {
             "unsupported_media_type",
             "Send a JSON body with Content-Type: application/json.",
         ),
-        JsonRejection::JsonSyntaxError(_) => {
-            ("invalid_json", "The request body is not valid JSON.")
-        }
-        JsonRejection::JsonDataError(_) => (
-            "invalid_request",
-            "The request body does not have the expected fields",
-        ),
+        JsonRejection::JsonSyntaxError(_) => ("invalid_json", "The request body is not valid JSON."),
+        JsonRejection::JsonDataError(_) => ("invalid_request", "The request body does not have the expected fields"),
         _ => ("invalid_request", "The request body could not be read."),
     };
     let message = match rejection {

@@ -7,10 +7,7 @@ use rand::Rng;
 /// A message id like `wamid.HBgL…`: base64 of a unique value, as Meta's are.
 pub fn message_id() -> String {
     let raw = format!("sim.{}", ulid::Ulid::new());
-    format!(
-        "wamid.{}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
+    format!("wamid.{}", base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
 /// A numeric media id like `1003383421387256`.

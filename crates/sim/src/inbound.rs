@@ -179,11 +179,7 @@ impl Simulator {
     }
 
     /// The business number a phone addresses, refusing phones that are not on WhatsApp.
-    fn business_for_phone(
-        &self,
-        phone: &PhoneNumber,
-        to: &str,
-    ) -> Result<SimBusinessNumber, SimError> {
+    fn business_for_phone(&self, phone: &PhoneNumber, to: &str) -> Result<SimBusinessNumber, SimError> {
         if self.state().behaviour_of(phone) == PersonaBehaviour::NotOnWhatsapp {
             return Err(SimError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -237,18 +233,14 @@ impl Simulator {
         let profile_name = {
             let mut state = self.state();
             let record = state.phone_mut(phone);
-            record
-                .last_inbound_ms
-                .insert(business.phone_number_id.clone(), now);
+            record.last_inbound_ms.insert(business.phone_number_id.clone(), now);
             let name = record.name.clone();
             state.record(phone, entry);
             name
         };
         let body = payloads::inbound_message(business, phone, &profile_name, &id, now, message);
         tracing::info!(message_id = %id, kind = %kind, "phone message sent");
-        let rx = self
-            .webhooks
-            .enqueue(phone.digits(), &format!("message.{kind}"), &body);
+        let rx = self.webhooks.enqueue(phone.digits(), &format!("message.{kind}"), &body);
         (id, rx)
     }
 }

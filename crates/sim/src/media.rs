@@ -50,11 +50,7 @@ pub async fn media_url(
 
 /// `GET /media/{id}`: the bytes, with their content type. Requires the bearer token, as Meta's
 /// media URLs do.
-async fn download_media(
-    State(sim): State<Arc<Simulator>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn download_media(State(sim): State<Arc<Simulator>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if let Err(e) = require_bearer(&sim, &headers) {
         return e.into_response();
     }
@@ -66,7 +62,7 @@ async fn download_media(
     else {
         return (axum::http::StatusCode::NOT_FOUND, "media not found").into_response();
     };
-    let content_type = HeaderValue::from_str(&mime_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let content_type =
+        HeaderValue::from_str(&mime_type).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
 }

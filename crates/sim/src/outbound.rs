@@ -41,8 +41,7 @@ impl Simulator {
         let id = ids::message_id();
         let plan = {
             let mut state = self.state();
-            if !state.take_throughput(&business.phone_number_id, now, self.config.throughput_per_s)
-            {
+            if !state.take_throughput(&business.phone_number_id, now, self.config.throughput_per_s) {
                 return Err(GraphError::rate_limited());
             }
             let behaviour = state.behaviour_of(&msg.recipient);
@@ -56,11 +55,7 @@ impl Simulator {
             } else {
                 let (conversation_id, expires_ms) =
                     state.conversation_for(&msg.recipient, &business.phone_number_id, now);
-                let category = if msg.is_template() {
-                    "utility"
-                } else {
-                    "service"
-                };
+                let category = if msg.is_template() { "utility" } else { "service" };
                 Plan::Deliver {
                     billing: Billing {
                         conversation_id,
@@ -165,13 +160,7 @@ impl Simulator {
         }
     }
 
-    fn emit_status(
-        &self,
-        business: &SimBusinessNumber,
-        msg: &OutboundMessage,
-        id: &str,
-        report: &StatusReport<'_>,
-    ) {
+    fn emit_status(&self, business: &SimBusinessNumber, msg: &OutboundMessage, id: &str, report: &StatusReport<'_>) {
         let body = payloads::status(business, &msg.recipient, id, self.now(), report);
         let label = match report {
             StatusReport::Sent(_) => "status.sent",

@@ -105,21 +105,15 @@ pub fn status(
     });
     match report {
         StatusReport::Sent(b) | StatusReport::Delivered(b) => {
-            let mut conversation =
-                json!({ "id": b.conversation_id, "origin": { "type": b.category } });
+            let mut conversation = json!({ "id": b.conversation_id, "origin": { "type": b.category } });
             if matches!(report, StatusReport::Sent(_)) {
                 conversation["expiration_timestamp"] = json!(timestamp(b.expires_ms));
             }
             s["conversation"] = conversation;
-            s["pricing"] =
-                json!({ "billable": true, "pricing_model": "CBP", "category": b.category });
+            s["pricing"] = json!({ "billable": true, "pricing_model": "CBP", "category": b.category });
         }
         StatusReport::Read => {}
-        StatusReport::Failed {
-            code,
-            title,
-            details,
-        } => {
+        StatusReport::Failed { code, title, details } => {
             s["errors"] = json!([{
                 "code": code,
                 "title": title,
@@ -170,8 +164,7 @@ mod tests {
     #[test]
     fn an_inbound_text_matches_metas_example_exactly() {
         let examples: Value = serde_json::from_str(
-            &std::fs::read_to_string("../../../shared/fixtures/meta/meta_webhook_examples.json")
-                .unwrap(),
+            &std::fs::read_to_string("../../../shared/fixtures/meta/meta_webhook_examples.json").unwrap(),
         )
         .unwrap();
         let expected = &examples["Text Message"];
@@ -195,13 +188,7 @@ mod tests {
             expires_ms: 90_000,
             category: "service",
         };
-        let v = status(
-            &business(),
-            &phone,
-            "wamid.x",
-            1_000,
-            &StatusReport::Sent(&billing),
-        );
+        let v = status(&business(), &phone, "wamid.x", 1_000, &StatusReport::Sent(&billing));
         let s = &v["entry"][0]["changes"][0]["value"]["statuses"][0];
         assert_eq!(s["status"], "sent");
         assert_eq!(s["timestamp"], "1");

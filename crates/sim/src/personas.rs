@@ -47,16 +47,8 @@ pub fn demo_personas() -> Vec<Persona> {
     [
         ("+447700900001", "Ada Accepts", PersonaBehaviour::Accepts),
         ("+447700900002", "Dan Declines", PersonaBehaviour::Declines),
-        (
-            "+447700900003",
-            "Sam Silent",
-            PersonaBehaviour::NeverAnswers,
-        ),
-        (
-            "+447700900004",
-            "Nora NoWhatsApp",
-            PersonaBehaviour::NotOnWhatsapp,
-        ),
+        ("+447700900003", "Sam Silent", PersonaBehaviour::NeverAnswers),
+        ("+447700900004", "Nora NoWhatsApp", PersonaBehaviour::NotOnWhatsapp),
     ]
     .into_iter()
     .filter_map(|(phone, name, behaviour)| {
@@ -129,10 +121,7 @@ mod tests {
         let labels = ["Yes", "No thanks", "Later"];
         assert_eq!(choose_button(PersonaBehaviour::Accepts, &labels), Some(0));
         assert_eq!(choose_button(PersonaBehaviour::Declines, &labels), Some(1));
-        assert_eq!(
-            choose_button(PersonaBehaviour::Declines, &["Yes", "STOP"]),
-            Some(1)
-        );
+        assert_eq!(choose_button(PersonaBehaviour::Declines, &["Yes", "STOP"]), Some(1));
         assert_eq!(
             choose_button(PersonaBehaviour::Declines, &["Book", "Call me", "Later"]),
             Some(2)

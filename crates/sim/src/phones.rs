@@ -34,17 +34,11 @@ pub struct SimApiDoc;
 pub fn routes() -> Router<Arc<Simulator>> {
     Router::new()
         .route("/phones", get(list_phones))
-        .route(
-            "/phones/{phone}/messages",
-            post(send_text).get(list_messages),
-        )
+        .route("/phones/{phone}/messages", post(send_text).get(list_messages))
         .route("/phones/{phone}/buttons", post(tap_button))
         .route("/phones/{phone}/images", post(send_image))
         .route("/phones/{phone}/behaviour", put(set_behaviour))
-        .route(
-            "/openapi.json",
-            get(|| async { Json(SimApiDoc::openapi()) }),
-        )
+        .route("/openapi.json", get(|| async { Json(SimApiDoc::openapi()) }))
 }
 
 /// A simulated phone.
@@ -169,11 +163,7 @@ async fn send_text(
     ApiJson(req): ApiJson<SendTextRequest>,
 ) -> Result<Json<SentResponse>, SimError> {
     let phone = parse_phone(&phone)?;
-    Ok(Json(
-        sim.phone_sends_text(&phone, &req.to, &req.text)
-            .await?
-            .into(),
-    ))
+    Ok(Json(sim.phone_sends_text(&phone, &req.to, &req.text).await?.into()))
 }
 
 /// `GET /phones/{phone}/messages`: the conversation as the phone sees it, oldest first.

@@ -191,18 +191,13 @@ impl SimState {
 
     /// Appends an entry to the phone's conversation and indexes its id.
     pub fn record(&mut self, phone: &PhoneNumber, entry: ConversationEntry) {
-        self.message_owner
-            .insert(entry.id.clone(), phone.digits().to_string());
+        self.message_owner.insert(entry.id.clone(), phone.digits().to_string());
         self.phone_mut(phone).entries.push(entry);
     }
 
     /// The entry with this id, if the phone's conversation holds it.
     pub fn entry(&self, phone: &PhoneNumber, id: &str) -> Option<&ConversationEntry> {
-        self.phones
-            .get(phone.digits())?
-            .entries
-            .iter()
-            .find(|e| e.id == id)
+        self.phones.get(phone.digits())?.entries.iter().find(|e| e.id == id)
     }
 
     /// Sets the status of a message wherever it is.
@@ -222,12 +217,7 @@ impl SimState {
 
     /// The billing conversation between the phone and the business number: reused while it lasts,
     /// otherwise a new one for 24 hours. Returns its id and expiry (epoch ms).
-    pub fn conversation_for(
-        &mut self,
-        phone: &PhoneNumber,
-        phone_number_id: &str,
-        now: Millis,
-    ) -> (String, Millis) {
+    pub fn conversation_for(&mut self, phone: &PhoneNumber, phone_number_id: &str, now: Millis) -> (String, Millis) {
         let record = self.phone_mut(phone);
         if let Some((id, expires)) = record.conversations.get(phone_number_id) {
             if *expires > now {
@@ -235,9 +225,7 @@ impl SimState {
             }
         }
         let fresh = (crate::ids::conversation_id(), now + WINDOW_MS);
-        record
-            .conversations
-            .insert(phone_number_id.to_string(), fresh.clone());
+        record.conversations.insert(phone_number_id.to_string(), fresh.clone());
         fresh
     }
 }

@@ -99,12 +99,7 @@ impl WebhookSender {
 
     /// Queues `payload` behind the phone's earlier webhooks. The returned receiver yields the first
     /// attempt's HTTP status; later attempts happen in the background.
-    pub fn enqueue(
-        &self,
-        phone_key: &str,
-        label: &str,
-        payload: &Value,
-    ) -> oneshot::Receiver<Option<u16>> {
+    pub fn enqueue(&self, phone_key: &str, label: &str, payload: &Value) -> oneshot::Receiver<Option<u16>> {
         let (tx, rx) = oneshot::channel();
         let delivery = Delivery {
             body: to_meta_json(payload),
@@ -138,12 +133,7 @@ impl WebhookSender {
     }
 }
 
-async fn deliver_with_retries(
-    client: &reqwest::Client,
-    url: &str,
-    secret: &str,
-    mut delivery: Delivery,
-) {
+async fn deliver_with_retries(client: &reqwest::Client, url: &str, secret: &str, mut delivery: Delivery) {
     let signature = signature_header(secret, &delivery.body);
     let mut delay = FIRST_RETRY_DELAY;
     for attempt in 1..=MAX_ATTEMPTS {

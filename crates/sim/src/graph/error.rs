@@ -107,19 +107,13 @@ impl IntoResponse for GraphError {
             error["error_subcode"] = json!(subcode);
         }
         error["fbtrace_id"] = json!(crate::ids::fbtrace_id());
-        tracing::info!(
-            code = self.code,
-            status = self.status.as_u16(),
-            "graph request refused"
-        );
+        tracing::info!(code = self.code, status = self.status.as_u16(), "graph request refused");
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if self.code == 190 {
             // Graph answers bad tokens with this header too.
             response.headers_mut().insert(
                 "WWW-Authenticate",
-                axum::http::HeaderValue::from_static(
-                    "OAuth \"Facebook Platform\" \"invalid_token\"",
-                ),
+                axum::http::HeaderValue::from_static("OAuth \"Facebook Platform\" \"invalid_token\""),
             );
         }
         response

@@ -21,10 +21,7 @@ use validate::{validate_send, SendRequest};
 
 pub fn routes() -> Router<Arc<Simulator>> {
     Router::new()
-        .route(
-            "/graph/{version}/{phone_number_id}/messages",
-            post(send_message),
-        )
+        .route("/graph/{version}/{phone_number_id}/messages", post(send_message))
         .route("/graph/{version}/{media_id}", get(crate::media::media_url))
 }
 
@@ -36,10 +33,7 @@ pub(crate) fn require_bearer(sim: &Simulator, headers: &HeaderMap) -> Result<(),
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     match token {
         Some(t) if constant_time_eq(t.as_bytes(), sim.config.access_token.as_bytes()) => Ok(()),

@@ -69,9 +69,7 @@ pub fn validate_send(raw: &[u8]) -> Result<SendRequest, GraphError> {
     let value: Value = serde_json::from_slice(raw)
         .map_err(|_| GraphError::invalid_parameter("The request body is not valid JSON."))?;
     let Value::Object(body) = value else {
-        return Err(GraphError::invalid_parameter(
-            "The request body must be a JSON object.",
-        ));
+        return Err(GraphError::invalid_parameter("The request body must be a JSON object."));
     };
     match body.get("messaging_product") {
         None => {
@@ -92,24 +90,12 @@ pub fn validate_send(raw: &[u8]) -> Result<SendRequest, GraphError> {
     match body.get("recipient_type") {
         None => {}
         Some(Value::String(t)) if t == "individual" => {}
-        Some(_) => {
-            return Err(GraphError::invalid_value(
-                "Param recipient_type must be 'individual'.",
-            ))
-        }
+        Some(_) => return Err(GraphError::invalid_value("Param recipient_type must be 'individual'.")),
     }
     let to_input = match body.get("to") {
-        None => {
-            return Err(GraphError::invalid_parameter(
-                "The parameter to is required.",
-            ))
-        }
+        None => return Err(GraphError::invalid_parameter("The parameter to is required.")),
         Some(Value::String(to)) if !to.trim().is_empty() => to.clone(),
-        Some(_) => {
-            return Err(GraphError::invalid_value(
-                "Param to must be a non-empty string.",
-            ))
-        }
+        Some(_) => return Err(GraphError::invalid_value("Param to must be a non-empty string.")),
     };
     let recipient = parse_recipient(&to_input)?;
     let kind = match body.get("type") {
@@ -156,20 +142,13 @@ pub fn validate_send(raw: &[u8]) -> Result<SendRequest, GraphError> {
     })))
 }
 
-fn validate_mark_read(
-    body: &Map<String, Value>,
-    status: &Value,
-) -> Result<SendRequest, GraphError> {
+fn validate_mark_read(body: &Map<String, Value>, status: &Value) -> Result<SendRequest, GraphError> {
     if status.as_str() != Some("read") {
         return Err(GraphError::invalid_value("Param status must be 'read'."));
     }
     match body.get("message_id") {
-        Some(Value::String(id)) if id.starts_with("wamid.") => Ok(SendRequest::MarkRead {
-            message_id: id.clone(),
-        }),
-        Some(_) => Err(GraphError::invalid_value(
-            "Param message_id must be a wamid.",
-        )),
+        Some(Value::String(id)) if id.starts_with("wamid.") => Ok(SendRequest::MarkRead { message_id: id.clone() }),
+        Some(_) => Err(GraphError::invalid_value("Param message_id must be a wamid.")),
         None => Err(GraphError::missing("message_id")),
     }
 }
@@ -177,16 +156,11 @@ fn validate_mark_read(
 /// Meta accepts `+16505551234`, `16505551234` and formatted forms; the `wa_id` is the digits.
 fn parse_recipient(to: &str) -> Result<PhoneNumber, GraphError> {
     let digits: String = to.chars().filter(char::is_ascii_digit).collect();
-    let only_phone_chars = to
-        .chars()
-        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let only_phone_chars = to.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
     if !only_phone_chars {
-        return Err(GraphError::invalid_value(
-            "Param to must be a phone number.",
-        ));
+        return Err(GraphError::invalid_value("Param to must be a phone number."));
     }
-    PhoneNumber::from_wa_id(&digits)
-        .map_err(|_| GraphError::invalid_value("Param to must be a phone number."))
+    PhoneNumber::from_wa_id(&digits).map_err(|_| GraphError::invalid_value("Param to must be a phone number."))
 }
 
 fn validate_context(body: &Map<String, Value>) -> Result<Option<String>, GraphError> {
@@ -199,23 +173,15 @@ fn validate_context(body: &Map<String, Value>) -> Result<Option<String>, GraphEr
             )),
             None => Err(GraphError::missing("context.message_id")),
         },
-        Some(_) => Err(GraphError::invalid_value(
-            "Param context must be a JSON object.",
-        )),
+        Some(_) => Err(GraphError::invalid_value("Param context must be a JSON object.")),
     }
 }
 
 /// A required string field, refused with 131008 when absent and 131009 when not a string.
-pub(super) fn required_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<&'a str, GraphError> {
+pub(super) fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, GraphError> {
     match obj.get(key) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(GraphError::invalid_value(format!(
-            "Param {path} must be a string."
-        ))),
+        Some(_) => Err(GraphError::invalid_value(format!("Param {path} must be a string."))),
         None => Err(GraphError::missing(path)),
     }
 }
@@ -229,9 +195,7 @@ pub(super) fn optional_str<'a>(
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(GraphError::invalid_value(format!(
-            "Param {path} must be a string."
-        ))),
+        Some(_) => Err(GraphError::invalid_value(format!("Param {path} must be a string."))),
     }
 }
 
@@ -251,11 +215,7 @@ fn validate_text(text: &Map<String, Value>) -> Result<Shown, GraphError> {
     check_len(body, 1, MAX_TEXT_BODY, "text.body")?;
     match text.get("preview_url") {
         None | Some(Value::Bool(_)) => {}
-        Some(_) => {
-            return Err(GraphError::invalid_value(
-                "Param text.preview_url must be a boolean.",
-            ))
-        }
+        Some(_) => return Err(GraphError::invalid_value("Param text.preview_url must be a boolean.")),
     }
     Ok(Shown {
         text: Some(body.to_string()),
@@ -264,10 +224,7 @@ fn validate_text(text: &Map<String, Value>) -> Result<Shown, GraphError> {
 }
 
 /// A media object: exactly one of `id` (uploaded media) or `link` (an HTTPS URL Meta downloads).
-pub(super) fn validate_media_object(
-    kind: &str,
-    media: &Map<String, Value>,
-) -> Result<Option<String>, GraphError> {
+pub(super) fn validate_media_object(kind: &str, media: &Map<String, Value>) -> Result<Option<String>, GraphError> {
     let id = optional_str(media, "id", &format!("{kind}.id"))?;
     let link = optional_str(media, "link", &format!("{kind}.link"))?;
     match (id, link) {
@@ -333,9 +290,7 @@ fn validate_location(location: &Map<String, Value>) -> Result<Shown, GraphError>
 
 fn validate_contacts(contacts: Option<&Value>) -> Result<Shown, GraphError> {
     let Some(Value::Array(list)) = contacts else {
-        return Err(GraphError::invalid_value(
-            "Param contacts must be an array.",
-        ));
+        return Err(GraphError::invalid_value("Param contacts must be an array."));
     };
     if list.is_empty() {
         return Err(GraphError::missing("contacts[0]"));
@@ -345,14 +300,7 @@ fn validate_contacts(contacts: Option<&Value>) -> Result<Shown, GraphError> {
         let Some(name) = contact.get("name").and_then(Value::as_object) else {
             return Err(GraphError::missing(&format!("contacts[{i}].name")));
         };
-        names.push(
-            required_str(
-                name,
-                "formatted_name",
-                &format!("contacts[{i}].name.formatted_name"),
-            )?
-            .to_string(),
-        );
+        names.push(required_str(name, "formatted_name", &format!("contacts[{i}].name.formatted_name"))?.to_string());
     }
     Ok(Shown {
         text: Some(names.join(", ")),

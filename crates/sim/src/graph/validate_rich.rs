@@ -64,7 +64,7 @@ pub fn validate_template(template: &Map<String, Value>) -> Result<Shown, GraphEr
         ));
     };
     let code = required_str(language, "code", "template.language.code")?;
-    check_len(code, 2, 20, "template.language.code")?;
+    check_len(code, 2, 64, "template.language.code")?;
     if let Some(policy) = optional_str(language, "policy", "template.language.policy")? {
         if policy != "deterministic" {
             return Err(GraphError::invalid_value(
@@ -78,11 +78,7 @@ pub fn validate_template(template: &Map<String, Value>) -> Result<Shown, GraphEr
     let components = match template.get("components") {
         None | Some(Value::Null) => &no_components,
         Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(GraphError::invalid_value(
-                "Param template.components must be an array.",
-            ))
-        }
+        Some(_) => return Err(GraphError::invalid_value("Param template.components must be an array.")),
     };
     for (i, component) in components.iter().enumerate() {
         let path = format!("template.components[{i}]");
@@ -158,11 +154,7 @@ fn template_parameters<'a>(
                 let Some(inner) = param.get(&kind).and_then(Value::as_object) else {
                     return Err(GraphError::missing(&format!("{ppath}.{kind}")));
                 };
-                required_str(
-                    inner,
-                    "fallback_value",
-                    &format!("{ppath}.{kind}.fallback_value"),
-                )?;
+                required_str(inner, "fallback_value", &format!("{ppath}.{kind}.fallback_value"))?;
             }
             "image" | "document" | "video" => {
                 let Some(inner) = param.get(&kind).and_then(Value::as_object) else {
@@ -182,11 +174,7 @@ fn rendered(param: &Map<String, Value>) -> Option<String> {
     let kind = param.get("type")?.as_str()?.to_lowercase();
     match kind.as_str() {
         "text" => param.get("text")?.as_str().map(str::to_string),
-        "currency" | "date_time" => param
-            .get(&kind)?
-            .get("fallback_value")?
-            .as_str()
-            .map(str::to_string),
+        "currency" | "date_time" => param.get(&kind)?.get("fallback_value")?.as_str().map(str::to_string),
         _ => None,
     }
 }
@@ -240,9 +228,7 @@ pub fn validate_interactive(interactive: &Map<String, Value>) -> Result<Shown, G
         validate_header(header)?;
     }
     let body = match interactive.get("body") {
-        None if matches!(kind, "button" | "list") => {
-            return Err(GraphError::missing("interactive.body"))
-        }
+        None if matches!(kind, "button" | "list") => return Err(GraphError::missing("interactive.body")),
         None => None,
         Some(Value::Object(b)) => {
             let text = required_str(b, "text", "interactive.body.text")?;
@@ -308,9 +294,7 @@ fn validate_header(header: &Value) -> Result<(), GraphError> {
             "interactive.header.text",
         ),
         "image" | "video" | "document" => match header.get(kind).and_then(Value::as_object) {
-            Some(media) => {
-                validate_media_object(&format!("interactive.header.{kind}"), media).map(|_| ())
-            }
+            Some(media) => validate_media_object(&format!("interactive.header.{kind}"), media).map(|_| ()),
             None => Err(GraphError::missing(&format!("interactive.header.{kind}"))),
         },
         _ => Err(GraphError::invalid_value(
@@ -332,9 +316,7 @@ fn reply_buttons(action: &Map<String, Value>) -> Result<Vec<ButtonView>, GraphEr
     for (i, button) in list.iter().enumerate() {
         let path = format!("interactive.action.buttons[{i}]");
         if button.get("type").and_then(Value::as_str) != Some("reply") {
-            return Err(GraphError::invalid_value(format!(
-                "Param {path}.type must be 'reply'."
-            )));
+            return Err(GraphError::invalid_value(format!("Param {path}.type must be 'reply'.")));
         }
         let Some(reply) = button.get("reply").and_then(Value::as_object) else {
             return Err(GraphError::missing(&format!("{path}.reply")));
@@ -344,9 +326,7 @@ fn reply_buttons(action: &Map<String, Value>) -> Result<Vec<ButtonView>, GraphEr
         let title = required_str(reply, "title", &format!("{path}.reply.title"))?;
         check_len(title, 1, 20, &format!("{path}.reply.title"))?;
         if out.iter().any(|b| b.id == id || b.text == title) {
-            return Err(GraphError::invalid_value(
-                "Buttons must have unique ids and titles.",
-            ));
+            return Err(GraphError::invalid_value("Buttons must have unique ids and titles."));
         }
         out.push(ButtonView {
             kind: ButtonKind::Reply,
@@ -383,16 +363,10 @@ fn list_rows(action: &Map<String, Value>) -> Result<Vec<ButtonView>, GraphError>
         };
         match optional_str(section, "title", &format!("{path}.title"))? {
             Some(t) => check_len(t, 1, 24, &format!("{path}.title"))?,
-            None if sections.len() > 1 => {
-                return Err(GraphError::missing(&format!("{path}.title")))
-            }
+            None if sections.len() > 1 => return Err(GraphError::missing(&format!("{path}.title"))),
             None => {}
         }
-        let Some(rows) = section
-            .get("rows")
-            .and_then(Value::as_array)
-            .filter(|r| !r.is_empty())
-        else {
+        let Some(rows) = section.get("rows").and_then(Value::as_array).filter(|r| !r.is_empty()) else {
             return Err(GraphError::missing(&format!("{path}.rows")));
         };
         for (j, row) in rows.iter().enumerate() {

@@ -1,0 +1,161 @@
+//! What happens after the Graph API accepted a message: signed status webhooks, Meta's delivery
+//! rules (131026, 131047) and the personas' replies.
+
+use crate::support::*;
+use serde_json::{json, Value};
+
+fn template_with_quick_replies(to: &str, payloads: &[&str]) -> Value {
+    let mut components = vec![json!({"type":"BODY","parameters":[{"type":"text","text":"Zoë"}]})];
+    for (i, p) in payloads.iter().enumerate() {
+        components.push(json!({"type":"BUTTON","sub_type":"QUICK_REPLY","index":i.to_string(),
+            "parameters":[{"type":"payload","payload":p}]}));
+    }
+    json!({"messaging_product":"whatsapp","recipient_type":"individual","to":to,"type":"template",
+        "template":{"name":"marketing_opt_in","language":{"code":"en_GB"},"components":components}})
+}
+
+fn hello_world(to: &str) -> Value {
+    json!({"messaging_product":"whatsapp","to":to,"type":"template","template":{"name":"hello_world","language":{"code":"en_US"}}})
+}
+
+async fn send_ok(t: &TestSim, body: &Value) -> String {
+    let (status, v) = t.send(body).await;
+    assert_eq!(status, 200, "{v}");
+    v["messages"][0]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_send_yields_sent_delivered_and_read_webhooks_signed_over_the_raw_bytes() {
+    let t = start().await;
+    let id = send_ok(&t, &hello_world(MANUAL)).await;
+    let mut seen = Vec::new();
+    for expected in ["sent", "delivered", "read"] {
+        let hook = t.hooks.next().await;
+        assert!(hook.signature_verifies(), "signature of {expected}");
+        assert_eq!(hook.content_type, "application/json");
+        assert!(hook.raw.is_ascii());
+        assert_eq!(hook.json["object"], "whatsapp_business_account");
+        assert_eq!(hook.json["entry"][0]["id"], "200000000000001");
+        assert_eq!(hook.json["entry"][0]["changes"][0]["field"], "messages");
+        let v = hook.value();
+        assert_eq!(
+            v["metadata"],
+            json!({"display_phone_number": DISPLAY, "phone_number_id": PHONE_NUMBER_ID})
+        );
+        let s = &v["statuses"][0];
+        assert_eq!(s["id"], id.as_str());
+        assert_eq!(s["recipient_id"], "447700900099");
+        assert_eq!(s["timestamp"], "1750000000");
+        seen.push(s["status"].as_str().unwrap().to_string());
+        if expected == "sent" {
+            assert!(s["conversation"]["id"].is_string());
+            assert_eq!(s["conversation"]["expiration_timestamp"], "1750086400");
+            assert_eq!(s["pricing"]["billable"], true);
+            assert_eq!(s["pricing"]["pricing_model"], "CBP");
+        }
+    }
+    assert_eq!(seen, ["sent", "delivered", "read"]);
+    let conversation = t
+        .sim
+        .conversation(&openline_domain::PhoneNumber::parse(MANUAL).unwrap());
+    assert_eq!(conversation[0].status, "read");
+}
+
+#[tokio::test]
+async fn a_number_not_on_whatsapp_gets_a_single_failed_status_with_131026() {
+    let t = start().await;
+    let id = send_ok(&t, &hello_world(NORA)).await;
+    let hook = t.hooks.next().await;
+    assert!(hook.signature_verifies());
+    let s = &hook.value()["statuses"][0];
+    assert_eq!(s["id"], id.as_str());
+    assert_eq!(s["status"], "failed");
+    assert_eq!(s["errors"][0]["code"], 131026);
+    assert_eq!(s["errors"][0]["title"], "Message undeliverable");
+    t.hooks.assert_quiet_for(300).await;
+}
+
+#[tokio::test]
+async fn free_form_fails_with_131047_outside_the_window_and_is_delivered_after_the_phone_writes() {
+    let t = start().await;
+    // Arrange: the phone has never written.
+    t.send_text(MANUAL, "Your card is ready").await;
+    let failed = t.hooks.next().await;
+    assert_eq!(failed.status(), Some("failed"));
+    assert_eq!(failed.value()["statuses"][0]["errors"][0]["code"], 131047);
+    assert_eq!(
+        failed.value()["statuses"][0]["errors"][0]["title"],
+        "Re-engagement message"
+    );
+
+    // The phone writes, which opens the window.
+    t.phone_writes(MANUAL, "Hi, is my card ready?").await;
+    assert_eq!(t.hooks.next().await.message()["type"], "text");
+    t.send_text(MANUAL, "Yes, it is").await;
+    assert_eq!(t.hooks.next().await.status(), Some("sent"));
+    assert_eq!(t.hooks.next().await.status(), Some("delivered"));
+    assert_eq!(t.hooks.next().await.status(), Some("read"));
+
+    // A day later the window has closed again.
+    t.clock.advance_ms(24 * 3_600_000 + 1);
+    t.send_text(MANUAL, "Anything else?").await;
+    let late = t.hooks.next().await;
+    assert_eq!(late.value()["statuses"][0]["errors"][0]["code"], 131047);
+}
+
+#[tokio::test]
+async fn the_window_rule_can_be_switched_off() {
+    let t = start_with(0, |c| c.enforce_window = false).await;
+    t.send_text(MANUAL, "Hello").await;
+    assert_eq!(t.hooks.next().await.status(), Some("sent"));
+}
+
+#[tokio::test]
+async fn a_silent_persona_receives_but_never_reads() {
+    let t = start().await;
+    send_ok(&t, &template_with_quick_replies(SAM, &["Yes", "No"])).await;
+    assert_eq!(t.hooks.next().await.status(), Some("sent"));
+    assert_eq!(t.hooks.next().await.status(), Some("delivered"));
+    t.hooks.assert_quiet_for(400).await;
+}
+
+#[tokio::test]
+async fn an_accepting_persona_taps_the_first_quick_reply_of_a_template_after_reading() {
+    let t = start().await;
+    let id = send_ok(&t, &template_with_quick_replies(ADA, &["Yes please", "No thanks"])).await;
+    let reply = t.hooks.next_where(|h| !h.value()["messages"].is_null()).await;
+    assert!(reply.signature_verifies());
+    let m = reply.message();
+    assert_eq!(m["type"], "button");
+    assert_eq!(m["button"], json!({"payload": "Yes please", "text": "Yes please"}));
+    assert_eq!(m["context"], json!({"from": DISPLAY, "id": id}));
+    assert_eq!(m["from"], "447700900001");
+    assert_eq!(reply.value()["contacts"][0]["profile"]["name"], "Ada Accepts");
+}
+
+#[tokio::test]
+async fn a_declining_persona_taps_the_no_button() {
+    let t = start().await;
+    let id = send_ok(&t, &template_with_quick_replies(DAN, &["Yes", "STOP", "Later"])).await;
+    let reply = t.hooks.next_where(|h| !h.value()["messages"].is_null()).await;
+    assert_eq!(reply.message()["button"]["payload"], "STOP");
+    assert_eq!(reply.message()["context"]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn personas_answer_interactive_reply_buttons_with_a_button_reply() {
+    let t = start().await;
+    // The persona must have written first: interactive messages are free-form.
+    t.phone_writes(DAN, "Can I change my appointment?").await;
+    let body = json!({"messaging_product":"whatsapp","to":DAN,"type":"interactive","interactive":{
+        "type":"button","body":{"text":"Keep Tuesday 10:00?"},
+        "action":{"buttons":[{"type":"reply","reply":{"id":"keep","title":"Keep it"}},
+                              {"type":"reply","reply":{"id":"cancel","title":"No, cancel"}}]}}});
+    let id = send_ok(&t, &body).await;
+    let reply = t.hooks.next_where(|h| h.message()["type"] == "interactive").await;
+    assert_eq!(
+        reply.message()["interactive"],
+        json!({"type":"button_reply","button_reply":{"id":"cancel","title":"No, cancel"}})
+    );
+    assert_eq!(reply.message()["context"]["id"], id.as_str());
+}
