@@ -46,17 +46,12 @@ pub fn sign_meta(app_secret: &[u8], raw_body: &[u8]) -> String {
 ///
 /// Accepts upper- or lower-case hex (and a case-insensitive `sha256=` prefix, which Meta never
 /// varies but proxies have been seen to); anything else that is not 32 bytes of hex is `Malformed`.
-pub fn verify_meta_signature(
-    app_secret: &[u8],
-    raw_body: &[u8],
-    header: Option<&str>,
-) -> Result<(), SignatureError> {
+pub fn verify_meta_signature(app_secret: &[u8], raw_body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
     let header = header
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .ok_or(SignatureError::Missing)?;
-    let digest_hex =
-        strip_prefix_ignore_case(header, META_PREFIX).ok_or(SignatureError::Malformed)?;
+    let digest_hex = strip_prefix_ignore_case(header, META_PREFIX).ok_or(SignatureError::Malformed)?;
     // SHA-256 digests are 32 bytes; reject other lengths before touching the MAC.
     if digest_hex.len() != 64 {
         return Err(SignatureError::Malformed);
@@ -80,8 +75,7 @@ fn meta_mac(app_secret: &[u8], raw_body: &[u8]) -> HmacSha256 {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]

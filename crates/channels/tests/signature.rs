@@ -45,10 +45,7 @@ fn one_tampered_byte_is_a_mismatch() {
 
 #[test]
 fn a_missing_header_is_missing() {
-    assert_eq!(
-        verify_meta_signature(SECRET, BODY, None),
-        Err(SignatureError::Missing)
-    );
+    assert_eq!(verify_meta_signature(SECRET, BODY, None), Err(SignatureError::Missing));
     assert_eq!(
         verify_meta_signature(SECRET, BODY, Some("")),
         Err(SignatureError::Missing)
@@ -85,10 +82,7 @@ fn the_signature_covers_the_raw_escaped_bytes_not_a_reserialisation() {
     // library comes out as raw UTF-8, with different bytes and so a different MAC.
     let as_sent = br#"{"text":{"body":"Luc\u00eda \ud83d\udc4d"}}"#;
     let header = sign_meta(SECRET, as_sent);
-    assert_eq!(
-        verify_meta_signature(SECRET, as_sent, Some(&header)),
-        Ok(())
-    );
+    assert_eq!(verify_meta_signature(SECRET, as_sent, Some(&header)), Ok(()));
 
     let value: serde_json::Value = serde_json::from_slice(as_sent).unwrap();
     let reserialised = serde_json::to_vec(&value).unwrap();

@@ -2,9 +2,7 @@
 //! refused, no change disappears, and the fields the inbox shows come out right.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use openline_channels::cloud_api::{
-    parse_webhook, CloudEvent, InboundMessage, OtherEvent, StatusUpdate,
-};
+use openline_channels::cloud_api::{parse_webhook, CloudEvent, InboundMessage, OtherEvent, StatusUpdate};
 use openline_domain::{DeliveryStatus, MessageKind};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -26,14 +24,9 @@ fn all_bodies() -> Vec<(String, Value)> {
     files.push(dir.join("meta/meta_webhook_examples.json"));
     let mut bodies = Vec::new();
     for file in files {
-        let cases: serde_json::Map<String, Value> =
-            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let cases: serde_json::Map<String, Value> = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
-        bodies.extend(
-            cases
-                .into_iter()
-                .map(|(case, body)| (format!("{stem}:{case}"), body)),
-        );
+        bodies.extend(cases.into_iter().map(|(case, body)| (format!("{stem}:{case}"), body)));
     }
     bodies
 }
@@ -96,8 +89,7 @@ fn every_fixture_body_parses_into_at_least_one_event_per_change() {
                     + c["value"]["statuses"].as_array().map_or(0, Vec::len)
             })
             .sum();
-        let events = parse_webhook(&serde_json::to_vec(&body).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let events = parse_webhook(&serde_json::to_vec(&body).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             events.len() >= changes.max(items),
             "{name}: {} events for {changes} changes and {items} items",
@@ -178,12 +170,7 @@ fn every_media_type_maps_to_its_kind() {
         assert!(m.media.is_some(), "{name}");
     }
     assert!(only_message("message:voice").media.unwrap().voice);
-    assert!(
-        only_message("message:animated_sticker")
-            .media
-            .unwrap()
-            .animated
-    );
+    assert!(only_message("message:animated_sticker").media.unwrap().animated);
     let document = only_message("message:document").media.unwrap();
     assert_eq!(document.filename.as_deref(), Some("filename.pdf"));
     assert_eq!(document.caption.as_deref(), Some("caption"));
@@ -209,22 +196,13 @@ fn a_failed_status_carries_the_providers_error_code() {
 
 #[test]
 fn delivery_statuses_map_to_openline_statuses() {
-    assert_eq!(
-        only_status("message_status:sent").status,
-        Some(DeliveryStatus::Sent)
-    );
+    assert_eq!(only_status("message_status:sent").status, Some(DeliveryStatus::Sent));
     assert_eq!(
         only_status("message_status:delivered").status,
         Some(DeliveryStatus::Delivered)
     );
-    assert_eq!(
-        only_status("message_status:read").status,
-        Some(DeliveryStatus::Read)
-    );
-    assert_eq!(
-        only_status("message_status:played").status,
-        Some(DeliveryStatus::Read)
-    );
+    assert_eq!(only_status("message_status:read").status, Some(DeliveryStatus::Read));
+    assert_eq!(only_status("message_status:played").status, Some(DeliveryStatus::Read));
     assert_eq!(
         only_status("message_status:group").recipient_id.as_deref(),
         Some("fowefinoewcnw")
@@ -237,29 +215,20 @@ fn button_and_list_replies_are_interactive_with_their_payload() {
     assert_eq!(quick_reply.kind, MessageKind::Interactive);
     assert_eq!(quick_reply.body.as_deref(), Some("title"));
     assert_eq!(quick_reply.reply_payload.as_deref(), Some("callback_data"));
-    assert_eq!(
-        quick_reply.context_message_id.as_deref(),
-        Some("wamid.xyzxyz==")
-    );
+    assert_eq!(quick_reply.context_message_id.as_deref(), Some("wamid.xyzxyz=="));
 
     let meta_button = only_message("meta_webhook_examples:Button Message");
     assert_eq!(meta_button.reply_payload.as_deref(), Some("Unsubscribe"));
 
     let button_reply = only_message("meta_webhook_examples:Interactive Button Reply Message");
     assert_eq!(
-        (
-            button_reply.body.as_deref(),
-            button_reply.reply_payload.as_deref()
-        ),
+        (button_reply.body.as_deref(), button_reply.reply_payload.as_deref()),
         (Some("Cancel"), Some("cancel-button"))
     );
 
     let list_reply = only_message("meta_webhook_examples:Interactive List Reply Message");
     assert_eq!(list_reply.kind, MessageKind::Interactive);
-    assert_eq!(
-        list_reply.reply_payload.as_deref(),
-        Some("priority_express")
-    );
+    assert_eq!(list_reply.reply_payload.as_deref(), Some("priority_express"));
 
     let flow = only_message("flow_completion:completion");
     assert_eq!(flow.body.as_deref(), Some("Sent"));
@@ -305,31 +274,19 @@ fn locations_contacts_and_replies_read_naturally() {
     );
     let contacts = only_message("message:contacts");
     assert_eq!(contacts.kind, MessageKind::Contacts);
-    assert_eq!(
-        contacts.body.as_deref(),
-        Some("Chandler Bing, Monica, Rachel Green")
-    );
+    assert_eq!(contacts.body.as_deref(), Some("Chandler Bing, Monica, Rachel Green"));
     assert_eq!(
         only_message("message:reply").context_message_id.as_deref(),
         Some("wamid.xyzxyz==")
     );
-    assert_eq!(
-        only_message("message:referral").body.as_deref(),
-        Some("BODY")
-    );
+    assert_eq!(only_message("message:referral").body.as_deref(), Some("BODY"));
 }
 
 #[test]
 fn orders_system_notices_and_unknown_types_are_unsupported_but_kept() {
     let order = only_message("message:order");
     assert_eq!(order.kind, MessageKind::Unsupported);
-    assert_eq!(
-        order.raw["order"]["product_items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(order.raw["order"]["product_items"].as_array().unwrap().len(), 3);
     let system = only_message("system:phone_number_change");
     assert_eq!(system.kind, MessageKind::Unsupported);
     assert_eq!(
@@ -356,46 +313,29 @@ fn edits_and_deletions_are_messages_that_name_the_original() {
     assert_eq!(edit.body.as_deref(), Some("Updated image caption"));
 
     let revoke = only_message("deleted_message:revoke");
-    assert_eq!(
-        revoke.revoked_message_id(),
-        Some("<ORIGINAL_WHATSAPP_MESSAGE_ID>")
-    );
+    assert_eq!(revoke.revoked_message_id(), Some("<ORIGINAL_WHATSAPP_MESSAGE_ID>"));
     assert_eq!(revoke.edited_message_id(), None);
 }
 
 #[test]
 fn a_message_with_value_level_errors_keeps_both_the_message_and_the_errors() {
     let events = events("message:interactive_message_with_err");
-    assert!(
-        matches!(&events[0], CloudEvent::Message(m) if m.kind == MessageKind::Interactive && m.body.is_none())
-    );
+    assert!(matches!(&events[0], CloudEvent::Message(m) if m.kind == MessageKind::Interactive && m.body.is_none()));
     assert!(matches!(&events[1], CloudEvent::Other(o) if o.raw["errors"][0]["code"] == 131000));
 }
 
 #[test]
 fn template_account_call_and_echo_changes_are_other_events_with_their_field() {
     for (name, field) in [
-        (
-            "template_status_update:approved",
-            "message_template_status_update",
-        ),
-        (
-            "template_quality_update:yellow",
-            "message_template_quality_update",
-        ),
-        (
-            "template_category_update:marketing",
-            "template_category_update",
-        ),
+        ("template_status_update:approved", "message_template_status_update"),
+        ("template_quality_update:yellow", "message_template_quality_update"),
+        ("template_category_update:marketing", "template_category_update"),
         ("account_update:account_restriction", "account_update"),
         ("call_status:call_status", "calls"),
         ("call_terminate:call_terminate", "calls"),
         ("outgoing_message:text", "smb_message_echoes"),
         ("user_marketing_preferences:resume", "user_preferences"),
-        (
-            "meta_webhook_examples:Group Create Message",
-            "group_lifecycle_update",
-        ),
+        ("meta_webhook_examples:Group Create Message", "group_lifecycle_update"),
     ] {
         let o = only_other(name);
         assert_eq!(o.field, field, "{name}");

@@ -35,8 +35,7 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(6, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            prop::collection::vec((key(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }
@@ -101,8 +100,7 @@ fn read_fixture_bodies() -> Vec<Value> {
     ]
     .iter()
     .flat_map(|f| {
-        let cases: Map<String, Value> =
-            serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap()).unwrap();
+        let cases: Map<String, Value> = serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap()).unwrap();
         cases.into_values()
     })
     .collect()

@@ -73,10 +73,7 @@ impl InboundMessage {
     }
 
     fn original_message_id_for(&self, provider_type: &str) -> Option<&str> {
-        self.raw
-            .get(provider_type)?
-            .get("original_message_id")?
-            .as_str()
+        self.raw.get(provider_type)?.get("original_message_id")?.as_str()
     }
 }
 
@@ -112,11 +109,7 @@ pub(crate) struct ChangeOrigin {
 
 /// Maps one `messages[]` entry. `None` when it has no id: without one it cannot be stored or
 /// deduplicated, so the caller reports it as an `Other` event instead.
-pub(crate) fn map_message(
-    origin: &ChangeOrigin,
-    contacts: &[Value],
-    message: &Value,
-) -> Option<InboundMessage> {
+pub(crate) fn map_message(origin: &ChangeOrigin, contacts: &[Value], message: &Value) -> Option<InboundMessage> {
     let provider_message_id = non_empty_text(message, "id")?;
     let from = text(message, "from")
         .or_else(|| text(message, "from_user_id"))
@@ -126,9 +119,7 @@ pub(crate) fn map_message(
     let content = map_content(&provider_type, message);
     let wa_id = contact
         .and_then(|c| non_empty_text(c, "wa_id"))
-        .or_else(|| {
-            (!from.is_empty() && from.bytes().all(|b| b.is_ascii_digit())).then(|| from.clone())
-        });
+        .or_else(|| (!from.is_empty() && from.bytes().all(|b| b.is_ascii_digit())).then(|| from.clone()));
     let user_id = contact
         .and_then(|c| non_empty_text(c, "user_id"))
         .or_else(|| non_empty_text(message, "from_user_id"));
@@ -163,8 +154,7 @@ fn find_contact<'a>(contacts: &'a [Value], from: &str) -> Option<&'a Value> {
         .iter()
         .find(|c| {
             !from.is_empty()
-                && (text(c, "wa_id").as_deref() == Some(from)
-                    || text(c, "user_id").as_deref() == Some(from))
+                && (text(c, "wa_id").as_deref() == Some(from) || text(c, "user_id").as_deref() == Some(from))
         })
         .or(match contacts {
             [only] => Some(only),
@@ -193,10 +183,7 @@ impl Content {
         }
     }
     fn with_body(kind: MessageKind, body: Option<String>) -> Self {
-        Self {
-            body,
-            ..Self::of(kind)
-        }
+        Self { body, ..Self::of(kind) }
     }
 }
 
@@ -226,10 +213,7 @@ fn map_content(provider_type: &str, message: &Value) -> Content {
                 // A removed reaction arrives with an empty or missing emoji: keep it as "" so the
                 // inbox can clear the reaction rather than ignore the event.
                 refers_to: non_empty_text(reaction, "message_id"),
-                ..Content::with_body(
-                    K::Reaction,
-                    Some(text(reaction, "emoji").unwrap_or_default()),
-                )
+                ..Content::with_body(K::Reaction, Some(text(reaction, "emoji").unwrap_or_default()))
             }
         }
         "system" => Content::with_body(K::Unsupported, non_empty_text(part("system"), "body")),
@@ -254,10 +238,7 @@ fn media_content(kind: MessageKind, media: &Value) -> Content {
         filename: non_empty_text(media, "filename"),
         url: non_empty_text(media, "url"),
         voice: media.get("voice").and_then(Value::as_bool).unwrap_or(false),
-        animated: media
-            .get("animated")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        animated: media.get("animated").and_then(Value::as_bool).unwrap_or(false),
     });
     Content {
         media: media_ref,

@@ -30,10 +30,7 @@ pub(crate) fn non_empty_text(v: &Value, key: &str) -> Option<String> {
 
 /// `v[key]` as an array; missing or not an array reads as empty.
 pub(crate) fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// `v[key]` if it is an object, else `None`.

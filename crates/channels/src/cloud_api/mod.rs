@@ -7,11 +7,14 @@
 //! (responses and errors) and `client` (HTTP) for what goes out; `json` holds the lenient readers the
 //! parser is built on.
 
+pub mod client;
 mod inbound;
 mod json;
+pub mod outbound;
+mod response;
 pub mod webhook;
 
+pub use client::{CloudApiClient, CloudApiConfig};
 pub use inbound::{InboundMessage, MediaRef};
-pub use webhook::{
-    parse_webhook, CloudEvent, OtherEvent, ProviderErrorDetail, StatusUpdate, WebhookParseError,
-};
+pub use outbound::{mark_read_request_body, MediaSource, MediaType, OutboundMessage};
+pub use webhook::{parse_webhook, CloudEvent, OtherEvent, ProviderErrorDetail, StatusUpdate, WebhookParseError};

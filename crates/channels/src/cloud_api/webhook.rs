@@ -11,7 +11,9 @@
 //! body (which would make Meta redeliver it forever), and the only errors are a body that is not a
 //! JSON object at all. Verify the signature (see [`crate::signature`]) before calling this.
 
-use super::inbound::{map_message, ChangeOrigin, InboundMessage};
+use super::inbound::{map_message, ChangeOrigin};
+// Re-exported here too: a webhook is where these come from.
+pub use super::inbound::{InboundMessage, MediaRef};
 use super::json::{array, non_empty_text, object, seconds_as_millis, text};
 use openline_domain::{DeliveryStatus, Millis};
 use serde_json::Value;
@@ -100,8 +102,7 @@ pub enum WebhookParseError {
 /// Errors only when the body is not a JSON object; every change of a well-formed body yields at
 /// least one event.
 pub fn parse_webhook(raw_body: &[u8]) -> Result<Vec<CloudEvent>, WebhookParseError> {
-    let body: Value =
-        serde_json::from_slice(raw_body).map_err(|e| WebhookParseError::NotJson(e.to_string()))?;
+    let body: Value = serde_json::from_slice(raw_body).map_err(|e| WebhookParseError::NotJson(e.to_string()))?;
     if !body.is_object() {
         return Err(WebhookParseError::NotObject);
     }
@@ -213,10 +214,9 @@ fn delivery_status(status_text: &str) -> Option<DeliveryStatus> {
 }
 
 fn error_detail(error: &Value) -> ProviderErrorDetail {
-    let code = error.get("code").and_then(|c| {
-        c.as_i64()
-            .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
-    });
+    let code = error
+        .get("code")
+        .and_then(|c| c.as_i64().or_else(|| c.as_str().and_then(|s| s.trim().parse().ok())));
     let message = text(error, "message").unwrap_or_default();
     ProviderErrorDetail {
         code,
@@ -226,12 +226,7 @@ fn error_detail(error: &Value) -> ProviderErrorDetail {
     }
 }
 
-fn other(
-    waba_id: Option<String>,
-    field: &str,
-    phone_number_id: Option<String>,
-    raw: Value,
-) -> CloudEvent {
+fn other(waba_id: Option<String>, field: &str, phone_number_id: Option<String>, raw: Value) -> CloudEvent {
     CloudEvent::Other(OtherEvent {
         waba_id,
         field: field.to_owned(),
@@ -247,15 +242,9 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_a_json_object_is_the_only_error() {
-        assert!(matches!(
-            parse_webhook(b"not json"),
-            Err(WebhookParseError::NotJson(_))
-        ));
+        assert!(matches!(parse_webhook(b"not json"), Err(WebhookParseError::NotJson(_))));
         assert_eq!(parse_webhook(b"[1,2]"), Err(WebhookParseError::NotObject));
-        assert!(matches!(
-            parse_webhook(b"{}").as_deref(),
-            Ok([CloudEvent::Other(_)])
-        ));
+        assert!(matches!(parse_webhook(b"{}").as_deref(), Ok([CloudEvent::Other(_)])));
     }
 
     #[test]
@@ -268,9 +257,7 @@ mod tests {
     #[test]
     fn call_statuses_are_not_mistaken_for_message_statuses() {
         let body = br#"{"entry":[{"id":"1","changes":[{"field":"calls","value":{"statuses":[{"id":"wacid.1","status":"RINGING","type":"call"}]}}]}]}"#;
-        assert!(
-            matches!(parse_webhook(body).unwrap().as_slice(), [CloudEvent::Other(o)] if o.field == "calls")
-        );
+        assert!(matches!(parse_webhook(body).unwrap().as_slice(), [CloudEvent::Other(o)] if o.field == "calls"));
     }
 
     #[test]

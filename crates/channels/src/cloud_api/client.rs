@@ -1,0 +1,216 @@
+//! The HTTP client for the Cloud API's `POST /{version}/{phone-number-id}/messages`: sending
+//! messages and read receipts to Meta's Graph API or to the simulator, which speaks the same paths.
+//!
+//! One client serves every business number of one access token; the phone number id is a
+//! parameter of each call because a deployment usually has several senders. The client never logs
+//! the access token, the request body or anything a contact wrote: only the phone number id, the
+//! message kind, HTTP status, Meta's error code and trace id.
+
+use super::outbound::mark_read_request_body;
+// Re-exported here too: they are what `send` takes and returns.
+pub use super::outbound::OutboundMessage;
+use super::response::{classify_failure, parse_accepted, parse_retry_after, MetaError};
+pub use crate::{ChannelError, ProviderAccepted, SendError};
+use openline_domain::provider_errors::Retry;
+use serde_json::Value;
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// How to reach the Cloud API.
+#[derive(Clone)]
+pub struct CloudApiConfig {
+    /// Where the Graph API lives: `https://graph.facebook.com`, or the simulator's
+    /// `http://…/sim/graph`. Any path is kept; the version and phone number id are appended to it.
+    pub base_url: String,
+    /// The Graph API version, e.g. `v23.0`.
+    pub api_version: String,
+    /// The system-user access token sent as `Authorization: Bearer …`. Never printed.
+    pub access_token: String,
+    /// How long one request may take, connection included, before it counts as a (transient)
+    /// failure.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for CloudApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudApiConfig")
+            .field("base_url", &self.base_url)
+            .field("api_version", &self.api_version)
+            .field("access_token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A Cloud API client. Cloning is cheap and shares the connection pool.
+#[derive(Clone, Debug)]
+pub struct CloudApiClient {
+    http: reqwest::Client,
+    inner: Arc<Inner>,
+}
+
+/// What every clone shares. `Debug` goes through `config`, which redacts the token.
+#[derive(Debug)]
+struct Inner {
+    /// `config.base_url`, parsed and checked once so building request URLs cannot fail later.
+    base: Url,
+    config: CloudApiConfig,
+}
+
+impl CloudApiClient {
+    /// Builds a client. Fails if the base URL is not an absolute http(s) URL, if the version is
+    /// empty, or if the HTTP client cannot be built.
+    pub fn new(config: CloudApiConfig) -> Result<Self, ChannelError> {
+        let base = Url::parse(config.base_url.trim())
+            .map_err(|e| ChannelError::InvalidConfig(format!("base_url {:?} is not a URL: {e}", config.base_url)))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(ChannelError::InvalidConfig(format!(
+                "base_url {:?} must be an http(s) URL",
+                config.base_url
+            )));
+        }
+        if config.api_version.trim().is_empty() || config.api_version.contains('/') {
+            return Err(ChannelError::InvalidConfig(format!(
+                "api_version {:?} must look like v23.0",
+                config.api_version
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            // The Graph API never redirects a send; following one could replay a POST as a GET
+            // elsewhere, with our token.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("openline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ChannelError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            http,
+            inner: Arc::new(Inner { base, config }),
+        })
+    }
+
+    /// Sends `message` from the business number `phone_number_id`.
+    ///
+    /// `Ok` means Meta accepted it and gave it an id; delivery is reported later by status webhooks.
+    /// An `Err` says whether to retry (see [`SendError`]).
+    pub async fn send(&self, phone_number_id: &str, message: &OutboundMessage) -> Result<ProviderAccepted, SendError> {
+        let kind = message.kind().as_str();
+        let (status, body) = self
+            .post_messages(phone_number_id, &message.to_request_body(), kind)
+            .await?;
+        let accepted = parse_accepted(status, &body);
+        if let Ok(accepted) = &accepted {
+            tracing::debug!(phone_number_id, kind, provider_message_id = %accepted.provider_message_id, "cloud api accepted message");
+        }
+        accepted
+    }
+
+    /// Marks an inbound message (and the ones before it) as read, showing blue ticks to the contact.
+    pub async fn mark_read(&self, phone_number_id: &str, provider_message_id: &str) -> Result<(), SendError> {
+        self.post_messages(
+            phone_number_id,
+            &mark_read_request_body(provider_message_id),
+            "read_receipt",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// POSTs `body` to the messages endpoint and returns the status and body of a 2xx response;
+    /// anything else becomes a [`SendError`].
+    async fn post_messages(
+        &self,
+        phone_number_id: &str,
+        body: &Value,
+        kind: &str,
+    ) -> Result<(u16, Vec<u8>), SendError> {
+        let url = self.messages_url(phone_number_id)?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.inner.config.access_token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, phone_number_id, kind))?;
+        let status = response.status().as_u16();
+        let retry_after = parse_retry_after(
+            response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, phone_number_id, kind))?;
+        if (200..300).contains(&status) {
+            return Ok((status, bytes.to_vec()));
+        }
+        let error = classify_failure(status, retry_after, &bytes);
+        let meta = MetaError::parse(&bytes);
+        tracing::warn!(
+            phone_number_id,
+            kind,
+            http_status = status,
+            code = error.code,
+            subcode = meta.as_ref().and_then(|m| m.subcode),
+            fbtrace_id = meta.as_ref().and_then(|m| m.fbtrace_id.as_deref()),
+            transient = error.is_transient(),
+            "cloud api refused request"
+        );
+        Err(error)
+    }
+
+    /// `{base_url}/{version}/{phone_number_id}/messages`, each segment percent-encoded so an odd id
+    /// cannot reach another path.
+    fn messages_url(&self, phone_number_id: &str) -> Result<Url, SendError> {
+        let invalid = |why: &str| SendError {
+            retry: Retry::Permanent,
+            code: None,
+            http_status: None,
+            message: format!("The sender is misconfigured: {why}."),
+            retry_after: None,
+        };
+        if phone_number_id.trim().is_empty() {
+            return Err(invalid("it has no Cloud API phone number id"));
+        }
+        let mut url = self.inner.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| invalid("the base URL cannot take a path"))?
+            .pop_if_empty()
+            .push(self.inner.config.api_version.trim())
+            .push(phone_number_id.trim())
+            .push("messages");
+        Ok(url)
+    }
+
+    /// A request that got no usable response. The URL is left out of the description (it is
+    /// logged separately as the phone number id), and the cause chain is kept: "error sending
+    /// request" alone helps nobody.
+    fn transport_error(&self, error: reqwest::Error, phone_number_id: &str, kind: &str) -> SendError {
+        let error = error.without_url();
+        let message = if error.is_timeout() {
+            format!("The provider did not answer within {:?}.", self.inner.config.timeout)
+        } else {
+            let mut message = format!("Could not reach the provider: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            message
+        };
+        tracing::warn!(
+            phone_number_id,
+            kind,
+            timeout = error.is_timeout(),
+            "cloud api request failed: {message}"
+        );
+        SendError::transport(message)
+    }
+}
