@@ -9,7 +9,7 @@ use crate::error::{ApiJson, ErrorBody, SimError};
 use crate::personas::PersonaBehaviour;
 use crate::state::{ButtonKind, ButtonView, ConversationEntry, Direction, TemplateView};
 use crate::{InboundOutcome, Simulator};
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
@@ -36,7 +36,11 @@ pub fn routes() -> Router<Arc<Simulator>> {
         .route("/phones", get(list_phones))
         .route("/phones/{phone}/messages", post(send_text).get(list_messages))
         .route("/phones/{phone}/buttons", post(tap_button))
-        .route("/phones/{phone}/images", post(send_image))
+        // Base64 of a 5 MB image, with room for the rest of the JSON.
+        .route(
+            "/phones/{phone}/images",
+            post(send_image).layer(DefaultBodyLimit::max(7 * 1024 * 1024 + 64 * 1024)),
+        )
         .route("/phones/{phone}/behaviour", put(set_behaviour))
         .route("/openapi.json", get(|| async { Json(SimApiDoc::openapi()) }))
 }

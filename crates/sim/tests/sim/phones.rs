@@ -297,3 +297,57 @@ async fn the_phone_api_is_described_by_an_openapi_document() {
     }
     assert!(doc["components"]["schemas"]["ConversationEntry"].is_object());
 }
+
+#[tokio::test]
+async fn the_business_uploads_media_and_sends_it_by_id() {
+    let t = start_with(0, |c| c.enforce_window = false).await;
+    let boundary = "simboundary";
+    let mut body = Vec::new();
+    for (name, value) in [("messaging_product", "whatsapp"), ("type", "application/pdf")] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"statement.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(b"%PDF-1.4 statement");
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let upload = |auth: bool| {
+        let mut req = t
+            .http
+            .post(format!("{}/graph/v23.0/{PHONE_NUMBER_ID}/media", t.base))
+            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body.clone());
+        if auth {
+            req = req.bearer_auth(TOKEN);
+        }
+        req.send()
+    };
+    assert_eq!(upload(false).await.unwrap().status().as_u16(), 401);
+    let r = upload(true).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let uploaded: Value = r.json().await.unwrap();
+    let media_id = uploaded["id"].as_str().unwrap();
+
+    let info: Value = t
+        .http
+        .get(format!("{}/graph/v23.0/{media_id}", t.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["mime_type"], "application/pdf");
+
+    let (status, _) = t
+        .send(&json!({"messaging_product":"whatsapp","to":ADA,"type":"document",
+            "document":{"id": media_id, "filename":"statement.pdf","caption":"Your statement"}}))
+        .await;
+    assert_eq!(status, 200);
+    let conversation = t.sim.conversation(&openline_domain::PhoneNumber::parse(ADA).unwrap());
+    assert_eq!(conversation[0].media_id.as_deref(), Some(media_id));
+    assert_eq!(conversation[0].text.as_deref(), Some("Your statement"));
+}
