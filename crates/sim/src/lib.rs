@@ -44,12 +44,23 @@ use webhooks::WebhookSender;
 
 /// The simulated world: the fake Cloud API, its phones and the webhook sender. Shared as an `Arc`
 /// by the router and the background tasks that play out message lifecycles.
-#[derive(Debug)]
 pub struct Simulator {
     config: SimConfig,
     clock: SharedClock,
     state: Mutex<SimState>,
     webhooks: WebhookSender,
+}
+
+impl std::fmt::Debug for Simulator {
+    /// Shows the (redacted) config and counts only: the state holds what phones wrote.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state();
+        f.debug_struct("Simulator")
+            .field("config", &self.config)
+            .field("phones", &state.phones.len())
+            .field("media", &state.media.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Simulator {

@@ -103,13 +103,24 @@ pub struct PhoneRecord {
     pub entries: Vec<ConversationEntry>,
 }
 
-/// Media a phone uploaded, served to openline through the Graph media endpoints.
-#[derive(Debug, Clone)]
+/// Media a phone sent or the business uploaded, served through the Graph media endpoints.
+/// `Debug` shows the size, not the bytes.
+#[derive(Clone)]
 pub struct StoredMedia {
     pub mime_type: String,
     pub bytes: Vec<u8>,
     /// Lower-case hex SHA-256 of `bytes`.
     pub sha256_hex: String,
+}
+
+impl std::fmt::Debug for StoredMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredMedia")
+            .field("mime_type", &self.mime_type)
+            .field("bytes", &self.bytes.len())
+            .field("sha256_hex", &self.sha256_hex)
+            .finish()
+    }
 }
 
 /// Everything the simulator remembers.

@@ -48,6 +48,12 @@ async fn a_phone_text_becomes_a_signed_inbound_webhook_in_metas_exact_shape() {
         }],
     });
     assert_eq!(hook.json, expected);
+    // The simulator's Debug output is safe to log: no secrets, nothing a phone wrote.
+    let shown = format!("{:?}", t.sim);
+    assert!(
+        !shown.contains(SECRET) && !shown.contains(TOKEN) && !shown.contains("Olá"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
