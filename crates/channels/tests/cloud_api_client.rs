@@ -279,6 +279,10 @@ async fn a_provider_that_cannot_be_reached_is_transient() {
     let e = client.send(PHONE_NUMBER_ID, &text("Hello")).await.unwrap_err();
 
     assert_eq!((e.retry, e.http_status), (Retry::Transient, None));
+    assert!(e.message.starts_with("Could not reach the provider"), "{}", e.message);
+    if std::env::var_os("TEST_LOG").is_some() {
+        eprintln!("{}", e.message);
+    }
     assert!(
         !e.message.contains(TOKEN) && !e.message.contains("Hello"),
         "{}",
