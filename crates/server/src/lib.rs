@@ -1,1 +1,201 @@
-//! placeholder
+//! The openline server: REST API, webhooks, live events, the dispatcher, metrics and (in demo mode)
+//! the simulator, in one process.
+//!
+//! `start` binds, opens the database (running migrations), seeds demo data when asked, starts the
+//! dispatcher and serves until `ServerHandle::shutdown`: then it stops accepting, finishes requests
+//! in flight (and with them their commits), lets the dispatcher record the sends in flight, and
+//! closes the database after its queued writes are done.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod state;
+pub mod webhooks;
+pub mod workers;
+
+use crate::config::{Config, Secret};
+use crate::state::AppState;
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use openline_channels::cloud_api::{CloudApiClient, CloudApiConfig};
+use openline_domain::clock::SharedClock;
+use openline_sim::{SimConfig, Simulator};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running server.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    /// The base URL it serves at (`http://127.0.0.1:PORT` unless configured).
+    pub url: String,
+    pub state: AppState,
+    /// The in-process simulator (demo mode).
+    pub sim: Option<Arc<Simulator>>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Graceful shutdown: stop accepting, finish in-flight requests and sends, close the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        self.server.await.context("server task")?.context("server")?;
+        self.dispatcher.await.context("dispatcher task")?;
+        Ok(())
+    }
+
+    /// Serves until a shutdown signal (Ctrl-C or SIGTERM), then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests and sends in flight");
+        self.shutdown().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Starts openline with the demo simulator's defaults (when `config.demo`).
+pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<ServerHandle> {
+    start_with(config, clock, |_| {}).await
+}
+
+/// Starts openline; `tune_sim` adjusts the in-process simulator's settings (tests shorten delays).
+pub async fn start_with(
+    mut config: Config,
+    clock: SharedClock,
+    tune_sim: impl FnOnce(&mut SimConfig),
+) -> anyhow::Result<ServerHandle> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+
+    let sim = if config.demo {
+        let mut sc = SimConfig {
+            webhook_url: format!("{url}/webhooks/whatsapp"),
+            public_base_url: format!("{url}/sim"),
+            personas: openline_sim::demo_personas(),
+            ..SimConfig::default()
+        };
+        tune_sim(&mut sc);
+        // Demo mode talks to the simulator inside this process.
+        config.whatsapp.graph_base_url = format!("{url}/sim/graph");
+        config.whatsapp.access_token = Secret::new(sc.access_token.clone());
+        config.whatsapp.app_secret = Secret::new(sc.app_secret.clone());
+        if config.whatsapp.verify_token.is_empty() {
+            config.whatsapp.verify_token = Secret::new("openline-demo-verify-token");
+        }
+        Some(Simulator::new(sc, clock.clone()))
+    } else {
+        None
+    };
+
+    let db = config.database()?;
+    let store = openline_store::Store::open(&db).map_err(|e| anyhow::anyhow!("cannot open the database {db}: {e}"))?;
+    if let Some(sim) = &sim {
+        if demo::seed(&store, sim.config(), clock.now()).await? {
+            tracing::info!("seeded the demo organization");
+        }
+    }
+    let cloud = CloudApiClient::new(CloudApiConfig {
+        base_url: config.whatsapp.graph_base_url.clone(),
+        api_version: config.whatsapp.api_version.clone(),
+        access_token: config.whatsapp.access_token.expose().to_owned(),
+        timeout: Duration::from_millis(config.whatsapp.timeout_ms),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = AppState::new(store, clock, config, cloud);
+
+    let mut app = router(state.clone());
+    if let Some(sim) = &sim {
+        app = app.nest("/sim", sim.router());
+    }
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let dispatcher = tokio::spawn(workers::dispatcher::run(state.clone(), shutdown_rx.clone()));
+    let mut server_rx = shutdown_rx;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service())
+            .with_graceful_shutdown(async move {
+                let _ = server_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, database = %db, demo = sim.is_some(), "openline is listening");
+    Ok(ServerHandle { addr, url, state, sim, shutdown: shutdown_tx, server, dispatcher })
+}
+
+/// Every route of the server (without the simulator), with its middleware.
+pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .merge(api::router())
+        .route(
+            "/webhooks/whatsapp",
+            get(webhooks::whatsapp::verify_subscription)
+                .post(webhooks::whatsapp::receive_webhook)
+                .layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(error::not_found_fallback)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(error::log_errors))
+        .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
+            let metrics = metrics.clone();
+            async move {
+                let res = next.run(req).await;
+                metrics
+                    .http_requests
+                    .get_or_create(&metrics::StatusLabel { status: res.status().as_u16().to_string() })
+                    .inc();
+                res
+            }
+        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// `GET /readyz`: 200 when the database answers and the server is not shutting down.
+async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    if st.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match st.store.read(|c| c.batch("select 1")).await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render())
+}

@@ -142,3 +142,20 @@ pub fn list(
     vals.push(Val::I64(limit));
     c.query(&sql, &vals)?.iter().map(from_row).collect()
 }
+
+/// Adds a user to a thread's participants unless they are in it already.
+pub fn join(c: &mut dyn Conn, conversation_id: &str, user_id: &str, now: i64) -> Result<bool, StoreError> {
+    if c.query_opt(
+        "select 1 from participants where conversation_id = ? and user_id = ? and left_at is null",
+        params![conversation_id, user_id],
+    )?
+    .is_some()
+    {
+        return Ok(false);
+    }
+    c.execute(
+        "insert into participants (conversation_id, user_id, joined_at) values (?, ?, ?)",
+        params![conversation_id, user_id, now],
+    )?;
+    Ok(true)
+}

@@ -378,3 +378,18 @@ fn advance(
     }
     Ok(true)
 }
+
+/// What the dispatcher needs to send a message: the message, the contact's number and the sender.
+pub fn delivery_target(
+    c: &mut dyn Conn,
+    message_id: &str,
+) -> Result<(Message, Option<String>, crate::senders::Sender), StoreError> {
+    let message = get_any(c, message_id)?;
+    let r = c.query_one(
+        "select ct.phone, v.sender_id from conversations v join contacts ct on ct.id = v.contact_id where v.id = ?",
+        params![&message.conversation_id],
+    )?;
+    let phone = r.opt_string(0)?;
+    let sender = crate::senders::get_any(c, &r.string(1)?)?;
+    Ok((message, phone, sender))
+}

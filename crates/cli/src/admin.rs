@@ -1,0 +1,178 @@
+//! `openline admin …`: create organizations, users and API tokens without the API (for the first
+//! admin, scripts and recovery). Passwords are read from stdin or generated and printed once; tokens
+//! are printed once.
+
+use crate::{load_config, CommonArgs};
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use openline_domain::clock::{Clock, SystemClock};
+use openline_domain::Role;
+use openline_store::{orgs, users, Store, StoreError};
+use std::io::{IsTerminal, Read};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an organization (optionally below a parent).
+    CreateOrg {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long)]
+        name: String,
+        /// Name of the parent organization
+        #[arg(long)]
+        parent: Option<String>,
+        /// on, off or inherit
+        #[arg(long, default_value = "inherit")]
+        whatsapp: String,
+    },
+    /// Create a user. The password is read from stdin; if stdin is a terminal or empty, one is
+    /// generated and printed once.
+    CreateUser {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Name of the user's organization (created if it does not exist)
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// admin, supervisor, agent or viewer
+        #[arg(long)]
+        role: String,
+        /// Display name (default: the part of the e-mail before @)
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Create an API token for a user and print it once.
+    CreateToken {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long)]
+        email: String,
+        /// What the token is for
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// Revoke one of a user's API tokens.
+    RevokeToken {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long)]
+        email: String,
+        /// The token's id (tok_…)
+        #[arg(long)]
+        id: String,
+    },
+}
+
+fn open(common: &CommonArgs) -> anyhow::Result<Store> {
+    let config = load_config(common)?;
+    let db = config.database()?;
+    Store::open(&db).map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))
+}
+
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    match cmd {
+        AdminCommand::CreateOrg { common, name, parent, whatsapp } => {
+            if !matches!(whatsapp.as_str(), "on" | "off" | "inherit") {
+                bail!("--whatsapp must be on, off or inherit");
+            }
+            let store = open(&common)?;
+            let org = store
+                .write(move |c| {
+                    let parent_id = match &parent {
+                        Some(p) => Some(orgs::find_by_name(c, p)?.ok_or(StoreError::NotFound)?.id),
+                        None => None,
+                    };
+                    orgs::create(c, &name, parent_id.as_deref(), &whatsapp, now)
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => anyhow::anyhow!("the parent organization does not exist"),
+                    StoreError::Conflict(_) => anyhow::anyhow!("an organization with this name already exists"),
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!("created organization {} ({})", org.name, org.id);
+        }
+        AdminCommand::CreateUser { common, org, email, role, name } => {
+            let role = Role::parse(&role).context("--role must be admin, supervisor, agent or viewer")?;
+            if !email.contains('@') {
+                bail!("--email must be an e-mail address");
+            }
+            let (password, generated) = read_or_generate_password()?;
+            let hash = openline_server::auth::hash_password_blocking(&password)?;
+            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_owned());
+            let store = open(&common)?;
+            let user = store
+                .write(move |c| {
+                    let org = match orgs::find_by_name(c, &org)? {
+                        Some(o) => o,
+                        None => orgs::create(c, &org, None, "inherit", now)?,
+                    };
+                    users::create(
+                        c,
+                        &users::NewUser { org_id: &org.id, team_id: None, email: &email, name: &name, role, password_hash: &hash },
+                        now,
+                    )
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => anyhow::anyhow!("a user with this e-mail address already exists"),
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!("created {} {} ({})", user.role, user.email, user.id);
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        AdminCommand::CreateToken { common, email, name } => {
+            let store = open(&common)?;
+            let token = openline_server::auth::new_api_token();
+            let hash = openline_server::auth::digest(&token);
+            let t = store
+                .write(move |c| {
+                    let (user, _) = users::find_for_login(c, &email)?.ok_or(StoreError::NotFound)?;
+                    users::create_token(c, &user.id, &name, &hash, now)
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => anyhow::anyhow!("no user with this e-mail address"),
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!("created token {} ({}); it is shown once:", t.name, t.id);
+            println!("{token}");
+        }
+        AdminCommand::RevokeToken { common, email, id } => {
+            let store = open(&common)?;
+            store
+                .write(move |c| {
+                    let (user, _) = users::find_for_login(c, &email)?.ok_or(StoreError::NotFound)?;
+                    users::revoke_token(c, &user.id, &id, now)
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => anyhow::anyhow!("no such user, or the token is not theirs or already revoked"),
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!("revoked");
+        }
+    }
+    Ok(())
+}
+
+/// A password from stdin (first line), or a generated one when stdin is a terminal or empty.
+fn read_or_generate_password() -> anyhow::Result<(String, bool)> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut s = String::new();
+        stdin.lock().read_to_string(&mut s).context("reading the password from stdin")?;
+        let p = s.lines().next().unwrap_or("").to_owned();
+        if !p.is_empty() {
+            if p.chars().count() < 12 {
+                bail!("the password must have at least 12 characters");
+            }
+            return Ok((p, false));
+        }
+    }
+    Ok((openline_server::auth::random_secret(), true))
+}

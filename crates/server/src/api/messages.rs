@@ -1,0 +1,164 @@
+//! Sending messages. Every send passes the pure policy decision in `domain`, then one transaction
+//! stores the message, its outbox row and the idempotency key's answer; the dispatcher sends it.
+
+use crate::auth::CurrentUser;
+use crate::error::{ApiJson, AppError, ErrorBody};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use openline_domain::policy::{decide_send, SendDecision, SendFacts};
+use openline_domain::{Channel, DomainError, MessageKind};
+use openline_store::messages::{self, Message, NewOutbound};
+use openline_store::{contacts, conversations, idempotency, orgs, senders, StoreError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    pub contact_id: String,
+    /// The text to send (1 to 4096 characters).
+    pub text: String,
+    /// `whatsapp` (default) or `sms`.
+    pub channel: Option<Channel>,
+}
+
+/// What the transaction decided.
+enum Outcome {
+    Created(Box<Message>),
+    Replayed { status: u16, body: String },
+    Refused(AppError),
+}
+
+/// `POST /api/v1/messages`: sends a text to a contact. Answers 202 with the message (status
+/// `queued`); its status then follows the provider (`accepted`, `sent`, `delivered`, `read` or
+/// `failed` with the provider's code and an explanation), by `GET /api/v1/messages/{id}` or live
+/// events.
+///
+/// Idempotent with an `Idempotency-Key` header: a retry with the same key and body returns the first
+/// answer (with `Idempotent-Replayed: true`) and sends nothing; the same key with a different body
+/// is refused (422 `idempotency_key_reused`).
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessageRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: at most one message per key")),
+    responses((status = 202, body = Message), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn send_message(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SendMessageRequest>,
+) -> Result<Response, AppError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().map(str::trim).unwrap_or_default().to_owned();
+            if k.is_empty() || k.len() > 255 {
+                return Err(AppError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible characters."));
+            }
+            Some(k)
+        }
+    };
+    let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).map_err(AppError::internal)?));
+    let now = st.now();
+    let channel = req.channel.unwrap_or(Channel::Whatsapp);
+    let outcome = st
+        .store
+        .write(move |c| {
+            if let Some(k) = &key {
+                if let Some(prev) = idempotency::find(c, &me.user.id, k)? {
+                    if prev.request_hash != request_hash {
+                        return Ok(Outcome::Refused(AppError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "idempotency_key_reused",
+                            "This Idempotency-Key was used for a different request. Use a new key for a new message.",
+                        )));
+                    }
+                    return Ok(Outcome::Replayed { status: prev.status, body: prev.body });
+                }
+            }
+            let contact = match contacts::get(c, &me.scope, &req.contact_id) {
+                Ok(ct) => ct,
+                Err(StoreError::NotFound) => return Ok(Outcome::Refused(AppError::not_found("contact"))),
+                Err(e) => return Err(e),
+            };
+            if contact.phone.is_none() {
+                return Ok(Outcome::Refused(DomainError::new(
+                    "contact_has_no_phone",
+                    "This contact has no phone number to send to. Add one to the contact first.",
+                ).into()));
+            }
+            let facts = SendFacts {
+                channel,
+                author_role: me.user.role,
+                org_whatsapp_enabled: orgs::whatsapp_enabled(c, &contact.org_id)?,
+                user_whatsapp_enabled: me.user.whatsapp_enabled,
+                text: &req.text,
+            };
+            let dispatch = match decide_send(&facts, now) {
+                SendDecision::SendNow => true,
+                SendDecision::Queue { .. } => false,
+                SendDecision::Reject(e) => return Ok(Outcome::Refused(e.into())),
+            };
+            let Some(sender) = senders::for_org(c, &contact.org_id, channel)? else {
+                return Ok(Outcome::Refused(AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_sender",
+                    format!("Your organization has no {channel} number to send from. An admin can add one."),
+                )));
+            };
+            let conversation_id = conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;
+            conversations::join(c, &conversation_id, &me.user.id, now)?;
+            let message = messages::insert_outbound(
+                c,
+                &NewOutbound {
+                    org_id: &contact.org_id,
+                    conversation_id: &conversation_id,
+                    sender_id: &sender.id,
+                    author_user_id: Some(&me.user.id),
+                    kind: MessageKind::Text,
+                    body: Some(&req.text),
+                    template: None,
+                    dispatch,
+                    now,
+                },
+            )?;
+            if let Some(k) = &key {
+                let body = serde_json::to_string(&message).map_err(|e| StoreError::Decode(e.to_string()))?;
+                idempotency::save(c, &me.user.id, k, &idempotency::StoredResponse { request_hash, status: 202, body }, now)?;
+            }
+            Ok(Outcome::Created(Box::new(message)))
+        })
+        .await?;
+    match outcome {
+        Outcome::Created(message) => {
+            st.dispatcher_wake.notify_one();
+            st.events.message("message.created", &message);
+            Ok((StatusCode::ACCEPTED, Json(*message)).into_response())
+        }
+        Outcome::Replayed { status, body } => {
+            let mut res = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED),
+                [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                body,
+            )
+                .into_response();
+            res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(res)
+        }
+        Outcome::Refused(e) => Err(e),
+    }
+}
+
+/// `GET /api/v1/messages/{id}`: one message with its current delivery status.
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = String, Path)),
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
+pub async fn get_message(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<Json<Message>, AppError> {
+    let scope = me.scope.clone();
+    st.store.read(move |c| messages::get(c, &scope, &id)).await.map(Json).map_err(|e| match e {
+        StoreError::NotFound => AppError::not_found("message"),
+        other => other.into(),
+    })
+}

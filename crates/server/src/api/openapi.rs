@@ -1,0 +1,51 @@
+//! The OpenAPI document, generated from the handlers and types; the simulator's phone API is
+//! nested under `/sim` (where demo mode serves it).
+
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "openline", description = "Compliant WhatsApp Business messaging: REST API, webhooks and the simulator."),
+    paths(
+        super::auth::login, super::auth::logout, super::auth::me,
+        super::auth::create_token, super::auth::list_tokens, super::auth::revoke_token,
+        super::contacts::list_contacts, super::contacts::create_contact, super::contacts::get_contact,
+        super::contacts::list_senders,
+        super::conversations::list_conversations, super::conversations::get_conversation,
+        super::conversations::list_messages,
+        super::messages::send_message, super::messages::get_message,
+        super::events::stream_events,
+        crate::webhooks::whatsapp::verify_subscription, crate::webhooks::whatsapp::receive_webhook,
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = [])),
+    tags(
+        (name = "auth", description = "Sign in, sessions and API tokens"),
+        (name = "contacts"), (name = "conversations"), (name = "messages"), (name = "events"),
+        (name = "webhooks", description = "What providers call"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi().nest("/sim", openline_sim::SimApiDoc::openapi())
+}
+
+/// `GET /api/openapi.json`
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,67 @@
+//! What every handler and worker shares: the store, the clock, settings, the provider client, live
+//! events and metrics. Cheap to clone (everything behind `Arc`).
+
+use crate::config::Config;
+use crate::events::EventHub;
+use crate::metrics::Metrics;
+use openline_channels::cloud_api::CloudApiClient;
+use openline_domain::clock::SharedClock;
+use openline_domain::ProviderKind;
+use openline_store::senders::Sender;
+use openline_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub config: Arc<Config>,
+    pub cloud: CloudApiClient,
+    pub events: EventHub,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the dispatcher when a message is put in the outbox.
+    pub dispatcher_wake: Arc<Notify>,
+    /// Senders by (provider, provider number id), for routing webhooks without a query. Senders
+    /// change rarely; a miss falls back to the database.
+    senders: Arc<RwLock<HashMap<(ProviderKind, String), Sender>>>,
+    /// Set once shutdown starts: `/readyz` answers 503 so load balancers drain this node.
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: SharedClock, config: Config, cloud: CloudApiClient) -> Self {
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            cloud,
+            events: EventHub::new(4096),
+            metrics: Arc::new(Metrics::new()),
+            dispatcher_wake: Arc::new(Notify::new()),
+            senders: Arc::new(RwLock::new(HashMap::new())),
+            shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The sender a webhook is addressed to, from the cache or the database.
+    pub async fn sender_for(&self, provider: ProviderKind, number_id: &str) -> Result<Option<Sender>, openline_store::StoreError> {
+        let key = (provider, number_id.to_owned());
+        if let Ok(cache) = self.senders.read() {
+            if let Some(s) = cache.get(&key) {
+                return Ok(Some(s.clone()));
+            }
+        }
+        let id = number_id.to_owned();
+        let found = self.store.read(move |c| openline_store::senders::find_by_provider_id(c, provider, &id)).await?;
+        if let (Some(s), Ok(mut cache)) = (&found, self.senders.write()) {
+            cache.insert(key, s.clone());
+        }
+        Ok(found)
+    }
+}

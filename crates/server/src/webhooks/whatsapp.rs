@@ -1,0 +1,196 @@
+//! `/webhooks/whatsapp`: Meta's Cloud API webhooks (or the simulator's).
+//!
+//! `GET` answers Meta's subscription handshake. `POST` follows one path: verify `X-Hub-Signature-256`
+//! over the raw body (constant time; missing → 401, wrong → 403, nothing stored) → parse → commit every
+//! event of the body in one transaction (messages with their contacts and threads, statuses, other
+//! events kept whole) → answer 200 → publish live events. A retried webhook is a no-op; a status for
+//! a message not known yet is kept and applied when the message's provider id is recorded. If the
+//! commit fails, the answer is 5xx and Meta retries: nothing acknowledged is lost.
+
+use crate::error::{AppError, ErrorBody};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use openline_channels::cloud_api::{parse_webhook, CloudEvent, InboundMessage, StatusUpdate};
+use openline_channels::signature::{verify_meta_signature, SignatureError};
+use openline_domain::{Channel, PhoneNumber, ProviderKind};
+use openline_store::messages::{self, InboundOutcome, Message, NewInbound, StatusOutcome, StatusReport};
+use openline_store::provider_events;
+use openline_store::senders::Sender;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VerifyQuery {
+    #[serde(rename = "hub.mode")]
+    #[param(rename = "hub.mode")]
+    pub mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    #[param(rename = "hub.verify_token")]
+    pub verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    #[param(rename = "hub.challenge")]
+    pub challenge: Option<String>,
+}
+
+/// `GET /webhooks/whatsapp`: Meta's verification handshake. Answers `hub.challenge` when
+/// `hub.mode=subscribe` and `hub.verify_token` matches the configured token; 403 otherwise.
+#[utoipa::path(get, path = "/webhooks/whatsapp", tag = "webhooks", params(VerifyQuery),
+    responses((status = 200, description = "the challenge, as text"), (status = 403, body = ErrorBody)))]
+pub async fn verify_subscription(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<VerifyQuery>,
+) -> Response {
+    let expected = st.config.whatsapp.verify_token.expose();
+    let token_ok = !expected.is_empty()
+        && q.verify_token.as_deref().is_some_and(|t| bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), expected.as_bytes())));
+    match (q.mode.as_deref(), token_ok, q.challenge) {
+        (Some("subscribe"), true, Some(challenge)) => (StatusCode::OK, challenge).into_response(),
+        _ => AppError::forbidden("The verify token does not match openline's configured verify token.").into_response(),
+    }
+}
+
+/// `POST /webhooks/whatsapp`: receives Cloud API webhooks. 200 only after the events are committed.
+#[utoipa::path(post, path = "/webhooks/whatsapp", tag = "webhooks",
+    params(("X-Hub-Signature-256" = String, Header, description = "sha256=HMAC-SHA256(app secret, raw body), hex")),
+    request_body(content = Object, description = "A Cloud API webhook body", content_type = "application/json"),
+    responses((status = 200, description = "committed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn receive_webhook(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, AppError> {
+    let secret = st.config.whatsapp.app_secret.expose();
+    if secret.is_empty() {
+        // With an empty key anyone could forge a signature: refuse everything until it is set.
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks_not_configured",
+            "openline has no WhatsApp app secret configured (OPENLINE_WHATSAPP_APP_SECRET), so it cannot verify webhooks.",
+        ));
+    }
+    let header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    if let Err(e) = verify_meta_signature(secret.as_bytes(), &body, header) {
+        st.metrics.webhook("rejected");
+        return Err(match e {
+            SignatureError::Missing => AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "signature_missing",
+                "The X-Hub-Signature-256 header is missing; webhooks must be signed with the app secret.",
+            ),
+            _ => AppError::new(
+                StatusCode::FORBIDDEN,
+                "signature_invalid",
+                "The X-Hub-Signature-256 signature does not match the body; check the app secret.",
+            ),
+        });
+    }
+    let events = parse_webhook(&body).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
+
+    // Resolve the business numbers first (cached), so the transaction does only writes.
+    let mut routed = Vec::with_capacity(events.len());
+    for ev in events {
+        let sender = match &ev {
+            CloudEvent::Message(m) => st.sender_for(ProviderKind::CloudApi, &m.phone_number_id).await?,
+            _ => None,
+        };
+        routed.push((ev, sender));
+    }
+    let now = st.now();
+    let results = st.store.write(move |c| routed.into_iter().map(|(ev, sender)| apply(c, ev, sender.as_ref(), now)).collect::<Result<Vec<_>, _>>()).await?;
+
+    for r in results {
+        st.metrics.webhook(r.metric);
+        if let Some((kind, m)) = &r.publish {
+            st.events.message(kind, m);
+        }
+    }
+    Ok(StatusCode::OK)
+}
+
+/// What one event did, for metrics and live events.
+struct Applied {
+    metric: &'static str,
+    publish: Option<(&'static str, Message)>,
+}
+
+fn apply(c: &mut dyn openline_store::Conn, ev: CloudEvent, sender: Option<&Sender>, now: i64) -> Result<Applied, openline_store::StoreError> {
+    match ev {
+        CloudEvent::Message(m) => match sender {
+            Some(s) => store_message(c, &m, s, now),
+            None => {
+                // A number openline does not know: keep the event rather than lose it.
+                tracing::warn!(phone_number_id = %m.phone_number_id, "webhook for an unknown business number kept as a provider event");
+                provider_events::insert(c, "cloud_api", "messages_unrouted", Some(&m.waba_id), Some(&m.phone_number_id), &m.raw, now)?;
+                Ok(Applied { metric: "unrouted", publish: None })
+            }
+        },
+        CloudEvent::Status(s) => store_status(c, &s, now),
+        CloudEvent::Other(o) => {
+            provider_events::insert(c, "cloud_api", &o.field, o.waba_id.as_deref(), o.phone_number_id.as_deref(), &o.raw, now)?;
+            Ok(Applied { metric: "other", publish: None })
+        }
+    }
+}
+
+fn store_message(c: &mut dyn openline_store::Conn, m: &InboundMessage, sender: &Sender, now: i64) -> Result<Applied, openline_store::StoreError> {
+    let phone = m.wa_id.as_deref().or(Some(m.from.as_str())).and_then(|d| PhoneNumber::from_wa_id(d).ok());
+    let wa_user_id = m.user_id.clone().or_else(|| phone.is_none().then(|| m.from.clone())).filter(|u| !u.is_empty());
+    let media = m.media.as_ref().map(|md| {
+        serde_json::json!({
+            "id": md.id, "mime_type": md.mime_type, "sha256": md.sha256, "caption": md.caption,
+            "filename": md.filename, "voice": md.voice, "animated": md.animated,
+        })
+    });
+    let outcome = messages::insert_inbound(
+        c,
+        &NewInbound {
+            org_id: &sender.org_id,
+            sender_id: &sender.id,
+            channel: Channel::Whatsapp,
+            provider: ProviderKind::CloudApi,
+            from_phone: phone.as_ref().map(PhoneNumber::as_e164),
+            wa_user_id: wa_user_id.as_deref(),
+            profile_name: m.profile_name.as_deref(),
+            provider_message_id: &m.provider_message_id,
+            kind: m.kind,
+            body: m.body.as_deref(),
+            media: media.as_ref(),
+            reply_to: m.context_message_id.as_deref(),
+            raw: Some(&m.raw),
+            sent_at: if m.timestamp_ms > 0 { m.timestamp_ms } else { now },
+            now,
+        },
+    )?;
+    Ok(match outcome {
+        InboundOutcome::Stored(msg) => Applied { metric: "stored", publish: Some(("message.received", *msg)) },
+        InboundOutcome::Duplicate => Applied { metric: "duplicate", publish: None },
+    })
+}
+
+fn store_status(c: &mut dyn openline_store::Conn, s: &StatusUpdate, now: i64) -> Result<Applied, openline_store::StoreError> {
+    let Some(status) = s.status else {
+        // `deleted`, `warning` and future statuses: kept whole, nothing moves.
+        provider_events::insert(c, "cloud_api", "status_other", Some(&s.waba_id), Some(&s.phone_number_id), &s.raw, now)?;
+        return Ok(Applied { metric: "other", publish: None });
+    };
+    let err = s.errors.first();
+    let outcome = messages::apply_status(
+        c,
+        &StatusReport {
+            provider: ProviderKind::CloudApi,
+            provider_message_id: &s.provider_message_id,
+            status,
+            error_code: err.and_then(|e| e.code),
+            error_title: err.map(|e| e.title.as_str()),
+            at: if s.timestamp_ms > 0 { s.timestamp_ms } else { now },
+            raw: Some(&s.raw),
+            now,
+        },
+    )?;
+    Ok(match outcome {
+        StatusOutcome::Advanced(m) => Applied { metric: "status", publish: Some(("message.status", m)) },
+        StatusOutcome::Stale(_) => Applied { metric: "status_stale", publish: None },
+        StatusOutcome::Duplicate => Applied { metric: "duplicate", publish: None },
+        StatusOutcome::Orphan => Applied { metric: "orphan_status", publish: None },
+    })
+}

@@ -1,0 +1,191 @@
+//! The dispatcher: sends what the outbox holds.
+//!
+//! It claims due rows with a lease (so a crashed node's rows are picked up again, and on PostgreSQL
+//! two nodes never claim the same row), sends each through the provider adapter, and records the
+//! outcome in one transaction: accepted (the provider's message id, early statuses applied), retry
+//! later (transient failures: 5xx, timeouts, 429/130429, with exponential backoff, jitter and the
+//! provider's Retry-After), or failed for good (permanent errors, with the provider's code, which the
+//! API explains to the agent). Woken at once when a message is enqueued; otherwise it sleeps until the
+//! next row is due (at most a second).
+
+use crate::state::AppState;
+use openline_channels::cloud_api::OutboundMessage;
+use openline_domain::{MessageKind, ProviderKind};
+use openline_store::{messages, outbox};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+/// How long a claim lasts before another dispatcher may take the row (longer than a send's timeout).
+const LEASE_MS: i64 = 60_000;
+/// Rows claimed per round.
+const CLAIM_BATCH: i64 = 64;
+/// Sends in flight at once.
+const CONCURRENCY: usize = 64;
+/// After this many attempts a transiently failing message is failed for good.
+pub const MAX_ATTEMPTS: i64 = 12;
+
+/// Runs until `shutdown` turns true, then waits for sends in flight to be recorded.
+pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut last_gauge = 0i64;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = st.now();
+        match st.store.write(move |c| outbox::claim_due(c, now, LEASE_MS, CLAIM_BATCH)).await {
+            Ok(claimed) if !claimed.is_empty() => {
+                for job in claimed {
+                    let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        send_one(&st, job).await;
+                        drop(permit);
+                    });
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "dispatcher could not claim outbox rows");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        if now - last_gauge >= 1000 || now < last_gauge {
+            last_gauge = now;
+            update_gauges(&st, now).await;
+        }
+        let wait_ms = match st.store.read(outbox::next_due_at).await {
+            Ok(Some(due)) => (due - now).clamp(5, 1000),
+            _ => 1000,
+        };
+        tokio::select! {
+            _ = st.dispatcher_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    // Let sends in flight finish and record their outcome.
+    let _ = permits.acquire_many(CONCURRENCY as u32).await;
+    tracing::info!("dispatcher stopped");
+}
+
+async fn update_gauges(st: &AppState, now: i64) {
+    if let Ok((due, oldest)) = st.store.read(move |c| outbox::backlog(c, now)).await {
+        st.metrics.outbox_due.set(due);
+        st.metrics.dispatcher_lag_ms.set(oldest.map_or(0, |t| (now - t).max(0)));
+    }
+}
+
+/// Exponential backoff with full jitter in the upper half: attempt 1 → 0.5–1 s, 2 → 1–2 s, … capped
+/// at 5 minutes; never sooner than the provider's Retry-After.
+pub fn backoff_ms(attempt: i64, retry_after: Option<Duration>) -> i64 {
+    let base = 1000i64.saturating_mul(1i64 << attempt.clamp(0, 20).saturating_sub(1)).min(300_000);
+    let jittered = rand::thread_rng().gen_range(base / 2..=base);
+    let floor = retry_after.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    jittered.max(floor)
+}
+
+async fn send_one(st: &AppState, job: outbox::Claimed) {
+    let attempt = job.attempts + 1;
+    let message_id = job.message_id.clone();
+    let target = st.store.read(move |c| messages::delivery_target(c, &message_id)).await;
+    let (message, phone, sender) = match target {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, outbox_id = %job.outbox_id, "could not load a message to send");
+            return;
+        }
+    };
+    let Some(phone) = phone else {
+        fail(st, &job, None, "The contact has no phone number.").await;
+        return;
+    };
+    let request = match message.kind {
+        MessageKind::Text => OutboundMessage::Text {
+            to: phone.trim_start_matches('+').to_owned(),
+            body: message.body.clone().unwrap_or_default(),
+            preview_url: false,
+            reply_to: message.reply_to.clone(),
+        },
+        other => {
+            fail(st, &job, None, &format!("openline cannot send {other} messages yet.")).await;
+            return;
+        }
+    };
+    if sender.provider != ProviderKind::CloudApi {
+        fail(st, &job, None, "This sender's provider is not supported yet.").await;
+        return;
+    }
+    match st.cloud.send(&sender.phone_number_id, &request).await {
+        Ok(accepted) => {
+            st.metrics.send("accepted");
+            let (outbox_id, message_id, now) = (job.outbox_id.clone(), job.message_id.clone(), st.now());
+            let pmid = accepted.provider_message_id;
+            let recorded = st
+                .store
+                .write(move |c| {
+                    let m = messages::record_provider_accept(c, &message_id, ProviderKind::CloudApi, &pmid, now)?;
+                    outbox::complete(c, &outbox_id, now)?;
+                    Ok(m)
+                })
+                .await;
+            match recorded {
+                Ok(m) => st.events.message("message.status", &m),
+                // The provider has the message but we could not record it: the lease runs out and the
+                // row is retried, which may send twice; the log says so. (Issue 6 adds duplicate detection.)
+                Err(e) => tracing::error!(error = %e, message_id = %job.message_id, "sent, but recording the provider id failed"),
+            }
+        }
+        Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+            st.metrics.send("retry");
+            let now = st.now();
+            let next = now + backoff_ms(attempt, e.retry_after);
+            tracing::warn!(message_id = %job.message_id, attempt, code = ?e.code, http_status = ?e.http_status, "send failed, will retry");
+            let (outbox_id, reason) = (job.outbox_id.clone(), e.message.clone());
+            if let Err(err) = st.store.write(move |c| outbox::retry_at(c, &outbox_id, next, &reason, now)).await {
+                tracing::error!(error = %err, "could not schedule a retry; the lease will expire and retry it");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(message_id = %job.message_id, attempt, code = ?e.code, http_status = ?e.http_status, "send failed permanently");
+            fail(st, &job, e.code, &e.message).await;
+        }
+    }
+}
+
+async fn fail(st: &AppState, job: &outbox::Claimed, code: Option<i64>, title: &str) {
+    st.metrics.send("failed");
+    let (outbox_id, message_id, now, title) = (job.outbox_id.clone(), job.message_id.clone(), st.now(), title.to_owned());
+    let result = st
+        .store
+        .write(move |c| {
+            outbox::dead(c, &outbox_id, &title, now)?;
+            messages::mark_failed(c, &message_id, code, &title, now)
+        })
+        .await;
+    match result {
+        Ok(m) => st.events.message("message.status", &m),
+        Err(e) => tracing::error!(error = %e, "could not record a failed send"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        for _ in 0..100 {
+            let a1 = backoff_ms(1, None);
+            assert!((500..=1000).contains(&a1), "{a1}");
+            let a4 = backoff_ms(4, None);
+            assert!((4000..=8000).contains(&a4), "{a4}");
+            assert!(backoff_ms(40, None) <= 300_000);
+            assert!(backoff_ms(1, Some(Duration::from_secs(30))) >= 30_000);
+        }
+    }
+}
