@@ -73,7 +73,12 @@ fn open(common: &CommonArgs) -> anyhow::Result<Store> {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     let now = SystemClock.now();
     match cmd {
-        AdminCommand::CreateOrg { common, name, parent, whatsapp } => {
+        AdminCommand::CreateOrg {
+            common,
+            name,
+            parent,
+            whatsapp,
+        } => {
             if !matches!(whatsapp.as_str(), "on" | "off" | "inherit") {
                 bail!("--whatsapp must be on, off or inherit");
             }
@@ -94,7 +99,13 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 })?;
             println!("created organization {} ({})", org.name, org.id);
         }
-        AdminCommand::CreateUser { common, org, email, role, name } => {
+        AdminCommand::CreateUser {
+            common,
+            org,
+            email,
+            role,
+            name,
+        } => {
             let role = Role::parse(&role).context("--role must be admin, supervisor, agent or viewer")?;
             if !email.contains('@') {
                 bail!("--email must be an e-mail address");
@@ -111,7 +122,14 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     };
                     users::create(
                         c,
-                        &users::NewUser { org_id: &org.id, team_id: None, email: &email, name: &name, role, password_hash: &hash },
+                        &users::NewUser {
+                            org_id: &org.id,
+                            team_id: None,
+                            email: &email,
+                            name: &name,
+                            role,
+                            password_hash: &hash,
+                        },
                         now,
                     )
                 })
@@ -151,7 +169,9 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(|e| match e {
-                    StoreError::NotFound => anyhow::anyhow!("no such user, or the token is not theirs or already revoked"),
+                    StoreError::NotFound => {
+                        anyhow::anyhow!("no such user, or the token is not theirs or already revoked")
+                    }
                     other => anyhow::anyhow!("{other}"),
                 })?;
             println!("revoked");
@@ -165,7 +185,10 @@ fn read_or_generate_password() -> anyhow::Result<(String, bool)> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         let mut s = String::new();
-        stdin.lock().read_to_string(&mut s).context("reading the password from stdin")?;
+        stdin
+            .lock()
+            .read_to_string(&mut s)
+            .context("reading the password from stdin")?;
         let p = s.lines().next().unwrap_or("").to_owned();
         if !p.is_empty() {
             if p.chars().count() < 12 {

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "openline", version, about = "Compliant WhatsApp Business messaging for regulated enterprises")]
+#[command(
+    name = "openline",
+    version,
+    about = "Compliant WhatsApp Business messaging for regulated enterprises"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,7 +82,10 @@ struct SimArgs {
 
 /// Loads settings: defaults < file < environment < flags.
 pub fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
-    let file = common.config.clone().or_else(|| std::env::var_os("OPENLINE_CONFIG").map(PathBuf::from));
+    let file = common
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("OPENLINE_CONFIG").map(PathBuf::from));
     let mut config = match file {
         Some(path) => Config::from_file(&path)?,
         None => Config::default(),
@@ -96,7 +103,10 @@ pub fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPENLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 #[tokio::main]
@@ -128,12 +138,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("openline is running at {}", handle.url);
     if demo {
         println!();
-        println!("Demo mode: the WhatsApp simulator runs at {}/sim and demo data is loaded.", handle.url);
-        println!("Sign in (POST {}/api/v1/auth/login) with any of these, password \"{}\":", handle.url, openline_server::demo::DEMO_PASSWORD);
+        println!(
+            "Demo mode: the WhatsApp simulator runs at {}/sim and demo data is loaded.",
+            handle.url
+        );
+        println!(
+            "Sign in (POST {}/api/v1/auth/login) with any of these, password \"{}\":",
+            handle.url,
+            openline_server::demo::DEMO_PASSWORD
+        );
         for (email, name, role, _) in openline_server::demo::DEMO_USERS {
             println!("  {email:<32} {name} ({role})");
         }
-        println!("Simulated WhatsApp users (act as them through {}/sim/phones):", handle.url);
+        println!(
+            "Simulated WhatsApp users (act as them through {}/sim/phones):",
+            handle.url
+        );
         if let Some(sim) = &handle.sim {
             for p in &sim.config().personas {
                 println!("  {}  {}  ({:?})", p.phone, p.name, p.behaviour);
@@ -148,7 +168,9 @@ fn migrate(common: &CommonArgs) -> anyhow::Result<()> {
     let config = load_config(common)?;
     let db = config.database()?;
     // Opening the store applies pending migrations.
-    openline_store::Store::open(&db).map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("migrating {db}"))?;
+    openline_store::Store::open(&db)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("migrating {db}"))?;
     println!("migrations applied to {db}");
     Ok(())
 }
@@ -171,12 +193,21 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
     config.read_after_ms = delay;
     let clock: openline_domain::clock::SharedClock = Arc::new(openline_domain::clock::SystemClock);
     let sim = openline_sim::Simulator::new(config, clock);
-    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!("simulator listening on http://{} (Graph API at /graph, phones at /phones)", listener.local_addr()?);
-    println!("point openline at it: OPENLINE_WHATSAPP_GRAPH_BASE_URL=http://{}/graph", args.listen);
-    axum::serve(listener, sim.router()).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!(
+        "simulator listening on http://{} (Graph API at /graph, phones at /phones)",
+        listener.local_addr()?
+    );
+    println!(
+        "point openline at it: OPENLINE_WHATSAPP_GRAPH_BASE_URL=http://{}/graph",
+        args.listen
+    );
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }

@@ -42,7 +42,9 @@ pub fn digest(secret: &str) -> String {
 pub async fn hash_password(password: String) -> Result<String, AppError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
     })
     .await
     .map_err(AppError::internal)?
@@ -51,13 +53,18 @@ pub async fn hash_password(password: String) -> Result<String, AppError> {
 
 pub fn hash_password_blocking(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| anyhow::anyhow!("{e}"))
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Checks a password against a stored hash. A hash that cannot be parsed never matches.
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+        PasswordHash::new(&hash)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
     })
     .await
     .unwrap_or(false)
@@ -79,12 +86,16 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        v.split(';').find_map(|kv| {
-            let (k, val) = kv.trim().split_once('=')?;
-            (k == SESSION_COOKIE).then(|| val.to_owned())
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';').find_map(|kv| {
+                let (k, val) = kv.trim().split_once('=')?;
+                (k == SESSION_COOKIE).then(|| val.to_owned())
+            })
         })
-    })
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -117,7 +128,11 @@ impl FromRequestParts<AppState> for CurrentUser {
             })
             .await?;
         let (user, scope) = found.ok_or_else(AppError::unauthorized)?;
-        Ok(CurrentUser { user, scope, via_session })
+        Ok(CurrentUser {
+            user,
+            scope,
+            via_session,
+        })
     }
 }
 

@@ -135,7 +135,9 @@ impl Config {
             self.whatsapp.verify_token = Secret::new(v);
         }
         if let Some(v) = get("OPENLINE_SESSION_HOURS") {
-            self.session_hours = v.parse().map_err(|_| anyhow::anyhow!("OPENLINE_SESSION_HOURS must be a whole number"))?;
+            self.session_hours = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("OPENLINE_SESSION_HOURS must be a whole number"))?;
         }
         Ok(())
     }
@@ -159,14 +161,18 @@ mod tests {
         c.whatsapp.app_secret = Secret::new("s3cr3t-app");
         c.whatsapp.access_token = Secret::new("EAAG-token");
         let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cr3t-app") && !shown.contains("EAAG-token"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t-app") && !shown.contains("EAAG-token"),
+            "{shown}"
+        );
         assert!(shown.contains("[redacted]"));
     }
 
     #[test]
     fn environment_overrides_the_file_and_typos_in_the_file_are_errors() {
         let mut c: Config = toml::from_str("listen = '0.0.0.0:9000'\n[whatsapp]\napi_version = 'v22.0'\n").unwrap();
-        c.apply_env(|k| (k == "OPENLINE_LISTEN").then(|| "127.0.0.1:7000".to_owned())).unwrap();
+        c.apply_env(|k| (k == "OPENLINE_LISTEN").then(|| "127.0.0.1:7000".to_owned()))
+            .unwrap();
         assert_eq!(c.listen, "127.0.0.1:7000");
         assert_eq!(c.whatsapp.api_version, "v22.0");
         assert!(toml::from_str::<Config>("lisen = 'x'").is_err());

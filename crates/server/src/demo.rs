@@ -16,7 +16,12 @@ pub const DEMO_PASSWORD: &str = "openline-demo";
 /// (e-mail, name, role, in the sub-organization)
 pub const DEMO_USERS: &[(&str, &str, Role, bool)] = &[
     ("admin@demo.openline.dev", "Alex Admin", Role::Admin, false),
-    ("supervisor@demo.openline.dev", "Sue Supervisor", Role::Supervisor, false),
+    (
+        "supervisor@demo.openline.dev",
+        "Sue Supervisor",
+        Role::Supervisor,
+        false,
+    ),
     ("agent1@demo.openline.dev", "Amir Agent", Role::Agent, true),
     ("agent2@demo.openline.dev", "Bea Agent", Role::Agent, true),
 ];
@@ -25,7 +30,11 @@ pub const DEMO_USERS: &[(&str, &str, Role, bool)] = &[
 pub async fn seed(store: &Store, sim: &SimConfig, now: i64) -> anyhow::Result<bool> {
     // Hash outside the transaction: argon2 is slow on purpose.
     let hash = tokio::task::spawn_blocking(|| hash_password_blocking(DEMO_PASSWORD)).await??;
-    let number = sim.business_numbers.first().cloned().ok_or_else(|| anyhow::anyhow!("the simulator has no business number"))?;
+    let number = sim
+        .business_numbers
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the simulator has no business number"))?;
     let personas = sim.personas.clone();
     let created = store
         .write(move |c| {
@@ -38,7 +47,14 @@ pub async fn seed(store: &Store, sim: &SimConfig, now: i64) -> anyhow::Result<bo
                 let org_id = if *in_sub { &sub.id } else { &root.id };
                 users::create(
                     c,
-                    &users::NewUser { org_id, team_id: None, email, name, role: *role, password_hash: &hash },
+                    &users::NewUser {
+                        org_id,
+                        team_id: None,
+                        email,
+                        name,
+                        role: *role,
+                        password_hash: &hash,
+                    },
                     now,
                 )?;
             }

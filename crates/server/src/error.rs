@@ -38,13 +38,23 @@ pub struct InternalCause(pub String);
 
 impl AppError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None, internal: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            internal: None,
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("No such {what}, or you may not see it."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No such {what}, or you may not see it."),
+        )
     }
     pub fn unauthorized() -> Self {
         Self::new(
@@ -59,14 +69,21 @@ impl AppError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self {
             internal: Some(cause.to_string()),
-            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side; it has been logged.")
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Something went wrong on our side; it has been logged.",
+            )
         }
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code.to_owned(), message: self.message };
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+        };
         let mut res = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -84,12 +101,18 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AppError::not_found("item"),
-            StoreError::Conflict(_) => {
-                AppError::new(StatusCode::CONFLICT, "conflict", "This already exists (a unique value is already in use).")
-            }
+            StoreError::Conflict(_) => AppError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "This already exists (a unique value is already in use).",
+            ),
             StoreError::Overloaded | StoreError::Closed => AppError {
                 retry_after: Some(1),
-                ..AppError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "openline is busy; retry in a moment.")
+                ..AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "openline is busy; retry in a moment.",
+                )
             },
             other => AppError::internal(other),
         }
@@ -120,9 +143,10 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
                 "unsupported_media_type",
                 "Send the body as JSON with `Content-Type: application/json`.",
             )),
-            Err(JsonRejection::JsonSyntaxError(e)) => {
-                Err(AppError::bad_request("invalid_json", format!("The body is not valid JSON: {}", e.body_text())))
-            }
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(AppError::bad_request(
+                "invalid_json",
+                format!("The body is not valid JSON: {}", e.body_text()),
+            )),
             Err(JsonRejection::JsonDataError(e)) => Err(AppError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_body",
@@ -157,5 +181,9 @@ pub async fn log_errors(req: Request, next: axum::middleware::Next) -> Response 
 }
 
 pub async fn not_found_fallback() -> AppError {
-    AppError::new(StatusCode::NOT_FOUND, "no_route", "There is no such endpoint. The API is described at /api/openapi.json.")
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "There is no such endpoint. The API is described at /api/openapi.json.",
+    )
 }

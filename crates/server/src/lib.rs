@@ -31,7 +31,6 @@ use openline_sim::{SimConfig, Simulator};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// A running server.
@@ -42,7 +41,6 @@ pub struct ServerHandle {
     pub state: AppState,
     /// The in-process simulator (demo mode).
     pub sim: Option<Arc<Simulator>>,
-    shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
 }
@@ -50,8 +48,10 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Graceful shutdown: stop accepting, finish in-flight requests and sends, close the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.state.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = self.shutdown.send(true);
+        self.state
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.state.shutdown.send_replace(true);
         self.server.await.context("server task")?.context("server")?;
         self.dispatcher.await.context("dispatcher task")?;
         Ok(())
@@ -98,7 +98,12 @@ pub async fn start_with(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
 
     let sim = if config.demo {
         let mut sc = SimConfig {
@@ -140,9 +145,8 @@ pub async fn start_with(
     if let Some(sim) = &sim {
         app = app.nest("/sim", sim.router());
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let dispatcher = tokio::spawn(workers::dispatcher::run(state.clone(), shutdown_rx.clone()));
-    let mut server_rx = shutdown_rx;
+    let dispatcher = tokio::spawn(workers::dispatcher::run(state.clone(), state.shutdown.subscribe()));
+    let mut server_rx = state.shutdown.subscribe();
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(async move {
@@ -151,7 +155,14 @@ pub async fn start_with(
             .await
     });
     tracing::info!(%addr, database = %db, demo = sim.is_some(), "openline is listening");
-    Ok(ServerHandle { addr, url, state, sim, shutdown: shutdown_tx, server, dispatcher })
+    Ok(ServerHandle {
+        addr,
+        url,
+        state,
+        sim,
+        server,
+        dispatcher,
+    })
 }
 
 /// Every route of the server (without the simulator), with its middleware.
@@ -177,7 +188,9 @@ pub fn router(state: AppState) -> Router {
                 let res = next.run(req).await;
                 metrics
                     .http_requests
-                    .get_or_create(&metrics::StatusLabel { status: res.status().as_u16().to_string() })
+                    .get_or_create(&metrics::StatusLabel {
+                        status: res.status().as_u16().to_string(),
+                    })
                     .inc();
                 res
             }
@@ -197,5 +210,11 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render())
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
 }

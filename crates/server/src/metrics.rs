@@ -34,24 +34,51 @@ impl Metrics {
         let sends = Family::<OutcomeLabel, Counter>::default();
         let dispatcher_lag_ms = Gauge::default();
         let outbox_due = Gauge::default();
-        registry.register("http_requests", "HTTP requests answered, by status code", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by status code",
+            http_requests.clone(),
+        );
         registry.register(
             "webhook_events",
             "Webhook events ingested, by outcome (stored, duplicate, status, orphan_status, other, rejected)",
             webhook_events.clone(),
         );
-        registry.register("sends", "Provider send attempts, by outcome (accepted, retry, failed)", sends.clone());
-        registry.register("dispatcher_lag_ms", "Age of the oldest due outbox row, in milliseconds", dispatcher_lag_ms.clone());
+        registry.register(
+            "sends",
+            "Provider send attempts, by outcome (accepted, retry, failed)",
+            sends.clone(),
+        );
+        registry.register(
+            "dispatcher_lag_ms",
+            "Age of the oldest due outbox row, in milliseconds",
+            dispatcher_lag_ms.clone(),
+        );
         registry.register("outbox_due", "Outbox rows due for sending", outbox_due.clone());
-        Self { registry, http_requests, webhook_events, sends, dispatcher_lag_ms, outbox_due }
+        Self {
+            registry,
+            http_requests,
+            webhook_events,
+            sends,
+            dispatcher_lag_ms,
+            outbox_due,
+        }
     }
 
     pub fn webhook(&self, outcome: &str) {
-        self.webhook_events.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+        self.webhook_events
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn send(&self, outcome: &str) {
-        self.sends.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+        self.sends
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn render(&self) -> String {

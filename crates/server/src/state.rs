@@ -28,6 +28,9 @@ pub struct AppState {
     senders: Arc<RwLock<HashMap<(ProviderKind, String), Sender>>>,
     /// Set once shutdown starts: `/readyz` answers 503 so load balancers drain this node.
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// Turns true when shutdown starts; workers stop and live event streams end (a stream that
+    /// never ends would hold graceful shutdown forever).
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             dispatcher_wake: Arc::new(Notify::new()),
             senders: Arc::new(RwLock::new(HashMap::new())),
             shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            shutdown: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -50,7 +54,11 @@ impl AppState {
     }
 
     /// The sender a webhook is addressed to, from the cache or the database.
-    pub async fn sender_for(&self, provider: ProviderKind, number_id: &str) -> Result<Option<Sender>, openline_store::StoreError> {
+    pub async fn sender_for(
+        &self,
+        provider: ProviderKind,
+        number_id: &str,
+    ) -> Result<Option<Sender>, openline_store::StoreError> {
         let key = (provider, number_id.to_owned());
         if let Ok(cache) = self.senders.read() {
             if let Some(s) = cache.get(&key) {
@@ -58,7 +66,10 @@ impl AppState {
             }
         }
         let id = number_id.to_owned();
-        let found = self.store.read(move |c| openline_store::senders::find_by_provider_id(c, provider, &id)).await?;
+        let found = self
+            .store
+            .read(move |c| openline_store::senders::find_by_provider_id(c, provider, &id))
+            .await?;
         if let (Some(s), Ok(mut cache)) = (&found, self.senders.write()) {
             cache.insert(key, s.clone());
         }

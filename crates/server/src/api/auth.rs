@@ -58,16 +58,24 @@ pub async fn login(State(st): State<AppState>, ApiJson(req): ApiJson<LoginReques
             openline_store::orgs::get(c, &org_id)
         })
         .await?;
-    let secure = st.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let secure = st
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
     tracing::info!(user_id = %user.id, "signed in");
-    Ok(([(header::SET_COOKIE, auth::session_set_cookie(&session, max_age, secure))], Json(Me { user, organization }))
+    Ok((
+        [(header::SET_COOKIE, auth::session_set_cookie(&session, max_age, secure))],
+        Json(Me { user, organization }),
+    )
         .into_response())
 }
 
 /// An argon2 hash of a random password, checked when the e-mail is unknown (see `login`).
 fn dummy_hash() -> String {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| auth::hash_password_blocking(&auth::random_secret()).unwrap_or_default()).clone()
+    HASH.get_or_init(|| auth::hash_password_blocking(&auth::random_secret()).unwrap_or_default())
+        .clone()
 }
 
 /// `POST /api/v1/auth/logout`: ends the browser session.
@@ -77,8 +85,16 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Re
         let hash = auth::digest(&cookie);
         st.store.write(move |c| users::delete_session(c, &hash)).await?;
     }
-    let secure = st.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, auth::session_clear_cookie(secure))]).into_response())
+    let secure = st
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, auth::session_clear_cookie(secure))],
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/me`: who is signed in.
@@ -86,7 +102,10 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Re
 pub async fn me(State(st): State<AppState>, me: CurrentUser) -> Result<Json<Me>, AppError> {
     let org_id = me.user.org_id.clone();
     let organization = st.store.read(move |c| openline_store::orgs::get(c, &org_id)).await?;
-    Ok(Json(Me { user: me.user, organization }))
+    Ok(Json(Me {
+        user: me.user,
+        organization,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -114,12 +133,27 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
     let name = req.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", "Give the token a name of 1 to 100 characters."));
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+            "Give the token a name of 1 to 100 characters.",
+        ));
     }
     let token = auth::new_api_token();
     let (hash, uid, now) = (auth::digest(&token), me.user.id.clone(), st.now());
-    let t = st.store.write(move |c| users::create_token(c, &uid, &name, &hash, now)).await?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { id: t.id, name: t.name, token, created_at: t.created_at })))
+    let t = st
+        .store
+        .write(move |c| users::create_token(c, &uid, &name, &hash, now))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            id: t.id,
+            name: t.name,
+            token,
+            created_at: t.created_at,
+        }),
+    ))
 }
 
 /// `GET /api/v1/tokens`: the signed-in user's tokens (never the secrets).
@@ -132,11 +166,18 @@ pub async fn list_tokens(State(st): State<AppState>, me: CurrentUser) -> Result<
 /// `DELETE /api/v1/tokens/{id}`: revokes one of the user's tokens; it stops working at once.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn revoke_token(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<StatusCode, AppError> {
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
     let (uid, now) = (me.user.id.clone(), st.now());
-    st.store.write(move |c| users::revoke_token(c, &uid, &id, now)).await.map_err(|e| match e {
-        openline_store::StoreError::NotFound => AppError::not_found("token"),
-        other => other.into(),
-    })?;
+    st.store
+        .write(move |c| users::revoke_token(c, &uid, &id, now))
+        .await
+        .map_err(|e| match e {
+            openline_store::StoreError::NotFound => AppError::not_found("token"),
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -46,8 +46,9 @@ pub async fn list_contacts(
         .store
         .read(move |c| contacts::list(c, &scope, q.q.as_deref(), after.as_deref(), limit))
         .await?;
-    let next_cursor =
-        (items.len() as i64 == limit).then(|| items.last().map(|c| cursor::encode(c.created_at, &c.id))).flatten();
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|c| cursor::encode(c.created_at, &c.id)))
+        .flatten();
     Ok(Json(ContactPage { items, next_cursor }))
 }
 
@@ -79,7 +80,11 @@ pub async fn create_contact(
     }
     let name = req.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
     if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", "Names are at most 200 characters."));
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+            "Names are at most 200 characters.",
+        ));
     }
     let now = st.now();
     let contact = st
@@ -100,12 +105,20 @@ pub async fn create_contact(
 /// `GET /api/v1/contacts/{id}`
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path)),
     responses((status = 200, body = Contact), (status = 404, body = ErrorBody)))]
-pub async fn get_contact(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<Json<Contact>, AppError> {
+pub async fn get_contact(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Contact>, AppError> {
     let scope = me.scope.clone();
-    st.store.read(move |c| contacts::get(c, &scope, &id)).await.map(Json).map_err(|e| match e {
-        StoreError::NotFound => AppError::not_found("contact"),
-        other => other.into(),
-    })
+    st.store
+        .read(move |c| contacts::get(c, &scope, &id))
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::not_found("contact"),
+            other => other.into(),
+        })
 }
 
 /// `GET /api/v1/senders`: the business numbers the caller's organizations send from.

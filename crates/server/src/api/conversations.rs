@@ -39,9 +39,15 @@ pub async fn list_conversations(
         .as_deref()
         .map(cursor::decode)
         .transpose()?
-        .map(|(t, id)| InboxCursor { last_activity_at: t, id });
+        .map(|(t, id)| InboxCursor {
+            last_activity_at: t,
+            id,
+        });
     let scope = me.scope.clone();
-    let items = st.store.read(move |c| conversations::list(c, &scope, cur.as_ref(), limit)).await?;
+    let items = st
+        .store
+        .read(move |c| conversations::list(c, &scope, cur.as_ref(), limit))
+        .await?;
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|v| cursor::encode(v.last_activity_at, &v.id)))
         .flatten();
@@ -57,7 +63,11 @@ pub async fn get_conversation(
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, AppError> {
     let scope = me.scope.clone();
-    st.store.read(move |c| conversations::get(c, &scope, &id)).await.map(Json).map_err(not_found)
+    st.store
+        .read(move |c| conversations::get(c, &scope, &id))
+        .await
+        .map(Json)
+        .map_err(not_found)
 }
 
 fn not_found(e: StoreError) -> AppError {
@@ -87,7 +97,12 @@ pub async fn list_messages(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<MessagePage>, AppError> {
     let limit = page_limit(q.limit);
-    let before = q.cursor.as_deref().map(cursor::decode).transpose()?.map(|(t, id)| ThreadCursor { created_at: t, id });
+    let before = q
+        .cursor
+        .as_deref()
+        .map(cursor::decode)
+        .transpose()?
+        .map(|(t, id)| ThreadCursor { created_at: t, id });
     let scope = me.scope.clone();
     let items = st
         .store
@@ -98,7 +113,8 @@ pub async fn list_messages(
         })
         .await
         .map_err(not_found)?;
-    let next_cursor =
-        (items.len() as i64 == limit).then(|| items.first().map(|m| cursor::encode(m.created_at, &m.id))).flatten();
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.first().map(|m| cursor::encode(m.created_at, &m.id)))
+        .flatten();
     Ok(Json(MessagePage { items, next_cursor }))
 }

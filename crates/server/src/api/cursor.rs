@@ -9,8 +9,15 @@ pub fn encode(time: i64, id: &str) -> String {
 }
 
 pub fn decode(cursor: &str) -> Result<(i64, String), AppError> {
-    let bad = || AppError::bad_request("invalid_cursor", "The cursor is not one this API gave out; start from the first page.");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
+    let bad = || {
+        AppError::bad_request(
+            "invalid_cursor",
+            "The cursor is not one this API gave out; start from the first page.",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (t, id) = text.split_once(':').ok_or_else(bad)?;
     Ok((t.parse().map_err(|_| bad())?, id.to_owned()))
@@ -23,6 +30,11 @@ mod tests {
         let c = super::encode(1_700_000_000_000, "conv_01abc");
         assert_eq!(super::decode(&c).unwrap(), (1_700_000_000_000, "conv_01abc".to_owned()));
         assert_eq!(super::decode("%%%").unwrap_err().code, "invalid_cursor");
-        assert_eq!(super::decode(&super::encode(1, "x").replace('M', "Q")).map(|_| ()).unwrap_or(()), ());
+        assert_eq!(
+            super::decode(&super::encode(1, "x").replace('M', "Q"))
+                .map(|_| ())
+                .unwrap_or(()),
+            ()
+        );
     }
 }

@@ -18,8 +18,12 @@ use tokio_stream::StreamExt;
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
     responses((status = 200, description = "text/event-stream of LiveEvent", body = crate::events::LiveEvent,
         content_type = "text/event-stream"), (status = 401, body = ErrorBody)))]
-pub async fn stream_events(State(st): State<AppState>, me: CurrentUser) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stream_events(
+    State(st): State<AppState>,
+    me: CurrentUser,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let scope = me.scope;
+    let mut shutdown = st.shutdown.subscribe();
     let stream = BroadcastStream::new(st.events.subscribe()).filter_map(move |item| match item {
         Ok(ev) if scope.contains(&ev.org_id) => {
             let data = serde_json::to_string(&*ev).unwrap_or_else(|_| "{}".into());
@@ -33,5 +37,8 @@ pub async fn stream_events(State(st): State<AppState>, me: CurrentUser) -> Sse<i
     });
     // A first comment so clients (and proxies) see the stream open at once.
     let hello = tokio_stream::once(Ok(Event::default().comment("openline events")));
-    Sse::new(hello.chain(stream)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    let stream = futures::StreamExt::take_until(hello.chain(stream), async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

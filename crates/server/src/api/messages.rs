@@ -56,7 +56,10 @@ pub async fn send_message(
         Some(v) => {
             let k = v.to_str().map(str::trim).unwrap_or_default().to_owned();
             if k.is_empty() || k.len() > 255 {
-                return Err(AppError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible characters."));
+                return Err(AppError::bad_request(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be 1 to 255 visible characters.",
+                ));
             }
             Some(k)
         }
@@ -76,7 +79,10 @@ pub async fn send_message(
                             "This Idempotency-Key was used for a different request. Use a new key for a new message.",
                         )));
                     }
-                    return Ok(Outcome::Replayed { status: prev.status, body: prev.body });
+                    return Ok(Outcome::Replayed {
+                        status: prev.status,
+                        body: prev.body,
+                    });
                 }
             }
             let contact = match contacts::get(c, &me.scope, &req.contact_id) {
@@ -85,10 +91,13 @@ pub async fn send_message(
                 Err(e) => return Err(e),
             };
             if contact.phone.is_none() {
-                return Ok(Outcome::Refused(DomainError::new(
-                    "contact_has_no_phone",
-                    "This contact has no phone number to send to. Add one to the contact first.",
-                ).into()));
+                return Ok(Outcome::Refused(
+                    DomainError::new(
+                        "contact_has_no_phone",
+                        "This contact has no phone number to send to. Add one to the contact first.",
+                    )
+                    .into(),
+                ));
             }
             let facts = SendFacts {
                 channel,
@@ -109,7 +118,8 @@ pub async fn send_message(
                     format!("Your organization has no {channel} number to send from. An admin can add one."),
                 )));
             };
-            let conversation_id = conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;
+            let conversation_id =
+                conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;
             conversations::join(c, &conversation_id, &me.user.id, now)?;
             let message = messages::insert_outbound(
                 c,
@@ -127,7 +137,17 @@ pub async fn send_message(
             )?;
             if let Some(k) = &key {
                 let body = serde_json::to_string(&message).map_err(|e| StoreError::Decode(e.to_string()))?;
-                idempotency::save(c, &me.user.id, k, &idempotency::StoredResponse { request_hash, status: 202, body }, now)?;
+                idempotency::save(
+                    c,
+                    &me.user.id,
+                    k,
+                    &idempotency::StoredResponse {
+                        request_hash,
+                        status: 202,
+                        body,
+                    },
+                    now,
+                )?;
             }
             Ok(Outcome::Created(Box::new(message)))
         })
@@ -141,11 +161,15 @@ pub async fn send_message(
         Outcome::Replayed { status, body } => {
             let mut res = (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED),
-                [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
                 body,
             )
                 .into_response();
-            res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(res)
         }
         Outcome::Refused(e) => Err(e),
@@ -155,10 +179,18 @@ pub async fn send_message(
 /// `GET /api/v1/messages/{id}`: one message with its current delivery status.
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = String, Path)),
     responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
-pub async fn get_message(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<Json<Message>, AppError> {
+pub async fn get_message(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Message>, AppError> {
     let scope = me.scope.clone();
-    st.store.read(move |c| messages::get(c, &scope, &id)).await.map(Json).map_err(|e| match e {
-        StoreError::NotFound => AppError::not_found("message"),
-        other => other.into(),
-    })
+    st.store
+        .read(move |c| messages::get(c, &scope, &id))
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::not_found("message"),
+            other => other.into(),
+        })
 }

@@ -20,7 +20,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/tokens", get(auth::list_tokens).post(auth::create_token))
         .route("/api/v1/tokens/{id}", delete(auth::revoke_token))
-        .route("/api/v1/contacts", get(contacts::list_contacts).post(contacts::create_contact))
+        .route(
+            "/api/v1/contacts",
+            get(contacts::list_contacts).post(contacts::create_contact),
+        )
         .route("/api/v1/contacts/{id}", get(contacts::get_contact))
         .route("/api/v1/senders", get(contacts::list_senders))
         .route("/api/v1/conversations", get(conversations::list_conversations))

@@ -45,7 +45,9 @@ pub async fn verify_subscription(
 ) -> Response {
     let expected = st.config.whatsapp.verify_token.expose();
     let token_ok = !expected.is_empty()
-        && q.verify_token.as_deref().is_some_and(|t| bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), expected.as_bytes())));
+        && q.verify_token
+            .as_deref()
+            .is_some_and(|t| bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), expected.as_bytes())));
     match (q.mode.as_deref(), token_ok, q.challenge) {
         (Some("subscribe"), true, Some(challenge)) => (StatusCode::OK, challenge).into_response(),
         _ => AppError::forbidden("The verify token does not match openline's configured verify token.").into_response(),
@@ -58,7 +60,11 @@ pub async fn verify_subscription(
     request_body(content = Object, description = "A Cloud API webhook body", content_type = "application/json"),
     responses((status = 200, description = "committed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn receive_webhook(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, AppError> {
+pub async fn receive_webhook(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
     let secret = st.config.whatsapp.app_secret.expose();
     if secret.is_empty() {
         // With an empty key anyone could forge a signature: refuse everything until it is set.
@@ -96,7 +102,15 @@ pub async fn receive_webhook(State(st): State<AppState>, headers: HeaderMap, bod
         routed.push((ev, sender));
     }
     let now = st.now();
-    let results = st.store.write(move |c| routed.into_iter().map(|(ev, sender)| apply(c, ev, sender.as_ref(), now)).collect::<Result<Vec<_>, _>>()).await?;
+    let results = st
+        .store
+        .write(move |c| {
+            routed
+                .into_iter()
+                .map(|(ev, sender)| apply(c, ev, sender.as_ref(), now))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
 
     for r in results {
         st.metrics.webhook(r.metric);
@@ -113,28 +127,84 @@ struct Applied {
     publish: Option<(&'static str, Message)>,
 }
 
-fn apply(c: &mut dyn openline_store::Conn, ev: CloudEvent, sender: Option<&Sender>, now: i64) -> Result<Applied, openline_store::StoreError> {
+fn apply(
+    c: &mut dyn openline_store::Conn,
+    ev: CloudEvent,
+    sender: Option<&Sender>,
+    now: i64,
+) -> Result<Applied, openline_store::StoreError> {
     match ev {
         CloudEvent::Message(m) => match sender {
             Some(s) => store_message(c, &m, s, now),
             None => {
                 // A number openline does not know: keep the event rather than lose it.
                 tracing::warn!(phone_number_id = %m.phone_number_id, "webhook for an unknown business number kept as a provider event");
-                provider_events::insert(c, "cloud_api", "messages_unrouted", Some(&m.waba_id), Some(&m.phone_number_id), &m.raw, now)?;
-                Ok(Applied { metric: "unrouted", publish: None })
+                provider_events::insert(
+                    c,
+                    "cloud_api",
+                    "messages_unrouted",
+                    Some(&m.waba_id),
+                    Some(&m.phone_number_id),
+                    &m.raw,
+                    now,
+                )?;
+                Ok(Applied {
+                    metric: "unrouted",
+                    publish: None,
+                })
             }
         },
         CloudEvent::Status(s) => store_status(c, &s, now),
         CloudEvent::Other(o) => {
-            provider_events::insert(c, "cloud_api", &o.field, o.waba_id.as_deref(), o.phone_number_id.as_deref(), &o.raw, now)?;
-            Ok(Applied { metric: "other", publish: None })
+            provider_events::insert(
+                c,
+                "cloud_api",
+                &o.field,
+                o.waba_id.as_deref(),
+                o.phone_number_id.as_deref(),
+                &o.raw,
+                now,
+            )?;
+            Ok(Applied {
+                metric: "other",
+                publish: None,
+            })
         }
     }
 }
 
-fn store_message(c: &mut dyn openline_store::Conn, m: &InboundMessage, sender: &Sender, now: i64) -> Result<Applied, openline_store::StoreError> {
-    let phone = m.wa_id.as_deref().or(Some(m.from.as_str())).and_then(|d| PhoneNumber::from_wa_id(d).ok());
-    let wa_user_id = m.user_id.clone().or_else(|| phone.is_none().then(|| m.from.clone())).filter(|u| !u.is_empty());
+fn store_message(
+    c: &mut dyn openline_store::Conn,
+    m: &InboundMessage,
+    sender: &Sender,
+    now: i64,
+) -> Result<Applied, openline_store::StoreError> {
+    let phone = m
+        .wa_id
+        .as_deref()
+        .or(Some(m.from.as_str()))
+        .and_then(|d| PhoneNumber::from_wa_id(d).ok());
+    let wa_user_id = m
+        .user_id
+        .clone()
+        .or_else(|| phone.is_none().then(|| m.from.clone()))
+        .filter(|u| !u.is_empty());
+    if phone.is_none() && wa_user_id.is_none() {
+        // No way to tell who wrote: keep it whole instead of guessing a contact.
+        provider_events::insert(
+            c,
+            "cloud_api",
+            "messages_unattributed",
+            Some(&m.waba_id),
+            Some(&m.phone_number_id),
+            &m.raw,
+            now,
+        )?;
+        return Ok(Applied {
+            metric: "unattributed",
+            publish: None,
+        });
+    }
     let media = m.media.as_ref().map(|md| {
         serde_json::json!({
             "id": md.id, "mime_type": md.mime_type, "sha256": md.sha256, "caption": md.caption,
@@ -162,16 +232,37 @@ fn store_message(c: &mut dyn openline_store::Conn, m: &InboundMessage, sender: &
         },
     )?;
     Ok(match outcome {
-        InboundOutcome::Stored(msg) => Applied { metric: "stored", publish: Some(("message.received", *msg)) },
-        InboundOutcome::Duplicate => Applied { metric: "duplicate", publish: None },
+        InboundOutcome::Stored(msg) => Applied {
+            metric: "stored",
+            publish: Some(("message.received", *msg)),
+        },
+        InboundOutcome::Duplicate => Applied {
+            metric: "duplicate",
+            publish: None,
+        },
     })
 }
 
-fn store_status(c: &mut dyn openline_store::Conn, s: &StatusUpdate, now: i64) -> Result<Applied, openline_store::StoreError> {
+fn store_status(
+    c: &mut dyn openline_store::Conn,
+    s: &StatusUpdate,
+    now: i64,
+) -> Result<Applied, openline_store::StoreError> {
     let Some(status) = s.status else {
         // `deleted`, `warning` and future statuses: kept whole, nothing moves.
-        provider_events::insert(c, "cloud_api", "status_other", Some(&s.waba_id), Some(&s.phone_number_id), &s.raw, now)?;
-        return Ok(Applied { metric: "other", publish: None });
+        provider_events::insert(
+            c,
+            "cloud_api",
+            "status_other",
+            Some(&s.waba_id),
+            Some(&s.phone_number_id),
+            &s.raw,
+            now,
+        )?;
+        return Ok(Applied {
+            metric: "other",
+            publish: None,
+        });
     };
     let err = s.errors.first();
     let outcome = messages::apply_status(
@@ -188,9 +279,21 @@ fn store_status(c: &mut dyn openline_store::Conn, s: &StatusUpdate, now: i64) ->
         },
     )?;
     Ok(match outcome {
-        StatusOutcome::Advanced(m) => Applied { metric: "status", publish: Some(("message.status", m)) },
-        StatusOutcome::Stale(_) => Applied { metric: "status_stale", publish: None },
-        StatusOutcome::Duplicate => Applied { metric: "duplicate", publish: None },
-        StatusOutcome::Orphan => Applied { metric: "orphan_status", publish: None },
+        StatusOutcome::Advanced(m) => Applied {
+            metric: "status",
+            publish: Some(("message.status", m)),
+        },
+        StatusOutcome::Stale(_) => Applied {
+            metric: "status_stale",
+            publish: None,
+        },
+        StatusOutcome::Duplicate => Applied {
+            metric: "duplicate",
+            publish: None,
+        },
+        StatusOutcome::Orphan => Applied {
+            metric: "orphan_status",
+            publish: None,
+        },
     })
 }

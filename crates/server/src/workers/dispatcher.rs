@@ -35,10 +35,16 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
             break;
         }
         let now = st.now();
-        match st.store.write(move |c| outbox::claim_due(c, now, LEASE_MS, CLAIM_BATCH)).await {
+        match st
+            .store
+            .write(move |c| outbox::claim_due(c, now, LEASE_MS, CLAIM_BATCH))
+            .await
+        {
             Ok(claimed) if !claimed.is_empty() => {
                 for job in claimed {
-                    let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        break;
+                    };
                     let st = st.clone();
                     tokio::spawn(async move {
                         send_one(&st, job).await;
@@ -83,7 +89,9 @@ async fn update_gauges(st: &AppState, now: i64) {
 /// Exponential backoff with full jitter in the upper half: attempt 1 → 0.5–1 s, 2 → 1–2 s, … capped
 /// at 5 minutes; never sooner than the provider's Retry-After.
 pub fn backoff_ms(attempt: i64, retry_after: Option<Duration>) -> i64 {
-    let base = 1000i64.saturating_mul(1i64 << attempt.clamp(0, 20).saturating_sub(1)).min(300_000);
+    let base = 1000i64
+        .saturating_mul(1i64 << attempt.clamp(0, 20).saturating_sub(1))
+        .min(300_000);
     let jittered = rand::thread_rng().gen_range(base / 2..=base);
     let floor = retry_after.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     jittered.max(floor)
@@ -137,7 +145,9 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
                 Ok(m) => st.events.message("message.status", &m),
                 // The provider has the message but we could not record it: the lease runs out and the
                 // row is retried, which may send twice; the log says so. (Issue 6 adds duplicate detection.)
-                Err(e) => tracing::error!(error = %e, message_id = %job.message_id, "sent, but recording the provider id failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, message_id = %job.message_id, "sent, but recording the provider id failed")
+                }
             }
         }
         Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
@@ -146,7 +156,11 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
             let next = now + backoff_ms(attempt, e.retry_after);
             tracing::warn!(message_id = %job.message_id, attempt, code = ?e.code, http_status = ?e.http_status, "send failed, will retry");
             let (outbox_id, reason) = (job.outbox_id.clone(), e.message.clone());
-            if let Err(err) = st.store.write(move |c| outbox::retry_at(c, &outbox_id, next, &reason, now)).await {
+            if let Err(err) = st
+                .store
+                .write(move |c| outbox::retry_at(c, &outbox_id, next, &reason, now))
+                .await
+            {
                 tracing::error!(error = %err, "could not schedule a retry; the lease will expire and retry it");
             }
         }
@@ -159,7 +173,12 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
 
 async fn fail(st: &AppState, job: &outbox::Claimed, code: Option<i64>, title: &str) {
     st.metrics.send("failed");
-    let (outbox_id, message_id, now, title) = (job.outbox_id.clone(), job.message_id.clone(), st.now(), title.to_owned());
+    let (outbox_id, message_id, now, title) = (
+        job.outbox_id.clone(),
+        job.message_id.clone(),
+        st.now(),
+        title.to_owned(),
+    );
     let result = st
         .store
         .write(move |c| {

@@ -1,0 +1,24 @@
+//! openline driven through HTTP, as a client and as Meta would: the real server on port 0 with a
+//! fresh database per test and the simulator in demo mode. Every test runs on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod conversation;
+mod fixtures;
+mod security;
+
+/// Declares `name::sqlite` and `name::postgres` tests running `body(backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident => $body:ident;)*) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() { super::$body(openline_store::Backend::Sqlite).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { super::$body(openline_store::Backend::Postgres).await }
+            }
+        )*
+    };
+}
