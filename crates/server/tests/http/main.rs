@@ -5,6 +5,7 @@
 
 mod common;
 mod conversation;
+mod dispatch;
 mod fixtures;
 mod security;
 
