@@ -17,6 +17,7 @@ mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub mod consent;
 pub mod contacts;
 pub mod conversations;
 pub mod idempotency;

@@ -43,12 +43,15 @@ pub struct Message {
     pub sent_at: Option<i64>,
     pub delivered_at: Option<i64>,
     pub read_at: Option<i64>,
+    /// Why a queued message waits (`awaiting_consent`, `window_closed`, `messaging_limit`); absent
+    /// once it is released to the dispatcher.
+    pub queue_reason: Option<String>,
 }
 
 const COLS: &str =
     "m.id, m.org_id, m.conversation_id, m.direction, m.kind, m.body, m.media, m.template, m.author_user_id,
     m.status, m.provider, m.provider_message_id, m.reply_to, m.error_code, m.error_title, m.created_at, m.updated_at,
-    m.sent_at, m.delivered_at, m.read_at";
+    m.sent_at, m.delivered_at, m.read_at, m.queue_reason";
 
 fn from_row(r: &Row) -> Result<Message, StoreError> {
     let error_code = r.opt_i64(13)?;
@@ -79,6 +82,7 @@ fn from_row(r: &Row) -> Result<Message, StoreError> {
         sent_at: r.opt_i64(17)?,
         delivered_at: r.opt_i64(18)?,
         read_at: r.opt_i64(19)?,
+        queue_reason: r.opt_string(20)?,
     })
 }
 
@@ -205,8 +209,8 @@ pub struct NewOutbound<'a> {
     pub kind: MessageKind,
     pub body: Option<&'a str>,
     pub template: Option<&'a serde_json::Value>,
-    /// Hand it to the dispatcher now (otherwise it waits, queued, for policy to release it).
-    pub dispatch: bool,
+    /// `None`: hand it to the dispatcher now. `Some(reason)`: hold it, queued, until policy releases it.
+    pub queue_reason: Option<&'a str>,
     pub now: i64,
 }
 
@@ -215,11 +219,12 @@ pub fn insert_outbound(c: &mut dyn Conn, m: &NewOutbound<'_>) -> Result<Message,
     let id = openline_domain::ids::new_id("msg");
     let template = m.template.map(|v| v.to_string());
     c.execute(
-        "insert into messages (id, org_id, conversation_id, direction, kind, body, template, author_user_id, status, created_at, updated_at)
-         values (?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?)",
-        params![&id, m.org_id, m.conversation_id, m.kind.as_str(), m.body, template, m.author_user_id, m.now, m.now],
+        "insert into messages (id, org_id, conversation_id, direction, kind, body, template, author_user_id, status, queue_reason,
+             created_at, updated_at)
+         values (?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?, ?)",
+        params![&id, m.org_id, m.conversation_id, m.kind.as_str(), m.body, template, m.author_user_id, m.queue_reason, m.now, m.now],
     )?;
-    if m.dispatch {
+    if m.queue_reason.is_none() {
         crate::outbox::enqueue(c, &id, m.org_id, m.sender_id, m.now)?;
     }
     conversations::touch(c, m.conversation_id, None, preview(m.kind, m.body).as_deref(), m.now)?;
@@ -392,4 +397,98 @@ pub fn delivery_target(
     let phone = r.opt_string(0)?;
     let sender = crate::senders::get_any(c, &r.string(1)?)?;
     Ok((message, phone, sender))
+}
+
+/// Messages held for a contact (on any of its threads with this sender), in the order they were
+/// written.
+pub fn queued_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<Message>, StoreError> {
+    c.query(
+        &format!(
+            "select {COLS} from messages m join conversations v on v.id = m.conversation_id
+             where m.org_id = ? and v.contact_id = ? and m.status = 'queued' and m.queue_reason is not null
+             order by m.created_at, m.id"
+        ),
+        params![org_id, contact_id],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Messages held in a thread, for a caller who may see it, in the order they were written.
+pub fn queued_in_conversation(
+    c: &mut dyn Conn,
+    scope: &Scope,
+    conversation_id: &str,
+) -> Result<Vec<Message>, StoreError> {
+    let (ph, scope_vals) = scope.in_list();
+    let mut vals = vec![Val::from(conversation_id)];
+    vals.extend(scope_vals);
+    c.query(
+        &format!(
+            "select {COLS} from messages m where m.conversation_id = ? and m.org_id in ({ph})
+             and m.status = 'queued' and m.queue_reason is not null order by m.created_at, m.id"
+        ),
+        &vals,
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Releases a held message to the dispatcher (policy now allows it).
+pub fn release(c: &mut dyn Conn, message_id: &str, sender_id: &str, now: i64) -> Result<Message, StoreError> {
+    let n = c.execute(
+        "update messages set queue_reason = null, updated_at = ? where id = ? and status = 'queued' and queue_reason is not null",
+        params![now, message_id],
+    )?;
+    let m = get_any(c, message_id)?;
+    if n == 1 {
+        crate::outbox::enqueue(c, message_id, &m.org_id, sender_id, now)?;
+    }
+    Ok(m)
+}
+
+/// Changes why a held message waits (e.g. consent granted, but the window is closed).
+pub fn requeue(c: &mut dyn Conn, message_id: &str, reason: &str, now: i64) -> Result<(), StoreError> {
+    c.execute(
+        "update messages set queue_reason = ?, updated_at = ? where id = ? and status = 'queued' and queue_reason is not null",
+        params![reason, now, message_id],
+    )?;
+    Ok(())
+}
+
+/// Cancels a held message the caller may see. `NotFound` if it is not theirs to see, `Conflict` if it
+/// is no longer held (already handed to the provider).
+pub fn cancel(c: &mut dyn Conn, scope: &Scope, message_id: &str, now: i64) -> Result<Message, StoreError> {
+    let m = get(c, scope, message_id)?;
+    let n = c.execute(
+        "update messages set status = 'cancelled', queue_reason = null, updated_at = ?
+         where id = ? and status = 'queued' and queue_reason is not null",
+        params![now, message_id],
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!("message {} is not queued", m.id)));
+    }
+    get_any(c, message_id)
+}
+
+/// A notice or message openline writes itself (consent confirmations, notices to the thread).
+pub struct NewSystemMessage<'a> {
+    pub org_id: &'a str,
+    pub conversation_id: &'a str,
+    pub body: &'a str,
+    pub now: i64,
+}
+
+/// Writes a system notice into a thread (shown to agents; never sent to the contact).
+pub fn insert_notice(c: &mut dyn Conn, n: &NewSystemMessage<'_>) -> Result<Message, StoreError> {
+    let id = openline_domain::ids::new_id("msg");
+    c.execute(
+        "insert into messages (id, org_id, conversation_id, direction, kind, body, status, created_at, updated_at)
+         values (?, ?, ?, 'system', 'notice', ?, 'received', ?, ?)",
+        params![&id, n.org_id, n.conversation_id, n.body, n.now, n.now],
+    )?;
+    conversations::touch(c, n.conversation_id, None, Some(n.body), n.now)?;
+    get_any(c, &id)
 }

@@ -7,7 +7,10 @@ use crate::sql::{Backend, Conn};
 use crate::{params, StoreError};
 
 /// (version, name, SQL), in order. Never edit a released migration; add a new one.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "policy", include_str!("../migrations/0002_policy.sql")),
+];
 
 /// Applies every pending migration; returns the versions applied now.
 pub fn apply(conn: &mut dyn Conn) -> Result<Vec<i64>, StoreError> {

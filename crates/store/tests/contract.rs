@@ -8,7 +8,7 @@ use openline_store::messages::{InboundOutcome, NewInbound, NewOutbound, StatusOu
 use openline_store::orgs::Scope;
 use openline_store::testing::TestDb;
 use openline_store::{
-    contacts, conversations, idempotency, messages, orgs, outbox, senders, users, Backend, Store, StoreError,
+    consent, contacts, conversations, idempotency, messages, orgs, outbox, senders, users, Backend, Store, StoreError,
 };
 
 /// Declares `name_sqlite` and `name_postgres` tests running `body(store)`.
@@ -29,6 +29,8 @@ both_backends! {
     concurrent_writes_share_commits_and_a_failing_job_fails_alone => group_commit;
     the_inbox_pages_newest_activity_first => inbox_paging;
     idempotency_keys_remember_the_first_answer => idempotency_keys;
+    the_consent_ledger_only_grows_and_is_scoped => consent_ledger;
+    held_messages_are_released_in_order_or_cancelled => held_messages;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -179,7 +181,7 @@ async fn send_one(store: &Store, w: &World, phone: &'static str) -> messages::Me
                     kind: MessageKind::Text,
                     body: Some("Hi"),
                     template: None,
-                    dispatch: true,
+                    queue_reason: None,
                     now: NOW,
                 },
             )
@@ -493,5 +495,125 @@ async fn idempotency_keys(store: Store) {
             .unwrap()
             .is_none(),
         "keys are per user"
+    );
+}
+
+async fn consent_ledger(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let other = world(&store, "Other", "pn2").await;
+    let org = w.org.clone();
+    let contact = store
+        .write(move |c| contacts::create(c, &org, "+447700900001", None, NOW))
+        .await
+        .unwrap();
+    for (kind, at) in [("requested", NOW), ("accepted", NOW + 5), ("opted_out", NOW + 9)] {
+        let (org, cid) = (w.org.clone(), contact.id.clone());
+        store
+            .write(move |c| {
+                consent::append(
+                    c,
+                    &consent::NewConsentEvent {
+                        org_id: &org,
+                        contact_id: &cid,
+                        kind,
+                        actor_user_id: None,
+                        message_id: Some("msg_x"),
+                        provider_message_id: Some("wamid.x"),
+                        evidence: &serde_json::json!({"reply": kind}),
+                        at,
+                    },
+                )
+            })
+            .await
+            .unwrap();
+    }
+    let (scope, cid) = (w.scope.clone(), contact.id.clone());
+    let h = store.read(move |c| consent::history(c, &scope, &cid)).await.unwrap();
+    assert_eq!(
+        h.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["requested", "accepted", "opted_out"]
+    );
+    assert_eq!(h[1].evidence["reply"], "accepted");
+    let (scope, cid) = (other.scope.clone(), contact.id.clone());
+    assert!(store
+        .read(move |c| consent::history(c, &scope, &cid))
+        .await
+        .unwrap()
+        .is_empty());
+    let req = store.read(|c| consent::request_for_message(c, "msg_x")).await.unwrap();
+    assert_eq!(req.map(|r| r.kind), Some("requested".to_owned()));
+}
+
+async fn held_messages(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let (org, sender) = (w.org.clone(), w.sender.id.clone());
+    let (contact, ids) = store
+        .write(move |c| {
+            let contact = contacts::create(c, &org, "+447700900001", None, NOW)?;
+            let conv = conversations::find_or_create_open(c, &org, Channel::Whatsapp, &contact.id, &sender, NOW)?;
+            let mut ids = Vec::new();
+            for (i, body) in ["first", "second", "third"].iter().enumerate() {
+                let m = messages::insert_outbound(
+                    c,
+                    &NewOutbound {
+                        org_id: &org,
+                        conversation_id: &conv,
+                        sender_id: &sender,
+                        author_user_id: None,
+                        kind: MessageKind::Text,
+                        body: Some(body),
+                        template: None,
+                        queue_reason: Some("awaiting_consent"),
+                        now: NOW + i as i64,
+                    },
+                )?;
+                ids.push(m.id);
+            }
+            Ok((contact, ids))
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .write(|c| outbox::claim_due(c, NOW + 10, 1000, 10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "held, not sent"
+    );
+    let (scope, id1) = (w.scope.clone(), ids[1].clone());
+    let cancelled = store
+        .write(move |c| messages::cancel(c, &scope, &id1, NOW + 20))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, DeliveryStatus::Cancelled);
+    let (scope, id1) = (w.scope.clone(), ids[1].clone());
+    assert!(matches!(
+        store.write(move |c| messages::cancel(c, &scope, &id1, NOW + 21)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (org, cid) = (w.org.clone(), contact.id.clone());
+    let held = store
+        .read(move |c| messages::queued_for_contact(c, &org, &cid))
+        .await
+        .unwrap();
+    assert_eq!(
+        held.iter().map(|m| m.body.clone().unwrap()).collect::<Vec<_>>(),
+        ["first", "third"]
+    );
+    let sender = w.sender.id.clone();
+    store
+        .write(move |c| {
+            for m in &held {
+                messages::release(c, &m.id, &sender, NOW + 30)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let claimed = store.write(|c| outbox::claim_due(c, NOW + 40, 1000, 10)).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.message_id.clone()).collect::<Vec<_>>(),
+        [ids[0].clone(), ids[2].clone()]
     );
 }

@@ -1,0 +1,6 @@
+-- 0002: what the policy issue needs beyond the foundation model.
+-- Why a held message waits (awaiting_consent, window_closed, messaging_limit); null once released.
+alter table messages add column queue_reason text;
+create index messages_queued on messages (org_id, conversation_id, queue_reason);
+-- Which consent request a message answers or carries, for evidence lookups by provider id.
+create index consent_events_provider_message on consent_events (provider_message_id);
