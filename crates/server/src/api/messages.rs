@@ -106,9 +106,9 @@ pub async fn send_message(
                 user_whatsapp_enabled: me.user.whatsapp_enabled,
                 text: &req.text,
             };
-            let dispatch = match decide_send(&facts, now) {
-                SendDecision::SendNow => true,
-                SendDecision::Queue { .. } => false,
+            let queue_reason = match decide_send(&facts, now) {
+                SendDecision::SendNow => None,
+                SendDecision::Queue { reason, .. } => Some(reason),
                 SendDecision::Reject(e) => return Ok(Outcome::Refused(e.into())),
             };
             let Some(sender) = senders::for_org(c, &contact.org_id, channel)? else {
@@ -131,7 +131,7 @@ pub async fn send_message(
                     kind: MessageKind::Text,
                     body: Some(&req.text),
                     template: None,
-                    dispatch,
+                    queue_reason,
                     now,
                 },
             )?;
