@@ -119,6 +119,13 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
             preview_url: false,
             reply_to: message.reply_to.clone(),
         },
+        MessageKind::Template => match template_request(&message, &phone) {
+            Some(r) => r,
+            None => {
+                fail(st, &job, None, "The template message is missing its name or language.").await;
+                return;
+            }
+        },
         other => {
             fail(st, &job, None, &format!("openline cannot send {other} messages yet.")).await;
             return;
@@ -169,6 +176,25 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
             fail(st, &job, e.code, &e.message).await;
         }
     }
+}
+
+/// A template message's request, from the `template` JSON the send path stored
+/// (`{"name","language","body_parameters":[…],"quick_reply_payloads":[…]}`).
+fn template_request(message: &messages::Message, phone: &str) -> Option<OutboundMessage> {
+    let t = message.template.as_ref()?;
+    let strings = |key: &str| -> Vec<String> {
+        t.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    Some(OutboundMessage::Template {
+        to: phone.trim_start_matches('+').to_owned(),
+        name: t.get("name")?.as_str()?.to_owned(),
+        language: t.get("language")?.as_str()?.to_owned(),
+        body_parameters: strings("body_parameters"),
+        quick_reply_payloads: strings("quick_reply_payloads"),
+    })
 }
 
 async fn fail(st: &AppState, job: &outbox::Claimed, code: Option<i64>, title: &str) {
