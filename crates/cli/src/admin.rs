@@ -1,13 +1,13 @@
-//! `openline admin …`: create organizations, users and API tokens without the API (for the first
-//! admin, scripts and recovery). Passwords are read from stdin or generated and printed once; tokens
-//! are printed once.
+//! `openline admin …`: create organizations, users, API tokens and senders (business numbers)
+//! without the API (for the first admin, scripts and recovery). Passwords are read from stdin or
+//! generated and printed once; tokens are printed once.
 
 use crate::{load_config, CommonArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use openline_domain::clock::{Clock, SystemClock};
-use openline_domain::Role;
-use openline_store::{orgs, users, Store, StoreError};
+use openline_domain::{Channel, PhoneNumber, ProviderKind, Role};
+use openline_store::{orgs, senders, users, Store, StoreError};
 use std::io::{IsTerminal, Read};
 
 #[derive(Subcommand)]
@@ -61,6 +61,30 @@ pub enum AdminCommand {
         /// The token's id (tok_…)
         #[arg(long)]
         id: String,
+    },
+    /// Register a WhatsApp Cloud API business number (a sender) for an organization, so that
+    /// webhooks addressed to it are accepted and its users can send from it.
+    CreateSender {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Name of the organization that messages from this number (must exist)
+        #[arg(long)]
+        org: String,
+        /// The business number in international format, e.g. +15550001000
+        #[arg(long)]
+        phone: String,
+        /// The Cloud API phone_number_id (the Graph object id of the number)
+        #[arg(long)]
+        phone_number_id: String,
+        /// The WhatsApp Business Account id
+        #[arg(long)]
+        waba_id: Option<String>,
+        /// The display name clients see (default: the organization's name)
+        #[arg(long)]
+        name: Option<String>,
+        /// Sends per second the dispatcher allows on this number
+        #[arg(long, default_value_t = 80)]
+        throughput: i64,
     },
 }
 
@@ -175,6 +199,60 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     other => anyhow::anyhow!("{other}"),
                 })?;
             println!("revoked");
+        }
+        AdminCommand::CreateSender {
+            common,
+            org,
+            phone,
+            phone_number_id,
+            waba_id,
+            name,
+            throughput,
+        } => {
+            // Checked before the database is opened, so a typo costs nothing.
+            let phone = PhoneNumber::parse(&phone).map_err(|e| anyhow::anyhow!("--phone: {}", e.message))?;
+            let phone_number_id = phone_number_id.trim().to_owned();
+            if phone_number_id.is_empty() {
+                bail!("--phone-number-id must not be empty");
+            }
+            if throughput < 1 {
+                bail!("--throughput must be at least 1 message per second");
+            }
+            let waba_id = waba_id.map(|w| w.trim().to_owned()).filter(|w| !w.is_empty());
+            let store = open(&common)?;
+            let sender = store
+                .write(move |c| {
+                    let org = orgs::find_by_name(c, &org)?.ok_or(StoreError::NotFound)?;
+                    let display_name = name.unwrap_or_else(|| org.name.clone());
+                    senders::create(
+                        c,
+                        &senders::NewSender {
+                            org_id: &org.id,
+                            channel: Channel::Whatsapp,
+                            provider: ProviderKind::CloudApi,
+                            phone_number: phone.as_e164(),
+                            phone_number_id: &phone_number_id,
+                            waba_id: waba_id.as_deref(),
+                            display_name: &display_name,
+                            throughput_per_s: throughput,
+                        },
+                        now,
+                    )
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => {
+                        anyhow::anyhow!("the organization does not exist (create it with `openline admin create-org`)")
+                    }
+                    StoreError::Conflict(_) => {
+                        anyhow::anyhow!("a Cloud API sender with this --phone-number-id already exists")
+                    }
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!(
+                "created WhatsApp sender {} {} ({}, phone_number_id {})",
+                sender.phone_number, sender.display_name, sender.id, sender.phone_number_id
+            );
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! `openline`: the one binary. `serve` runs the server (with `--demo`, the simulator and demo data
 //! too), `migrate` applies database migrations, `sim` runs the simulator on its own, and `admin`
-//! creates users and API tokens from the command line.
+//! creates organizations, users, API tokens and senders from the command line.
 //!
 //! Settings come from flags, then `OPENLINE_*` environment variables, then the TOML file named by
 //! `--config`/`OPENLINE_CONFIG`, then defaults. Secrets are read only from the file or the
@@ -33,7 +33,7 @@ enum Command {
     Migrate(CommonArgs),
     /// Run the WhatsApp Cloud API simulator on its own, for a separately started openline.
     Sim(SimArgs),
-    /// Administration: users and API tokens.
+    /// Administration: organizations, users, API tokens and senders.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
 }
