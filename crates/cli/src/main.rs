@@ -2,6 +2,10 @@
 //! too), `migrate` applies database migrations, `sim` runs the simulator on its own, and `admin`
 //! creates organizations, users, API tokens and senders from the command line.
 //!
+//! Output meant for people and scripts (URLs, tokens, generated passwords) goes to stdout; logs go
+//! to stderr, so `TOKEN=$(openline admin create-token … | tail -n 1)` works. A failure prints one
+//! `error: …` line (with its causes) to stderr and exits with status 1: never a panic or backtrace.
+//!
 //! Settings come from flags, then `OPENLINE_*` environment variables, then the TOML file named by
 //! `--config`/`OPENLINE_CONFIG`, then defaults. Secrets are read only from the file or the
 //! environment, never from flags (which other users of the machine can see in `ps`).
@@ -11,6 +15,7 @@ mod admin;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openline_server::config::Config;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -106,18 +111,29 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(common) => migrate(&common),
         Command::Sim(args) => sim(args).await,
         Command::Admin(cmd) => admin::run(cmd).await,
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the chain of causes on one line and, unlike returning the error from
+            // `main`, never a backtrace (even with RUST_BACKTRACE set).
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -176,9 +192,15 @@ fn migrate(common: &CommonArgs) -> anyhow::Result<()> {
 }
 
 async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    // Bind first: with port 0 the address the simulator names in media URLs and prints is the one
+    // the operating system picked, not the one asked for.
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
     let mut config = openline_sim::SimConfig {
         webhook_url: args.webhook_url,
-        public_base_url: format!("http://{}", args.listen),
+        public_base_url: format!("http://{addr}"),
         personas: openline_sim::demo_personas(),
         ..openline_sim::SimConfig::default()
     };
@@ -193,21 +215,29 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
     config.read_after_ms = delay;
     let clock: openline_domain::clock::SharedClock = Arc::new(openline_domain::clock::SystemClock);
     let sim = openline_sim::Simulator::new(config, clock);
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!(
-        "simulator listening on http://{} (Graph API at /graph, phones at /phones)",
-        listener.local_addr()?
-    );
-    println!(
-        "point openline at it: OPENLINE_WHATSAPP_GRAPH_BASE_URL=http://{}/graph",
-        args.listen
-    );
+    println!("simulator listening on http://{addr} (Graph API at /graph, phones at /phones)");
+    println!("point openline at it: OPENLINE_WHATSAPP_GRAPH_BASE_URL=http://{addr}/graph");
     axum::serve(listener, sim.router())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(stop_signal())
         .await?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what service managers and `kill` send).
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
