@@ -1,0 +1,807 @@
+//! The `openline` binary as an operator uses it: every test runs the real executable (`migrate`,
+//! `admin …`, `serve`, `sim`) as a child process against its own temporary directory and a fresh
+//! database, on SQLite and on PostgreSQL wherever a database is involved.
+//!
+//! Children are spawned with `kill_on_drop`, and every wait is bounded, so a hung child fails its
+//! test instead of hanging the suite. Output is captured; set `TEST_LOG=1` to see the children's
+//! logs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use openline_store::testing::TestDb;
+use serde_json::{json, Value};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// Upper bound for one command, or for a server to start or stop (generous: debug builds on a
+/// busy 2-core machine, argon2 hashing included).
+const STEP: Duration = Duration::from_secs(60);
+
+fn test_log() -> bool {
+    std::env::var_os("TEST_LOG").is_some()
+}
+
+/// The binary, with a clean `OPENLINE_*` environment (the tests pass everything explicitly) and
+/// killed if the test lets go of it.
+fn openline() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openline"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("OPENLINE_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("OPENLINE_LOG", if test_log() { "info" } else { "warn" });
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// What a finished command did.
+struct Ran {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn assert_ok(self) -> Self {
+        assert!(
+            self.status.success(),
+            "expected success, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Fails with a non-zero status and one readable `error: …` line containing `needle`.
+    fn assert_fails_saying(self, needle: &str) -> Self {
+        assert!(
+            !self.status.success(),
+            "expected failure, got success\nstdout:\n{}",
+            self.stdout
+        );
+        assert!(
+            self.stderr.contains("error: ") && self.stderr.contains(needle),
+            "expected an error mentioning {needle:?}, got:\n{}",
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("backtrace"),
+            "a failure must not panic or print a backtrace:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `openline ARGS` to completion. `stdin: None` gives it no input at all (`Stdio::null()`).
+async fn run(args: &[&str], stdin: Option<&str>) -> Ran {
+    run_with(openline(), args, stdin).await
+}
+
+async fn run_with(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Ran {
+    cmd.args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn openline");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).await.expect("write stdin");
+        // Dropping the pipe closes it: the command sees the end of its input.
+    }
+    let out = tokio::time::timeout(STEP, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("openline {args:?} did not finish within {STEP:?}"))
+        .expect("wait for openline");
+    Ran {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A long-running child (`serve` or `sim`), killed when dropped.
+struct Running {
+    child: Child,
+    /// Every line it has printed to stdout so far (filled in the background).
+    printed: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    /// Starts `cmd` and waits until it prints a line starting with `ready_prefix`; the rest of its
+    /// output is drained in the background so it never blocks on a full pipe.
+    async fn start(mut cmd: Command, ready_prefix: &str) -> (Self, String) {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(if test_log() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+        let mut child = cmd.spawn().expect("spawn openline");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let printed = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(collect(lines, printed.clone()));
+        let mut running = Self { child, printed };
+        let rest = running.wait_for_line(ready_prefix).await;
+        (running, rest)
+    }
+
+    /// Waits until the child prints a line starting with `prefix`; returns the rest of that line.
+    async fn wait_for_line(&mut self, prefix: &str) -> String {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let found = self
+                .printed()
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_owned));
+            if let Some(rest) = found {
+                return rest;
+            }
+            let exited = self.child.try_wait().expect("poll child");
+            if exited.is_some() || tokio::time::Instant::now() > deadline {
+                // Give the collector a moment to catch the last lines before reporting them.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!(
+                    "openline did not print {prefix:?} (exit status: {exited:?}); it printed:\n{}",
+                    self.printed().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn printed(&self) -> Vec<String> {
+        self.printed.lock().expect("lock").clone()
+    }
+
+    /// Sends SIGTERM (what `kill` and service managers send) and waits for the exit.
+    async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let kill = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(&pid)
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -TERM {pid} failed");
+        tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("openline did not stop within {STEP:?} of SIGTERM"))
+            .expect("wait for openline")
+    }
+}
+
+/// Reads the child's stdout to its end, so it never blocks on a full pipe.
+async fn collect(mut lines: Lines<BufReader<ChildStdout>>, into: Arc<Mutex<Vec<String>>>) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        if test_log() {
+            eprintln!("[openline stdout] {line}");
+        }
+        into.lock().expect("lock").push(line);
+    }
+}
+
+/// `openline serve ARGS…` (plus `env`), once it says where it runs: the child and its base URL.
+async fn serve(args: &[&str], env: &[(&str, &str)]) -> (Running, String) {
+    let mut cmd = openline();
+    cmd.arg("serve").args(args).envs(env.iter().copied());
+    let (running, url) = Running::start(cmd, "openline is running at ").await;
+    assert!(url.starts_with("http://127.0.0.1:"), "unexpected URL {url:?}");
+    (running, url)
+}
+
+/// A port that was free a moment ago (for `openline sim`, whose peer must know it in advance).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// An HTTP client that keeps the session cookie, with a bounded timeout per request.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+async fn sign_in(client: &reqwest::Client, base: &str, email: &str, password: &str) -> Value {
+    let res = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("login request");
+    let status = res.status();
+    let body: Value = res.json().await.expect("login body");
+    assert_eq!(status, 200, "login as {email} failed: {body}");
+    body
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let res = client.get(url).send().await.expect("GET");
+    let status = res.status();
+    let body: Value = res.json().await.expect("JSON body");
+    assert_eq!(status, 200, "GET {url}: {body}");
+    body
+}
+
+/// A password that the admin commands accept (at least 12 characters).
+const PASSWORD: &str = "correct-horse-battery-staple";
+
+/// `create-org` with WhatsApp switched on (a root organization that inherits has it off).
+async fn create_org(db: &str, name: &str) {
+    run(
+        &[
+            "admin",
+            "create-org",
+            "--name",
+            name,
+            "--whatsapp",
+            "on",
+            "--database-url",
+            db,
+        ],
+        None,
+    )
+    .await
+    .assert_ok();
+}
+
+async fn create_user(db: &str, org: &str, email: &str, role: &str, password: &str) -> Ran {
+    run(
+        &[
+            "admin",
+            "create-user",
+            "--org",
+            org,
+            "--email",
+            email,
+            "--role",
+            role,
+            "--database-url",
+            db,
+        ],
+        Some(&format!("{password}\n")),
+    )
+    .await
+}
+
+/// `create-token`: (token id, token).
+async fn create_token(db: &str, email: &str) -> (String, String) {
+    let ran = run(&["admin", "create-token", "--email", email, "--database-url", db], None)
+        .await
+        .assert_ok();
+    let id = ran
+        .stdout
+        .split(['(', ')'])
+        .find(|part| part.starts_with("tok_"))
+        .unwrap_or_else(|| panic!("no token id in {:?}", ran.stdout))
+        .to_owned();
+    let token = ran
+        .stdout
+        .lines()
+        .last()
+        .filter(|l| l.starts_with("olt_"))
+        .unwrap_or_else(|| panic!("no olt_ token on the last line of {:?}", ran.stdout))
+        .to_owned();
+    (id, token)
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` tests from `async fn NAME(db: TestDb)`.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::sqlite()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::postgres()).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    migrate_succeeds_and_running_it_again_changes_nothing,
+    create_user_takes_the_password_from_stdin_and_refuses_a_second_user_with_the_same_email,
+    create_user_without_input_generates_a_password_and_prints_it_once,
+    create_user_refuses_an_unknown_role,
+    a_created_token_is_printed_once_and_can_be_revoked,
+    create_sender_registers_a_cloud_api_number_and_refuses_duplicates_and_unknown_organizations,
+    demo_serve_prints_its_url_and_credentials_accepts_a_sign_in_and_stops_gracefully_on_sigterm,
+    passwords_and_tokens_from_admin_commands_work_on_a_running_server,
+    a_standalone_simulator_and_a_separately_started_openline_deliver_a_reply_until_it_is_read,
+);
+
+async fn migrate_succeeds_and_running_it_again_changes_nothing(db: TestDb) {
+    let url = db.url.to_string();
+
+    let first = run(&["migrate", "--database-url", &url], None).await.assert_ok();
+    let second = run(&["migrate", "--database-url", &url], None).await.assert_ok();
+
+    assert!(first.stdout.contains("migrations applied"), "{}", first.stdout);
+    assert!(second.stdout.contains("migrations applied"), "{}", second.stdout);
+}
+
+#[tokio::test]
+async fn a_database_url_of_an_unsupported_kind_fails_with_a_readable_message() {
+    let mut cmd = openline();
+    // Even when the operator asks for backtraces, a usage error is one sentence.
+    cmd.env("RUST_BACKTRACE", "1");
+
+    let ran = run_with(cmd, &["migrate", "--database-url", "mysql://x"], None).await;
+
+    ran.assert_fails_saying("postgres://");
+}
+
+async fn create_user_takes_the_password_from_stdin_and_refuses_a_second_user_with_the_same_email(db: TestDb) {
+    let url = db.url.to_string();
+
+    let created = create_user(&url, "Acme", "a@acme.test", "agent", PASSWORD)
+        .await
+        .assert_ok();
+    let again = create_user(&url, "Acme", "A@acme.test", "viewer", PASSWORD).await;
+
+    assert!(
+        created.stdout.contains("created agent a@acme.test"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        !created.stdout.contains("password"),
+        "a password given on stdin is not echoed: {}",
+        created.stdout
+    );
+    again.assert_fails_saying("already exists");
+}
+
+async fn create_user_without_input_generates_a_password_and_prints_it_once(db: TestDb) {
+    let url = db.url.to_string();
+
+    let ran = run(
+        &[
+            "admin",
+            "create-user",
+            "--org",
+            "Acme",
+            "--email",
+            "a@acme.test",
+            "--role",
+            "agent",
+            "--database-url",
+            &url,
+        ],
+        None,
+    )
+    .await
+    .assert_ok();
+
+    let shown: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("password (shown once): "))
+        .collect();
+    assert_eq!(shown.len(), 1, "exactly one generated password: {}", ran.stdout);
+    assert!(shown[0].len() >= 12, "a strong password: {:?}", shown[0]);
+}
+
+async fn create_user_refuses_an_unknown_role(db: TestDb) {
+    let url = db.url.to_string();
+
+    let ran = create_user(&url, "Acme", "a@acme.test", "overlord", PASSWORD).await;
+
+    ran.assert_fails_saying("--role must be admin, supervisor, agent or viewer");
+}
+
+async fn a_created_token_is_printed_once_and_can_be_revoked(db: TestDb) {
+    let url = db.url.to_string();
+    create_user(&url, "Acme", "a@acme.test", "agent", PASSWORD)
+        .await
+        .assert_ok();
+
+    let (id, token) = create_token(&url, "a@acme.test").await;
+    let revoked = run(
+        &[
+            "admin",
+            "revoke-token",
+            "--email",
+            "a@acme.test",
+            "--id",
+            &id,
+            "--database-url",
+            &url,
+        ],
+        None,
+    )
+    .await
+    .assert_ok();
+    let twice = run(
+        &[
+            "admin",
+            "revoke-token",
+            "--email",
+            "a@acme.test",
+            "--id",
+            &id,
+            "--database-url",
+            &url,
+        ],
+        None,
+    )
+    .await;
+    let unknown_user = run(
+        &[
+            "admin",
+            "create-token",
+            "--email",
+            "nobody@acme.test",
+            "--database-url",
+            &url,
+        ],
+        None,
+    )
+    .await;
+
+    assert!(token.len() > 20, "{token}");
+    assert!(revoked.stdout.contains("revoked"), "{}", revoked.stdout);
+    twice.assert_fails_saying("already revoked");
+    unknown_user.assert_fails_saying("no user with this e-mail address");
+}
+
+async fn create_sender_registers_a_cloud_api_number_and_refuses_duplicates_and_unknown_organizations(db: TestDb) {
+    let url = db.url.to_string();
+    create_org(&url, "Acme").await;
+    let sender = |org: &'static str, phone: &'static str, id: &'static str| {
+        let url = url.clone();
+        async move {
+            run(
+                &[
+                    "admin",
+                    "create-sender",
+                    "--org",
+                    org,
+                    "--phone",
+                    phone,
+                    "--phone-number-id",
+                    id,
+                    "--name",
+                    "Acme Bank",
+                    "--database-url",
+                    &url,
+                ],
+                None,
+            )
+            .await
+        }
+    };
+
+    let created = sender("Acme", "+15550001000", "100000000000001").await.assert_ok();
+    let duplicate = sender("Acme", "+15550002000", "100000000000001").await;
+    let unknown_org = sender("Nobody Inc", "+15550003000", "100000000000003").await;
+    let bad_phone = sender("Acme", "555-CALL-NOW", "100000000000004").await;
+
+    assert!(
+        created.stdout.contains("+15550001000") && created.stdout.contains("100000000000001"),
+        "{}",
+        created.stdout
+    );
+    duplicate.assert_fails_saying("already exists");
+    unknown_org.assert_fails_saying("organization does not exist");
+    bad_phone.assert_fails_saying("--phone");
+}
+
+async fn demo_serve_prints_its_url_and_credentials_accepts_a_sign_in_and_stops_gracefully_on_sigterm(db: TestDb) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let url = db.url.to_string();
+    let data_dir = data.path().to_str().expect("utf-8 path");
+
+    let (mut server, base) = serve(
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir,
+            "--database-url",
+            &url,
+        ],
+        &[],
+    )
+    .await;
+    // The banner ends with the API description's address.
+    server.wait_for_line("API description: ").await;
+    let printed = server.printed().join("\n");
+    let me = sign_in(&http(), &base, "agent1@demo.openline.dev", "openline-demo").await;
+    let status = server.terminate().await;
+
+    assert!(
+        printed.starts_with(&format!("openline is running at {base}\n")),
+        "the URL comes first, alone on its line:\n{printed}"
+    );
+    assert!(
+        printed.contains("agent1@demo.openline.dev") && printed.contains("\"openline-demo\""),
+        "the demo credentials are printed:\n{printed}"
+    );
+    assert!(
+        printed.contains(&format!("{base}/sim")),
+        "the simulator's address is printed:\n{printed}"
+    );
+    assert_eq!(me["user"]["email"], "agent1@demo.openline.dev", "{me}");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+async fn passwords_and_tokens_from_admin_commands_work_on_a_running_server(db: TestDb) {
+    let url = db.url.to_string();
+    let data = tempfile::tempdir().expect("temp dir");
+    create_user(&url, "Acme", "a@acme.test", "agent", PASSWORD)
+        .await
+        .assert_ok();
+    let generated = run(
+        &[
+            "admin",
+            "create-user",
+            "--org",
+            "Acme",
+            "--email",
+            "b@acme.test",
+            "--role",
+            "viewer",
+            "--database-url",
+            &url,
+        ],
+        None,
+    )
+    .await
+    .assert_ok();
+    let generated_password = generated
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .expect("a generated password")
+        .to_owned();
+    let (token_id, token) = create_token(&url, "a@acme.test").await;
+    let (server, base) = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().expect("utf-8 path"),
+            "--database-url",
+            &url,
+        ],
+        &[],
+    )
+    .await;
+    let client = http();
+    let me_url = format!("{base}/api/v1/me");
+
+    let a = sign_in(&http(), &base, "a@acme.test", PASSWORD).await;
+    let b = sign_in(&http(), &base, "b@acme.test", &generated_password).await;
+    let by_token = client.get(&me_url).bearer_auth(&token).send().await.expect("GET /me");
+    let by_token_status = by_token.status();
+    let by_token: Value = by_token.json().await.expect("JSON");
+    run(
+        &[
+            "admin",
+            "revoke-token",
+            "--email",
+            "a@acme.test",
+            "--id",
+            &token_id,
+            "--database-url",
+            &url,
+        ],
+        None,
+    )
+    .await
+    .assert_ok();
+    let after_revoke = client.get(&me_url).bearer_auth(&token).send().await.expect("GET /me");
+    let after_revoke_status = after_revoke.status();
+    let stopped = server.terminate().await;
+
+    assert_eq!(a["user"]["role"], "agent", "{a}");
+    assert_eq!(b["user"]["role"], "viewer", "{b}");
+    assert_eq!(by_token_status, 200, "{by_token}");
+    assert_eq!(by_token["user"]["email"], "a@acme.test", "{by_token}");
+    assert_eq!(after_revoke_status, 401, "a revoked token stops working at once");
+    assert!(stopped.success(), "{stopped}");
+}
+
+async fn a_standalone_simulator_and_a_separately_started_openline_deliver_a_reply_until_it_is_read(db: TestDb) {
+    // Arrange: an organization with an agent and the simulator's business number, then the
+    // simulator and openline as two processes that know each other only by URL.
+    let url = db.url.to_string();
+    let data = tempfile::tempdir().expect("temp dir");
+    create_org(&url, "Acme").await;
+    create_user(&url, "Acme", "agent@acme.test", "agent", PASSWORD)
+        .await
+        .assert_ok();
+    run(
+        &[
+            "admin",
+            "create-sender",
+            "--org",
+            "Acme",
+            "--phone",
+            "+15550001000",
+            "--phone-number-id",
+            "100000000000001",
+            "--waba-id",
+            "200000000000001",
+            "--database-url",
+            &url,
+        ],
+        None,
+    )
+    .await
+    .assert_ok();
+    let (sim_port, openline_port) = (free_port(), free_port());
+    let webhook_url = format!("http://127.0.0.1:{openline_port}/webhooks/whatsapp");
+    let mut sim_cmd = openline();
+    sim_cmd.args([
+        "sim",
+        "--listen",
+        &format!("127.0.0.1:{sim_port}"),
+        "--webhook-url",
+        &webhook_url,
+        "--status-delay-secs",
+        "0",
+    ]);
+    let (sim, sim_line) = Running::start(sim_cmd, "simulator listening on ").await;
+    let sim_base = sim_line.split_whitespace().next().expect("sim URL").to_owned();
+    assert_eq!(sim_base, format!("http://127.0.0.1:{sim_port}"));
+    let graph = format!("{sim_base}/graph");
+    let (server, base) = serve(
+        &[
+            "--listen",
+            &format!("127.0.0.1:{openline_port}"),
+            "--data-dir",
+            data.path().to_str().expect("utf-8 path"),
+            "--database-url",
+            &url,
+        ],
+        &[
+            ("OPENLINE_WHATSAPP_GRAPH_BASE_URL", graph.as_str()),
+            ("OPENLINE_WHATSAPP_ACCESS_TOKEN", "sim-access-token"),
+            ("OPENLINE_WHATSAPP_APP_SECRET", "sim-app-secret"),
+            ("OPENLINE_WHATSAPP_VERIFY_TOKEN", "x"),
+        ],
+    )
+    .await;
+    let client = http();
+    sign_in(&client, &base, "agent@acme.test", PASSWORD).await;
+
+    // Act: a WhatsApp user writes to the business; the agent finds them and replies.
+    let written: Value = client
+        .post(format!("{sim_base}/phones/+447700900009/messages"))
+        .json(&json!({ "to": "15550001000", "text": "hi" }))
+        .send()
+        .await
+        .expect("phone writes")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        written["webhook_status"], 200,
+        "openline accepted the signed webhook: {written}"
+    );
+    let contacts = get_json(&client, &format!("{base}/api/v1/contacts?q=447700900009")).await;
+    let contact = contacts["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|c| c["phone"] == "+447700900009"))
+        .unwrap_or_else(|| panic!("the writer became a contact: {contacts}"))
+        .clone();
+    let inbox = get_json(&client, &format!("{base}/api/v1/conversations")).await;
+    let conversation = inbox["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|c| c["contact_id"] == contact["id"]))
+        .unwrap_or_else(|| panic!("a conversation with the contact: {inbox}"))
+        .clone();
+    let thread = get_json(
+        &client,
+        &format!(
+            "{base}/api/v1/conversations/{}/messages",
+            conversation["id"].as_str().expect("id")
+        ),
+    )
+    .await;
+    let sent = client
+        .post(format!("{base}/api/v1/messages"))
+        .json(&json!({ "contact_id": contact["id"], "text": "Hello from openline" }))
+        .send()
+        .await
+        .expect("send reply");
+    assert_eq!(sent.status(), 202);
+    let sent: Value = sent.json().await.expect("JSON");
+    let message_url = format!("{base}/api/v1/messages/{}", sent["id"].as_str().expect("message id"));
+    let mut message = sent.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while message["status"] != "read" {
+        assert_ne!(
+            message["status"], "failed",
+            "the simulator refused the reply: {message}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reply never became read: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        message = get_json(&client, &message_url).await;
+    }
+    let phone_sees = get_json(&client, &format!("{sim_base}/phones/+447700900009/messages")).await;
+    let server_stopped = server.terminate().await;
+    let sim_stopped = sim.terminate().await;
+
+    // Assert: the inbound text reached the inbox, the reply reached the phone and came back read.
+    assert!(
+        thread.to_string().contains("\"hi\""),
+        "the inbound text is in the conversation: {thread}"
+    );
+    assert!(
+        phone_sees.to_string().contains("Hello from openline"),
+        "the phone received the reply: {phone_sees}"
+    );
+    assert!(
+        message["provider_message_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("wamid.")),
+        "{message}"
+    );
+    assert!(server_stopped.success(), "{server_stopped}");
+    assert!(sim_stopped.success(), "{sim_stopped}");
+}
+
+#[tokio::test]
+async fn help_names_the_commands_and_their_flags() {
+    let top = run(&["--help"], None).await.assert_ok();
+    let serve = run(&["serve", "--help"], None).await.assert_ok();
+    let create_user = run(&["admin", "create-user", "--help"], None).await.assert_ok();
+    let create_sender = run(&["admin", "create-sender", "--help"], None).await.assert_ok();
+
+    for command in ["serve", "migrate", "sim", "admin"] {
+        assert!(top.stdout.contains(command), "--help names {command}:\n{}", top.stdout);
+    }
+    for flag in [
+        "--listen",
+        "--demo",
+        "--data-dir",
+        "--database-url",
+        "--config",
+        "--public-url",
+    ] {
+        assert!(
+            serve.stdout.contains(flag),
+            "serve --help names {flag}:\n{}",
+            serve.stdout
+        );
+    }
+    for flag in ["--org", "--email", "--role", "--name", "--database-url"] {
+        assert!(
+            create_user.stdout.contains(flag),
+            "create-user --help names {flag}:\n{}",
+            create_user.stdout
+        );
+    }
+    for flag in ["--org", "--phone", "--phone-number-id", "--waba-id", "--throughput"] {
+        assert!(
+            create_sender.stdout.contains(flag),
+            "create-sender --help names {flag}:\n{}",
+            create_sender.stdout
+        );
+    }
+}
