@@ -8,292 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use openline_store::testing::TestDb;
 use serde_json::{json, Value};
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-/// Upper bound for one command, or for a server to start or stop (generous: debug builds on a
-/// busy 2-core machine, argon2 hashing included).
-const STEP: Duration = Duration::from_secs(60);
-
-fn test_log() -> bool {
-    std::env::var_os("TEST_LOG").is_some()
-}
-
-/// The binary, with a clean `OPENLINE_*` environment (the tests pass everything explicitly) and
-/// killed if the test lets go of it.
-fn openline() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openline"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("OPENLINE_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("OPENLINE_LOG", if test_log() { "info" } else { "warn" });
-    cmd.kill_on_drop(true);
-    cmd
-}
-
-/// What a finished command did.
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn assert_ok(self) -> Self {
-        assert!(
-            self.status.success(),
-            "expected success, got {}\nstdout:\n{}\nstderr:\n{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Fails with a non-zero status and one readable `error: …` line containing `needle`.
-    fn assert_fails_saying(self, needle: &str) -> Self {
-        assert!(
-            !self.status.success(),
-            "expected failure, got success\nstdout:\n{}",
-            self.stdout
-        );
-        assert!(
-            self.stderr.contains("error: ") && self.stderr.contains(needle),
-            "expected an error mentioning {needle:?}, got:\n{}",
-            self.stderr
-        );
-        assert!(
-            !self.stderr.contains("panicked") && !self.stderr.contains("backtrace"),
-            "a failure must not panic or print a backtrace:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Runs `openline ARGS` to completion. `stdin: None` gives it no input at all (`Stdio::null()`).
-async fn run(args: &[&str], stdin: Option<&str>) -> Ran {
-    run_with(openline(), args, stdin).await
-}
-
-async fn run_with(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Ran {
-    cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn openline");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(input.as_bytes()).await.expect("write stdin");
-        // Dropping the pipe closes it: the command sees the end of its input.
-    }
-    let out = tokio::time::timeout(STEP, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("openline {args:?} did not finish within {STEP:?}"))
-        .expect("wait for openline");
-    Ran {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// A long-running child (`serve` or `sim`), killed when dropped.
-struct Running {
-    child: Child,
-    /// Every line it has printed to stdout so far (filled in the background).
-    printed: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    /// Starts `cmd` and waits until it prints a line starting with `ready_prefix`; the rest of its
-    /// output is drained in the background so it never blocks on a full pipe.
-    async fn start(mut cmd: Command, ready_prefix: &str) -> (Self, String) {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(if test_log() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
-        let mut child = cmd.spawn().expect("spawn openline");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let printed = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(collect(lines, printed.clone()));
-        let mut running = Self { child, printed };
-        let rest = running.wait_for_line(ready_prefix).await;
-        (running, rest)
-    }
-
-    /// Waits until the child prints a line starting with `prefix`; returns the rest of that line.
-    async fn wait_for_line(&mut self, prefix: &str) -> String {
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            let found = self
-                .printed()
-                .iter()
-                .find_map(|l| l.strip_prefix(prefix).map(str::to_owned));
-            if let Some(rest) = found {
-                return rest;
-            }
-            let exited = self.child.try_wait().expect("poll child");
-            if exited.is_some() || tokio::time::Instant::now() > deadline {
-                // Give the collector a moment to catch the last lines before reporting them.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!(
-                    "openline did not print {prefix:?} (exit status: {exited:?}); it printed:\n{}",
-                    self.printed().join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn printed(&self) -> Vec<String> {
-        self.printed.lock().expect("lock").clone()
-    }
-
-    /// Sends SIGTERM (what `kill` and service managers send) and waits for the exit.
-    async fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().expect("still running").to_string();
-        let kill = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(&pid)
-            .status()
-            .expect("run kill");
-        assert!(kill.success(), "kill -TERM {pid} failed");
-        tokio::time::timeout(STEP, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("openline did not stop within {STEP:?} of SIGTERM"))
-            .expect("wait for openline")
-    }
-}
-
-/// Reads the child's stdout to its end, so it never blocks on a full pipe.
-async fn collect(mut lines: Lines<BufReader<ChildStdout>>, into: Arc<Mutex<Vec<String>>>) {
-    while let Ok(Some(line)) = lines.next_line().await {
-        if test_log() {
-            eprintln!("[openline stdout] {line}");
-        }
-        into.lock().expect("lock").push(line);
-    }
-}
-
-/// `openline serve ARGS…` (plus `env`), once it says where it runs: the child and its base URL.
-async fn serve(args: &[&str], env: &[(&str, &str)]) -> (Running, String) {
-    let mut cmd = openline();
-    cmd.arg("serve").args(args).envs(env.iter().copied());
-    let (running, url) = Running::start(cmd, "openline is running at ").await;
-    assert!(url.starts_with("http://127.0.0.1:"), "unexpected URL {url:?}");
-    (running, url)
-}
-
-/// A port that was free a moment ago (for `openline sim`, whose peer must know it in advance).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// An HTTP client that keeps the session cookie, with a bounded timeout per request.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("http client")
-}
-
-async fn sign_in(client: &reqwest::Client, base: &str, email: &str, password: &str) -> Value {
-    let res = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "email": email, "password": password }))
-        .send()
-        .await
-        .expect("login request");
-    let status = res.status();
-    let body: Value = res.json().await.expect("login body");
-    assert_eq!(status, 200, "login as {email} failed: {body}");
-    body
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    let res = client.get(url).send().await.expect("GET");
-    let status = res.status();
-    let body: Value = res.json().await.expect("JSON body");
-    assert_eq!(status, 200, "GET {url}: {body}");
-    body
-}
-
-/// A password that the admin commands accept (at least 12 characters).
-const PASSWORD: &str = "correct-horse-battery-staple";
-
-/// `create-org` with WhatsApp switched on (a root organization that inherits has it off).
-async fn create_org(db: &str, name: &str) {
-    run(
-        &[
-            "admin",
-            "create-org",
-            "--name",
-            name,
-            "--whatsapp",
-            "on",
-            "--database-url",
-            db,
-        ],
-        None,
-    )
-    .await
-    .assert_ok();
-}
-
-async fn create_user(db: &str, org: &str, email: &str, role: &str, password: &str) -> Ran {
-    run(
-        &[
-            "admin",
-            "create-user",
-            "--org",
-            org,
-            "--email",
-            email,
-            "--role",
-            role,
-            "--database-url",
-            db,
-        ],
-        Some(&format!("{password}\n")),
-    )
-    .await
-}
-
-/// `create-token`: (token id, token).
-async fn create_token(db: &str, email: &str) -> (String, String) {
-    let ran = run(&["admin", "create-token", "--email", email, "--database-url", db], None)
-        .await
-        .assert_ok();
-    let id = ran
-        .stdout
-        .split(['(', ')'])
-        .find(|part| part.starts_with("tok_"))
-        .unwrap_or_else(|| panic!("no token id in {:?}", ran.stdout))
-        .to_owned();
-    let token = ran
-        .stdout
-        .lines()
-        .last()
-        .filter(|l| l.starts_with("olt_"))
-        .unwrap_or_else(|| panic!("no olt_ token on the last line of {:?}", ran.stdout))
-        .to_owned();
-    (id, token)
-}
-
+use support::*;
 /// Generates `sqlite::NAME` and `postgres::NAME` tests from `async fn NAME(db: TestDb)`.
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
@@ -373,23 +93,9 @@ async fn create_user_takes_the_password_from_stdin_and_refuses_a_second_user_wit
 async fn create_user_without_input_generates_a_password_and_prints_it_once(db: TestDb) {
     let url = db.url.to_string();
 
-    let ran = run(
-        &[
-            "admin",
-            "create-user",
-            "--org",
-            "Acme",
-            "--email",
-            "a@acme.test",
-            "--role",
-            "agent",
-            "--database-url",
-            &url,
-        ],
-        None,
-    )
-    .await
-    .assert_ok();
+    let ran = admin(&url, "create-user --org Acme --email a@acme.test --role agent", None)
+        .await
+        .assert_ok();
 
     let shown: Vec<&str> = ran
         .stdout
@@ -415,47 +121,11 @@ async fn a_created_token_is_printed_once_and_can_be_revoked(db: TestDb) {
         .assert_ok();
 
     let (id, token) = create_token(&url, "a@acme.test").await;
-    let revoked = run(
-        &[
-            "admin",
-            "revoke-token",
-            "--email",
-            "a@acme.test",
-            "--id",
-            &id,
-            "--database-url",
-            &url,
-        ],
-        None,
-    )
-    .await
-    .assert_ok();
-    let twice = run(
-        &[
-            "admin",
-            "revoke-token",
-            "--email",
-            "a@acme.test",
-            "--id",
-            &id,
-            "--database-url",
-            &url,
-        ],
-        None,
-    )
-    .await;
-    let unknown_user = run(
-        &[
-            "admin",
-            "create-token",
-            "--email",
-            "nobody@acme.test",
-            "--database-url",
-            &url,
-        ],
-        None,
-    )
-    .await;
+    let revoked = admin(&url, &format!("revoke-token --email a@acme.test --id {id}"), None)
+        .await
+        .assert_ok();
+    let twice = admin(&url, &format!("revoke-token --email a@acme.test --id {id}"), None).await;
+    let unknown_user = admin(&url, "create-token --email nobody@acme.test", None).await;
 
     assert!(token.len() > 20, "{token}");
     assert!(revoked.stdout.contains("revoked"), "{}", revoked.stdout);
@@ -466,34 +136,15 @@ async fn a_created_token_is_printed_once_and_can_be_revoked(db: TestDb) {
 async fn create_sender_registers_a_cloud_api_number_and_refuses_duplicates_and_unknown_organizations(db: TestDb) {
     let url = db.url.to_string();
     create_org(&url, "Acme").await;
-    let sender = |org: &'static str, phone: &'static str, id: &'static str| {
-        let url = url.clone();
-        async move {
-            run(
-                &[
-                    "admin",
-                    "create-sender",
-                    "--org",
-                    org,
-                    "--phone",
-                    phone,
-                    "--phone-number-id",
-                    id,
-                    "--name",
-                    "Acme Bank",
-                    "--database-url",
-                    &url,
-                ],
-                None,
-            )
-            .await
-        }
-    };
+    let sender =
+        |org: &str, phone: &str, id: &str| format!("create-sender --org {org} --phone {phone} --phone-number-id {id}");
 
-    let created = sender("Acme", "+15550001000", "100000000000001").await.assert_ok();
-    let duplicate = sender("Acme", "+15550002000", "100000000000001").await;
-    let unknown_org = sender("Nobody Inc", "+15550003000", "100000000000003").await;
-    let bad_phone = sender("Acme", "555-CALL-NOW", "100000000000004").await;
+    let created = admin(&url, &sender("Acme", "+15550001000", "100000000000001"), None)
+        .await
+        .assert_ok();
+    let duplicate = admin(&url, &sender("Acme", "+15550002000", "100000000000001"), None).await;
+    let unknown_org = admin(&url, &sender("Nobody", "+15550003000", "100000000000003"), None).await;
+    let bad_phone = admin(&url, &sender("Acme", "555-CALL-NOW", "100000000000004"), None).await;
 
     assert!(
         created.stdout.contains("+15550001000") && created.stdout.contains("100000000000001"),
@@ -551,23 +202,9 @@ async fn passwords_and_tokens_from_admin_commands_work_on_a_running_server(db: T
     create_user(&url, "Acme", "a@acme.test", "agent", PASSWORD)
         .await
         .assert_ok();
-    let generated = run(
-        &[
-            "admin",
-            "create-user",
-            "--org",
-            "Acme",
-            "--email",
-            "b@acme.test",
-            "--role",
-            "viewer",
-            "--database-url",
-            &url,
-        ],
-        None,
-    )
-    .await
-    .assert_ok();
+    let generated = admin(&url, "create-user --org Acme --email b@acme.test --role viewer", None)
+        .await
+        .assert_ok();
     let generated_password = generated
         .stdout
         .lines()
@@ -595,21 +232,9 @@ async fn passwords_and_tokens_from_admin_commands_work_on_a_running_server(db: T
     let by_token = client.get(&me_url).bearer_auth(&token).send().await.expect("GET /me");
     let by_token_status = by_token.status();
     let by_token: Value = by_token.json().await.expect("JSON");
-    run(
-        &[
-            "admin",
-            "revoke-token",
-            "--email",
-            "a@acme.test",
-            "--id",
-            &token_id,
-            "--database-url",
-            &url,
-        ],
-        None,
-    )
-    .await
-    .assert_ok();
+    admin(&url, &format!("revoke-token --email a@acme.test --id {token_id}"), None)
+        .await
+        .assert_ok();
     let after_revoke = client.get(&me_url).bearer_auth(&token).send().await.expect("GET /me");
     let after_revoke_status = after_revoke.status();
     let stopped = server.terminate().await;
@@ -631,21 +256,9 @@ async fn a_standalone_simulator_and_a_separately_started_openline_deliver_a_repl
     create_user(&url, "Acme", "agent@acme.test", "agent", PASSWORD)
         .await
         .assert_ok();
-    run(
-        &[
-            "admin",
-            "create-sender",
-            "--org",
-            "Acme",
-            "--phone",
-            "+15550001000",
-            "--phone-number-id",
-            "100000000000001",
-            "--waba-id",
-            "200000000000001",
-            "--database-url",
-            &url,
-        ],
+    admin(
+        &url,
+        "create-sender --org Acme --phone +15550001000 --phone-number-id 100000000000001 --waba-id 200000000000001",
         None,
     )
     .await
