@@ -10,6 +10,8 @@ pub mod phone;
 pub mod policy;
 pub mod provider_errors;
 pub mod status;
+pub mod utc;
+pub mod window;
 
 pub use error::DomainError;
 pub use model::*;
