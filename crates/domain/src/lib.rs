@@ -3,6 +3,7 @@
 //! UTC epoch milliseconds), so every rule can be tested exhaustively without sleeping.
 
 pub mod clock;
+pub mod consent;
 pub mod error;
 pub mod ids;
 pub mod model;

@@ -1,15 +1,12 @@
 //! The nouns of openline (see DESIGN.md §4) as closed enums with one text form each, shared by the
 //! API (serde), the databases (the same text) and the OpenAPI document.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
 /// Declares a string-backed enum with `as_str`/`parse` and a serde form that agree, so the API and
 /// the database can never spell a value differently.
 macro_rules! text_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
         pub enum $name { $($(#[$vmeta])* #[serde(rename = $text)] $variant),+ }
 
         impl $name {
@@ -23,6 +20,9 @@ macro_rules! text_enum {
         }
     };
 }
+
+/// Other modules (consent, templates, limits) declare their text enums the same way.
+pub(crate) use text_enum;
 
 text_enum! {
     /// What a user may do. Admins manage their organization and its sub-organizations; supervisors
