@@ -11,6 +11,7 @@ pub mod phone;
 pub mod policy;
 pub mod provider_errors;
 pub mod status;
+pub mod templates;
 pub mod utc;
 pub mod window;
 
