@@ -6,6 +6,7 @@ pub mod clock;
 pub mod consent;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod phone;
 pub mod policy;
