@@ -1,15 +1,73 @@
 //! The send decision: one pure function of the facts and `now` that every outgoing message passes
-//! through before anything is stored or sent. The server gathers the facts and carries out the
-//! outcome; it never decides on its own.
+//! through before anything is stored or sent, and its counterpart for messages already queued. The
+//! server gathers the facts and carries out the outcome; it never decides on its own.
 //!
-//! This first version checks what the foundation knows (who is sending, whether WhatsApp is enabled
-//! for them, whether the text is sendable). Consent, the 24-hour window, templates and limits extend
-//! `SendFacts` and add outcomes here (issue 3); callers already handle every outcome.
+//! On WhatsApp, in this order (the first rule that applies decides):
+//!
+//! | consent                | free-form text               | approved template                        | unapproved template      |
+//! |------------------------|------------------------------|------------------------------------------|--------------------------|
+//! | refused                | reject `consent_refused`     | reject `consent_refused`                 | reject `consent_refused` |
+//! | not on WhatsApp        | reject `not_on_whatsapp`     | reject `not_on_whatsapp`                 | reject `not_on_whatsapp` |
+//! | unknown / pending      | queue `awaiting_consent`     | queue `awaiting_consent`                 | reject `template_not_approved` |
+//! | granted, window open   | send                         | send                                     | reject `template_not_approved` |
+//! | granted, window closed | queue `window_closed`        | send, or queue `messaging_limit` at the cap | reject `template_not_approved` |
+//!
+//! The opt-in request itself follows [`may_request_opt_in`] (`consent_refused`,
+//! `consent_already_granted`, `opt_in_too_soon`), must be approved, and counts against the messaging
+//! limit when the window is closed. SMS has no consent or window rules here (carriers handle STOP);
+//! templates and opt-in requests are WhatsApp-only.
+//!
+//! Queueing never loses a message: [`release_queued`] says which queued messages may go once the facts
+//! change (consent given, the contact writing, the limit freeing up), in the order they were written.
+//! A template sent while free-form messages wait for the window goes first, deliberately: it is how an
+//! agent re-engages a contact, and those messages then follow once the contact answers.
 
+use crate::consent::{consent_refused, may_request_opt_in, ConsentState};
+use crate::window::Window;
 use crate::{Channel, DomainError, Millis, Role};
+
+mod release;
+#[cfg(test)]
+mod simulation;
+#[cfg(test)]
+mod tests;
+
+pub use release::{release_queued, QueuedMessage, Release, EARLIER_MESSAGE_WAITING};
 
 /// The longest text body the Cloud API accepts (Meta: `text.body`, 4096 characters).
 pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// Queue reason: the contact has not agreed yet; sent once they opt in.
+pub const AWAITING_CONSENT: &str = "awaiting_consent";
+/// Queue reason: outside the 24-hour window; sent once the contact writes again.
+pub const WINDOW_CLOSED: &str = "window_closed";
+/// Queue reason: the organization's messaging-limit tier is reached for now.
+pub const MESSAGING_LIMIT: &str = "messaging_limit";
+
+/// What is being sent, as far as the rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Text or media the agent wrote: needs consent and an open window.
+    FreeForm,
+    /// A template; `approved` is its approval status now.
+    Template { approved: bool },
+    /// The opt-in request (the organization's opt-in template with Yes/No buttons).
+    OptInRequest { approved: bool },
+}
+
+/// What is known about the contact on this WhatsApp number, as the WhatsApp rules need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContactFacts {
+    /// Derived from the consent ledger ([`crate::consent::consent_state`]).
+    pub consent: ConsentState,
+    /// The latest opt-in request in the ledger ([`crate::consent::last_opt_in_request_at`]).
+    pub last_opt_in_request_at: Option<Millis>,
+    /// The customer-service window now ([`crate::window::window`]).
+    pub window: Window,
+    /// Whether a business-initiated message to this contact fits the messaging limit now
+    /// ([`crate::limits::business_initiated_allowed`]).
+    pub within_messaging_limit: bool,
+}
 
 /// Everything the rule needs to know about one attempted send.
 #[derive(Debug, Clone)]
@@ -20,7 +78,11 @@ pub struct SendFacts<'a> {
     pub org_whatsapp_enabled: bool,
     /// The author has WhatsApp enabled (admins switch it per user).
     pub user_whatsapp_enabled: bool,
+    /// The text as the contact will read it (a template's rendered body).
     pub text: &'a str,
+    pub outgoing: Outgoing,
+    /// Consent, window and limit; used on WhatsApp only.
+    pub contact: ContactFacts,
 }
 
 /// What happens to the message.
@@ -28,13 +90,13 @@ pub struct SendFacts<'a> {
 pub enum SendDecision {
     /// Store it and hand it to the dispatcher now.
     SendNow,
-    /// Store it, but hold it until the reason clears (consent, the contact writing again, limits).
+    /// Store it, but hold it until the reason clears (consent, the contact writing, limits).
     Queue { reason: &'static str, explanation: String },
     /// Refuse it; nothing is stored.
     Reject(DomainError),
 }
 
-pub fn decide_send(facts: &SendFacts<'_>, _now: Millis) -> SendDecision {
+pub fn decide_send(facts: &SendFacts<'_>, now: Millis) -> SendDecision {
     if !facts.author_role.can_send() {
         return SendDecision::Reject(DomainError::new(
             "forbidden_role",
@@ -64,58 +126,84 @@ pub fn decide_send(facts: &SendFacts<'_>, _now: Millis) -> SendDecision {
             format!("The message has {chars} characters; WhatsApp accepts at most {MAX_TEXT_CHARS}. Shorten it or split it."),
         ));
     }
-    SendDecision::SendNow
+    match facts.channel {
+        Channel::Sms if facts.outgoing == Outgoing::FreeForm => SendDecision::SendNow,
+        Channel::Sms => SendDecision::Reject(DomainError::new(
+            "not_supported_on_sms",
+            "Templates and opt-in requests are WhatsApp features. On SMS, write the message yourself.",
+        )),
+        Channel::Whatsapp => match whatsapp_gate(facts.outgoing, &facts.contact, now) {
+            Gate::Go => SendDecision::SendNow,
+            Gate::Wait(reason) => SendDecision::Queue {
+                reason,
+                explanation: explain_queue(reason),
+            },
+            Gate::Refuse(e) => SendDecision::Reject(e),
+        },
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The WhatsApp rules' verdict on one message, shared by new sends and queued ones so the two can
+/// never disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gate {
+    Go,
+    /// Hold it for this queue reason.
+    Wait(&'static str),
+    /// It cannot go while the facts stay as they are, and the agent has to act.
+    Refuse(DomainError),
+}
 
-    fn facts(text: &str) -> SendFacts<'_> {
-        SendFacts {
-            channel: Channel::Whatsapp,
-            author_role: Role::Agent,
-            org_whatsapp_enabled: true,
-            user_whatsapp_enabled: true,
-            text,
+pub(crate) fn whatsapp_gate(outgoing: Outgoing, facts: &ContactFacts, now: Millis) -> Gate {
+    let business_initiated_ok = facts.window.is_open() || facts.within_messaging_limit;
+    match outgoing {
+        Outgoing::OptInRequest { approved } => {
+            if let Err(e) = may_request_opt_in(facts.consent, facts.last_opt_in_request_at, now) {
+                Gate::Refuse(e)
+            } else if !approved {
+                Gate::Refuse(template_not_approved())
+            } else if business_initiated_ok {
+                Gate::Go
+            } else {
+                Gate::Wait(MESSAGING_LIMIT)
+            }
         }
+        Outgoing::FreeForm | Outgoing::Template { .. } => match facts.consent {
+            ConsentState::Refused { .. } => Gate::Refuse(consent_refused()),
+            ConsentState::NotOnWhatsapp { .. } => Gate::Refuse(not_on_whatsapp()),
+            _ if outgoing == (Outgoing::Template { approved: false }) => Gate::Refuse(template_not_approved()),
+            ConsentState::Unknown | ConsentState::Pending { .. } => Gate::Wait(AWAITING_CONSENT),
+            ConsentState::Granted { .. } if facts.window.is_open() => Gate::Go,
+            ConsentState::Granted { .. } if outgoing == Outgoing::FreeForm => Gate::Wait(WINDOW_CLOSED),
+            ConsentState::Granted { .. } if business_initiated_ok => Gate::Go,
+            ConsentState::Granted { .. } => Gate::Wait(MESSAGING_LIMIT),
+        },
     }
+}
 
-    fn rejected_code(f: &SendFacts<'_>) -> Option<&'static str> {
-        match decide_send(f, 0) {
-            SendDecision::Reject(e) => Some(e.code),
-            _ => None,
-        }
-    }
+/// The refusal for a contact whose number cannot receive WhatsApp: the client offers SMS.
+pub fn not_on_whatsapp() -> DomainError {
+    DomainError::new(
+        "not_on_whatsapp",
+        "This number is not on WhatsApp, so the message cannot be delivered there. Offer to send it by SMS instead.",
+    )
+}
 
-    #[test]
-    fn an_agent_with_whatsapp_enabled_sends_a_text_now() {
-        assert_eq!(decide_send(&facts("Hello"), 0), SendDecision::SendNow);
-    }
+fn template_not_approved() -> DomainError {
+    DomainError::new(
+        "template_not_approved",
+        "This template is not approved by WhatsApp (yet), so it cannot be sent. Choose an approved template.",
+    )
+}
 
-    #[test]
-    fn each_refusal_has_its_own_code() {
-        let mut f = facts("Hello");
-        f.author_role = Role::Viewer;
-        assert_eq!(rejected_code(&f), Some("forbidden_role"));
-        let mut f = facts("Hello");
-        f.org_whatsapp_enabled = false;
-        assert_eq!(rejected_code(&f), Some("whatsapp_disabled"));
-        let mut f = facts("Hello");
-        f.user_whatsapp_enabled = false;
-        assert_eq!(rejected_code(&f), Some("whatsapp_disabled_for_user"));
-        assert_eq!(rejected_code(&facts("  \n")), Some("empty_message"));
-        let long = "é".repeat(MAX_TEXT_CHARS + 1);
-        assert_eq!(rejected_code(&facts(&long)), Some("message_too_long"));
-        let exact = "é".repeat(MAX_TEXT_CHARS);
-        assert_eq!(rejected_code(&facts(&exact)), None);
+/// The sentence shown to the agent for a queue reason.
+pub fn explain_queue(reason: &str) -> String {
+    match reason {
+        AWAITING_CONSENT => "The contact has not agreed to WhatsApp messages yet. The message is queued and will be sent, in order, once they opt in; send an opt-in request if you have not.",
+        WINDOW_CLOSED => "More than 24 hours have passed since the contact last wrote, so WhatsApp allows only approved templates. The message is queued and will be sent when the contact writes again; send a template to restart the conversation.",
+        MESSAGING_LIMIT => "Your organization has reached its WhatsApp limit of new conversations for the last 24 hours. The message is queued and will be sent as soon as the limit allows.",
+        EARLIER_MESSAGE_WAITING => "An earlier message to this contact is still queued; this one follows it, in order.",
+        _ => "The message is queued and will be sent when the reason clears.",
     }
-
-    #[test]
-    fn sms_does_not_need_the_whatsapp_switch() {
-        let mut f = facts("Hello");
-        f.channel = Channel::Sms;
-        f.org_whatsapp_enabled = false;
-        assert_eq!(decide_send(&f, 0), SendDecision::SendNow);
-    }
+    .to_owned()
 }

@@ -8,8 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use openline_domain::policy::{decide_send, SendDecision, SendFacts};
-use openline_domain::{Channel, DomainError, MessageKind};
+use openline_domain::consent::ConsentState;
+use openline_domain::policy::{decide_send, ContactFacts, Outgoing, SendDecision, SendFacts};
+use openline_domain::window::Window;
+use openline_domain::{Channel, DomainError, MessageKind, Millis};
 use openline_store::messages::{self, Message, NewOutbound};
 use openline_store::{contacts, conversations, idempotency, orgs, senders, StoreError};
 use serde::{Deserialize, Serialize};
@@ -105,6 +107,17 @@ pub async fn send_message(
                 org_whatsapp_enabled: orgs::whatsapp_enabled(c, &contact.org_id)?,
                 user_whatsapp_enabled: me.user.whatsapp_enabled,
                 text: &req.text,
+                outgoing: Outgoing::FreeForm,
+                contact: ContactFacts {
+                    // TODO(issue 3): gather from the store
+                    consent: ConsentState::Granted { since: 0 },
+                    // TODO(issue 3): gather from the store
+                    last_opt_in_request_at: None,
+                    // TODO(issue 3): gather from the store
+                    window: Window::Open { until: Millis::MAX },
+                    // TODO(issue 3): gather from the store
+                    within_messaging_limit: true,
+                },
             };
             let queue_reason = match decide_send(&facts, now) {
                 SendDecision::SendNow => None,
