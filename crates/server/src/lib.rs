@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod consent_flow;
 pub mod demo;
 pub mod error;
 pub mod events;

@@ -159,3 +159,27 @@ pub fn join(c: &mut dyn Conn, conversation_id: &str, user_id: &str, now: i64) ->
     )?;
     Ok(true)
 }
+
+/// When the contact last wrote to this business number, on any thread: the 24-hour window is per
+/// number and contact, not per thread.
+pub fn last_inbound_at(
+    c: &mut dyn Conn,
+    org_id: &str,
+    contact_id: &str,
+    sender_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    c.query_one(
+        "select max(last_inbound_at) from conversations where org_id = ? and contact_id = ? and sender_id = ?",
+        params![org_id, contact_id, sender_id],
+    )?
+    .opt_i64(0)
+}
+
+/// The contact a thread is with.
+pub fn contact_of(c: &mut dyn Conn, conversation_id: &str) -> Result<String, StoreError> {
+    c.query_one(
+        "select contact_id from conversations where id = ?",
+        params![conversation_id],
+    )?
+    .string(0)
+}

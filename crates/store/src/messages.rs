@@ -46,6 +46,8 @@ pub struct Message {
     /// Why a queued message waits (`awaiting_consent`, `window_closed`, `messaging_limit`); absent
     /// once it is released to the dispatcher.
     pub queue_reason: Option<String>,
+    /// Why it waits, in plain words, and what the agent can do.
+    pub queue_explanation: Option<String>,
 }
 
 const COLS: &str =
@@ -82,6 +84,7 @@ fn from_row(r: &Row) -> Result<Message, StoreError> {
         sent_at: r.opt_i64(17)?,
         delivered_at: r.opt_i64(18)?,
         read_at: r.opt_i64(19)?,
+        queue_explanation: r.opt_string(20)?.map(|q| openline_domain::policy::explain_queue(&q)),
         queue_reason: r.opt_string(20)?,
     })
 }

@@ -19,9 +19,43 @@ pub struct PageQuery {
     pub limit: Option<i64>,
 }
 
+/// WhatsApp's customer-service window for a thread: open for 24 hours after the contact's last
+/// message; outside it only approved templates may be sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WindowView {
+    pub open: bool,
+    /// When it closes (or closed); absent if the contact never wrote.
+    pub expires_at: Option<i64>,
+    /// Milliseconds left while open (for a countdown), else 0.
+    pub remaining_ms: i64,
+}
+
+/// A conversation with its window, as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationView {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub window: WindowView,
+}
+
+impl ConversationView {
+    pub fn new(conversation: Conversation, now: i64) -> Self {
+        let expires_at = conversation
+            .last_inbound_at
+            .map(|t| t + openline_domain::window::WINDOW_MS);
+        let remaining_ms = expires_at.map_or(0, |e| (e - now).max(0));
+        let window = WindowView {
+            open: remaining_ms > 0,
+            expires_at,
+            remaining_ms,
+        };
+        Self { conversation, window }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationPage {
-    pub items: Vec<Conversation>,
+    pub items: Vec<ConversationView>,
     pub next_cursor: Option<String>,
 }
 
@@ -51,6 +85,8 @@ pub async fn list_conversations(
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|v| cursor::encode(v.last_activity_at, &v.id)))
         .flatten();
+    let now = st.now();
+    let items = items.into_iter().map(|c| ConversationView::new(c, now)).collect();
     Ok(Json(ConversationPage { items, next_cursor }))
 }
 
@@ -117,4 +153,24 @@ pub async fn list_messages(
         .then(|| items.first().map(|m| cursor::encode(m.created_at, &m.id)))
         .flatten();
     Ok(Json(MessagePage { items, next_cursor }))
+}
+
+/// `GET /api/v1/conversations/{id}/queued`: messages held in the thread, in the order they will be
+/// sent, each with why it waits (`queue_reason`, `queue_explanation`).
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/queued", tag = "conversations", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Message>), (status = 404, body = ErrorBody)))]
+pub async fn list_queued(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Message>>, AppError> {
+    let scope = me.scope.clone();
+    st.store
+        .read(move |c| {
+            conversations::get(c, &scope, &id)?;
+            messages::queued_in_conversation(c, &scope, &id)
+        })
+        .await
+        .map(Json)
+        .map_err(not_found)
 }

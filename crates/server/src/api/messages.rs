@@ -2,16 +2,15 @@
 //! stores the message, its outbox row and the idempotency key's answer; the dispatcher sends it.
 
 use crate::auth::CurrentUser;
+use crate::consent_flow;
 use crate::error::{ApiJson, AppError, ErrorBody};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use openline_domain::consent::ConsentState;
-use openline_domain::policy::{decide_send, ContactFacts, Outgoing, SendDecision, SendFacts};
-use openline_domain::window::Window;
-use openline_domain::{Channel, DomainError, MessageKind, Millis};
+use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts};
+use openline_domain::{Channel, DomainError, MessageKind};
 use openline_store::messages::{self, Message, NewOutbound};
 use openline_store::{contacts, conversations, idempotency, orgs, senders, StoreError};
 use serde::{Deserialize, Serialize};
@@ -101,29 +100,6 @@ pub async fn send_message(
                     .into(),
                 ));
             }
-            let facts = SendFacts {
-                channel,
-                author_role: me.user.role,
-                org_whatsapp_enabled: orgs::whatsapp_enabled(c, &contact.org_id)?,
-                user_whatsapp_enabled: me.user.whatsapp_enabled,
-                text: &req.text,
-                outgoing: Outgoing::FreeForm,
-                contact: ContactFacts {
-                    // TODO(issue 3): gather from the store
-                    consent: ConsentState::Granted { since: 0 },
-                    // TODO(issue 3): gather from the store
-                    last_opt_in_request_at: None,
-                    // TODO(issue 3): gather from the store
-                    window: Window::Open { until: Millis::MAX },
-                    // TODO(issue 3): gather from the store
-                    within_messaging_limit: true,
-                },
-            };
-            let queue_reason = match decide_send(&facts, now) {
-                SendDecision::SendNow => None,
-                SendDecision::Queue { reason, .. } => Some(reason),
-                SendDecision::Reject(e) => return Ok(Outcome::Refused(e.into())),
-            };
             let Some(sender) = senders::for_org(c, &contact.org_id, channel)? else {
                 return Ok(Outcome::Refused(AppError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -131,6 +107,24 @@ pub async fn send_message(
                     format!("Your organization has no {channel} number to send from. An admin can add one."),
                 )));
             };
+            let facts = SendFacts {
+                channel,
+                author_role: me.user.role,
+                org_whatsapp_enabled: orgs::whatsapp_enabled(c, &contact.org_id)?,
+                user_whatsapp_enabled: me.user.whatsapp_enabled,
+                text: &req.text,
+                outgoing: Outgoing::FreeForm,
+                contact: consent_flow::contact_facts(c, &contact.org_id, &contact.id, &sender.id, now)?,
+            };
+            let mut queue_reason = match decide_send(&facts, now) {
+                SendDecision::SendNow => None,
+                SendDecision::Queue { reason, .. } => Some(reason),
+                SendDecision::Reject(e) => return Ok(Outcome::Refused(e.into())),
+            };
+            // Order is kept: while earlier messages to this contact wait, a new one waits behind them.
+            if queue_reason.is_none() && !messages::queued_for_contact(c, &contact.org_id, &contact.id)?.is_empty() {
+                queue_reason = Some(openline_domain::policy::EARLIER_MESSAGE_WAITING);
+            }
             let conversation_id =
                 conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;
             conversations::join(c, &conversation_id, &me.user.id, now)?;
@@ -206,4 +200,34 @@ pub async fn get_message(
             StoreError::NotFound => AppError::not_found("message"),
             other => other.into(),
         })
+}
+
+/// `POST /api/v1/messages/{id}/cancel`: withdraws a queued message before it is sent. 409
+/// `not_queued` once it has been handed to the provider.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/cancel", tag = "messages", params(("id" = String, Path)),
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_message(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Message>, AppError> {
+    if !me.user.role.can_send() {
+        return Err(AppError::forbidden("Viewers cannot cancel messages."));
+    }
+    let (scope, now) = (me.scope.clone(), st.now());
+    let m = st
+        .store
+        .write(move |c| messages::cancel(c, &scope, &id, now))
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::not_found("message"),
+            StoreError::Conflict(_) => AppError::new(
+                StatusCode::CONFLICT,
+                "not_queued",
+                "This message is not waiting in the queue any more (it was sent, failed or cancelled).",
+            ),
+            other => other.into(),
+        })?;
+    st.events.message("message.status", &m);
+    Ok(Json(m))
 }

@@ -2,6 +2,7 @@
 //! `/api/openapi.json` (generated from the handlers and types, so it cannot drift from them).
 
 pub mod auth;
+pub mod consent;
 pub mod contacts;
 pub mod conversations;
 pub mod cursor;
@@ -25,12 +26,16 @@ pub fn router() -> Router<AppState> {
             get(contacts::list_contacts).post(contacts::create_contact),
         )
         .route("/api/v1/contacts/{id}", get(contacts::get_contact))
+        .route("/api/v1/contacts/{id}/opt-in", post(consent::request_opt_in))
+        .route("/api/v1/contacts/{id}/consent", get(consent::get_consent))
         .route("/api/v1/senders", get(contacts::list_senders))
         .route("/api/v1/conversations", get(conversations::list_conversations))
         .route("/api/v1/conversations/{id}", get(conversations::get_conversation))
         .route("/api/v1/conversations/{id}/messages", get(conversations::list_messages))
+        .route("/api/v1/conversations/{id}/queued", get(conversations::list_queued))
         .route("/api/v1/messages", post(messages::send_message))
         .route("/api/v1/messages/{id}", get(messages::get_message))
+        .route("/api/v1/messages/{id}/cancel", post(messages::cancel_message))
         .route("/api/v1/events", get(events::stream_events))
         .route("/api/openapi.json", get(openapi::openapi_json))
 }

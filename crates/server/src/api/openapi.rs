@@ -15,7 +15,9 @@ use utoipa::{Modify, OpenApi};
         super::contacts::list_senders,
         super::conversations::list_conversations, super::conversations::get_conversation,
         super::conversations::list_messages,
-        super::messages::send_message, super::messages::get_message,
+        super::messages::send_message, super::messages::get_message, super::messages::cancel_message,
+        super::conversations::list_queued,
+        super::consent::request_opt_in, super::consent::get_consent,
         super::events::stream_events,
         crate::webhooks::whatsapp::verify_subscription, crate::webhooks::whatsapp::receive_webhook,
     ),
@@ -23,7 +25,7 @@ use utoipa::{Modify, OpenApi};
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "auth", description = "Sign in, sessions and API tokens"),
-        (name = "contacts"), (name = "conversations"), (name = "messages"), (name = "events"),
+        (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "events"),
         (name = "webhooks", description = "What providers call"),
     )
 )]

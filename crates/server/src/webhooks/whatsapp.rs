@@ -7,6 +7,7 @@
 //! a message not known yet is kept and applied when the message's provider id is recorded. If the
 //! commit fails, the answer is 5xx and Meta retries: nothing acknowledged is lost.
 
+use crate::consent_flow::{self, Effects};
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -16,9 +17,10 @@ use axum::response::{IntoResponse, Response};
 use openline_channels::cloud_api::{parse_webhook, CloudEvent, InboundMessage, StatusUpdate};
 use openline_channels::signature::{verify_meta_signature, SignatureError};
 use openline_domain::{Channel, PhoneNumber, ProviderKind};
-use openline_store::messages::{self, InboundOutcome, Message, NewInbound, StatusOutcome, StatusReport};
+use openline_store::messages::{self, InboundOutcome, NewInbound, StatusOutcome, StatusReport};
 use openline_store::provider_events;
 use openline_store::senders::Sender;
+use openline_store::{Conn, StoreError};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -102,40 +104,35 @@ pub async fn receive_webhook(
         routed.push((ev, sender));
     }
     let now = st.now();
-    let results = st
+    let (metrics, effects) = st
         .store
         .write(move |c| {
-            routed
+            let mut fx = Effects::default();
+            let metrics = routed
                 .into_iter()
-                .map(|(ev, sender)| apply(c, ev, sender.as_ref(), now))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|(ev, sender)| apply(c, ev, sender.as_ref(), now, &mut fx))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((metrics, fx))
         })
         .await?;
-
-    for r in results {
-        st.metrics.webhook(r.metric);
-        if let Some((kind, m)) = &r.publish {
-            st.events.message(kind, m);
-        }
+    for m in metrics {
+        st.metrics.webhook(m);
     }
+    effects.publish(&st);
     Ok(StatusCode::OK)
 }
 
-/// What one event did, for metrics and live events.
-struct Applied {
-    metric: &'static str,
-    publish: Option<(&'static str, Message)>,
-}
-
+/// Applies one event inside the webhook's transaction; returns its metric label.
 fn apply(
-    c: &mut dyn openline_store::Conn,
+    c: &mut dyn Conn,
     ev: CloudEvent,
     sender: Option<&Sender>,
     now: i64,
-) -> Result<Applied, openline_store::StoreError> {
+    fx: &mut Effects,
+) -> Result<&'static str, StoreError> {
     match ev {
         CloudEvent::Message(m) => match sender {
-            Some(s) => store_message(c, &m, s, now),
+            Some(s) => store_message(c, &m, s, now, fx),
             None => {
                 // A number openline does not know: keep the event rather than lose it.
                 tracing::warn!(phone_number_id = %m.phone_number_id, "webhook for an unknown business number kept as a provider event");
@@ -148,13 +145,10 @@ fn apply(
                     &m.raw,
                     now,
                 )?;
-                Ok(Applied {
-                    metric: "unrouted",
-                    publish: None,
-                })
+                Ok("unrouted")
             }
         },
-        CloudEvent::Status(s) => store_status(c, &s, now),
+        CloudEvent::Status(s) => store_status(c, &s, now, fx),
         CloudEvent::Other(o) => {
             provider_events::insert(
                 c,
@@ -165,20 +159,18 @@ fn apply(
                 &o.raw,
                 now,
             )?;
-            Ok(Applied {
-                metric: "other",
-                publish: None,
-            })
+            Ok("other")
         }
     }
 }
 
 fn store_message(
-    c: &mut dyn openline_store::Conn,
+    c: &mut dyn Conn,
     m: &InboundMessage,
     sender: &Sender,
     now: i64,
-) -> Result<Applied, openline_store::StoreError> {
+    fx: &mut Effects,
+) -> Result<&'static str, StoreError> {
     let phone = m
         .wa_id
         .as_deref()
@@ -200,10 +192,7 @@ fn store_message(
             &m.raw,
             now,
         )?;
-        return Ok(Applied {
-            metric: "unattributed",
-            publish: None,
-        });
+        return Ok("unattributed");
     }
     let media = m.media.as_ref().map(|md| {
         serde_json::json!({
@@ -232,22 +221,17 @@ fn store_message(
         },
     )?;
     Ok(match outcome {
-        InboundOutcome::Stored(msg) => Applied {
-            metric: "stored",
-            publish: Some(("message.received", *msg)),
-        },
-        InboundOutcome::Duplicate => Applied {
-            metric: "duplicate",
-            publish: None,
-        },
+        InboundOutcome::Stored(msg) => {
+            // A consent answer, or the window re-opening, may release held messages.
+            consent_flow::after_inbound(c, &msg, m.reply_payload.as_deref(), &sender.id, now, fx)?;
+            fx.messages.insert(0, ("message.received", *msg));
+            "stored"
+        }
+        InboundOutcome::Duplicate => "duplicate",
     })
 }
 
-fn store_status(
-    c: &mut dyn openline_store::Conn,
-    s: &StatusUpdate,
-    now: i64,
-) -> Result<Applied, openline_store::StoreError> {
+fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) -> Result<&'static str, StoreError> {
     let Some(status) = s.status else {
         // `deleted`, `warning` and future statuses: kept whole, nothing moves.
         provider_events::insert(
@@ -259,10 +243,7 @@ fn store_status(
             &s.raw,
             now,
         )?;
-        return Ok(Applied {
-            metric: "other",
-            publish: None,
-        });
+        return Ok("other");
     };
     let err = s.errors.first();
     let outcome = messages::apply_status(
@@ -279,21 +260,15 @@ fn store_status(
         },
     )?;
     Ok(match outcome {
-        StatusOutcome::Advanced(m) => Applied {
-            metric: "status",
-            publish: Some(("message.status", m)),
-        },
-        StatusOutcome::Stale(_) => Applied {
-            metric: "status_stale",
-            publish: None,
-        },
-        StatusOutcome::Duplicate => Applied {
-            metric: "duplicate",
-            publish: None,
-        },
-        StatusOutcome::Orphan => Applied {
-            metric: "orphan_status",
-            publish: None,
-        },
+        StatusOutcome::Advanced(m) => {
+            if m.status == openline_domain::DeliveryStatus::Failed {
+                consent_flow::after_failure(c, &m, now, fx)?;
+            }
+            fx.messages.push(("message.status", m));
+            "status"
+        }
+        StatusOutcome::Stale(_) => "status_stale",
+        StatusOutcome::Duplicate => "duplicate",
+        StatusOutcome::Orphan => "orphan_status",
     })
 }

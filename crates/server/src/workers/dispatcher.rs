@@ -209,11 +209,15 @@ async fn fail(st: &AppState, job: &outbox::Claimed, code: Option<i64>, title: &s
         .store
         .write(move |c| {
             outbox::dead(c, &outbox_id, &title, now)?;
-            messages::mark_failed(c, &message_id, code, &title, now)
+            let m = messages::mark_failed(c, &message_id, code, &title, now)?;
+            let mut fx = crate::consent_flow::Effects::default();
+            crate::consent_flow::after_failure(c, &m, now, &mut fx)?;
+            fx.messages.push(("message.status", m));
+            Ok(fx)
         })
         .await;
     match result {
-        Ok(m) => st.events.message("message.status", &m),
+        Ok(fx) => fx.publish(st),
         Err(e) => tracing::error!(error = %e, "could not record a failed send"),
     }
 }

@@ -129,6 +129,53 @@ impl TestApp {
             .await
     }
 
+    /// Sends the opt-in request to the contact with this phone number.
+    pub async fn request_opt_in(&self, phone: &str) -> (u16, Value) {
+        let id = self.contact_id(phone).await;
+        self.post(&format!("/api/v1/contacts/{id}/opt-in"), json!({})).await
+    }
+
+    /// Polls the contact's consent until it is in `state` (granted, refused, pending, not_on_whatsapp).
+    pub async fn wait_for_consent(&self, phone: &str, state: &str) -> Value {
+        let id = self.contact_id(phone).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, c) = self.get(&format!("/api/v1/contacts/{id}/consent")).await;
+            if c["consent"]["state"] == state {
+                return c;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "consent never became {state}: {c}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Ada (the persona who accepts) is asked and agrees; her tap also opens the window.
+    pub async fn ada_opts_in(&self) {
+        let (status, body) = self.request_opt_in(ADA).await;
+        assert_eq!(status, 202, "{body}");
+        self.wait_for_consent(ADA, "granted").await;
+    }
+
+    /// What the simulated phone has received from the business, as text.
+    pub async fn phone_received(&self, phone: &str) -> Vec<String> {
+        let (_, msgs) = self.get(&format!("/sim/phones/{phone}/messages")).await;
+        msgs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "from_business")
+            .map(|m| {
+                m["text"]
+                    .as_str()
+                    .or(m["template"]["name"].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Polls a message until `pred` holds (the dispatcher and webhooks are asynchronous).
     pub async fn wait_for_message(&self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

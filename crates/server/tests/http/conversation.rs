@@ -37,6 +37,9 @@ async fn story(backend: Backend) {
     assert_eq!(conv["channel"], "whatsapp");
     assert!(conv["last_inbound_at"].as_i64().is_some(), "the window opened");
 
+    // Ada agrees to WhatsApp messages (the persona taps Yes on the opt-in request).
+    app.ada_opts_in().await;
+
     // The agent replies; the message goes out through the Cloud API adapter to the simulator.
     let ada = app.contact_id(ADA).await;
     let (status, sent) = app.send_text(&ada, "Of course, Ada. Thursday at 10?").await;
@@ -49,8 +52,13 @@ async fn story(backend: Backend) {
         read["sent_at"].is_i64() && read["delivered_at"].is_i64() && read["read_at"].is_i64(),
         "{read}"
     );
-    let ev = next_event(&mut events, "message.status", &mut buf).await;
-    assert_eq!(ev["data"]["id"], id.as_str());
+    // Among the status events (the opt-in, the confirmation, …) is the reply's.
+    loop {
+        let ev = next_event(&mut events, "message.status", &mut buf).await;
+        if ev["data"]["id"] == id.as_str() {
+            break;
+        }
+    }
 
     // The phone really received it, as the simulator saw it.
     let (_, phone) = app.get(&format!("/sim/phones/{ADA}/messages")).await;
@@ -63,13 +71,33 @@ async fn story(backend: Backend) {
         "{phone}"
     );
 
-    // The thread shows both, in order.
+    // The thread holds, in order: Ada's message, the opt-in request, the notice that it was sent, her
+    // tap on Yes, the notice that she agreed, openline's confirmation to her, and the agent's reply.
     let conv_id = conv["id"].as_str().unwrap();
     let (_, thread) = app.get(&format!("/api/v1/conversations/{conv_id}/messages")).await;
+    let kinds: Vec<_> = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}:{}", m["direction"].as_str().unwrap(), m["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "in:text",
+            "out:template",
+            "system:notice",
+            "in:interactive",
+            "system:notice",
+            "out:text",
+            "out:text"
+        ]
+    );
     let bodies: Vec<_> = thread["items"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|m| m["kind"] == "text" && (m["direction"] == "in" || m["author_user_id"].is_string()))
         .map(|m| m["body"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
@@ -85,7 +113,7 @@ async fn story(backend: Backend) {
 async fn idempotent_send(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in(AGENT).await;
-    app.phone_writes(ADA, "hi").await;
+    app.ada_opts_in().await;
     let ada = app.contact_id(ADA).await;
     let body = json!({"contact_id": ada, "text": "Only once, please"});
     let send = |b: serde_json::Value| {
@@ -114,7 +142,8 @@ async fn idempotent_send(backend: Backend) {
     app.wait_for_message(first["id"].as_str().unwrap(), |m| m["status"] == "read")
         .await;
     assert_eq!(
-        app.count("select count(*) from messages where direction = 'out'").await,
+        app.count("select count(*) from messages where body = 'Only once, please'")
+            .await,
         1
     );
     let (_, phone) = app.get(&format!("/sim/phones/{ADA}/messages")).await;
@@ -149,7 +178,7 @@ async fn duplicate_webhook(backend: Backend) {
 async fn status_order(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in(AGENT).await;
-    app.phone_writes(ADA, "hi").await;
+    app.ada_opts_in().await;
     let ada = app.contact_id(ADA).await;
     let (_, sent) = app.send_text(&ada, "Status test").await;
     let id = sent["id"].as_str().unwrap().to_owned();
@@ -170,11 +199,10 @@ async fn status_order(backend: Backend) {
 async fn not_on_whatsapp(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in(AGENT).await;
-    let nora = app.contact_id(NORA).await;
-    let (status, sent) = app.send_text(&nora, "Hello Nora").await;
-    assert_eq!(status, 202);
+    let (status, sent) = app.request_opt_in(NORA).await;
+    assert_eq!(status, 202, "{sent}");
     let m = app
-        .wait_for_message(sent["id"].as_str().unwrap(), |m| m["status"] == "failed")
+        .wait_for_message(sent["message"]["id"].as_str().unwrap(), |m| m["status"] == "failed")
         .await;
     assert_eq!(m["error_code"], 131026);
     assert!(m["error_explanation"].as_str().unwrap().contains("SMS"), "{m}");

@@ -4,7 +4,7 @@
 use openline_domain::{Channel, ProviderKind, Role};
 use openline_server::config::{Config, Secret};
 use openline_store::testing::TestDb;
-use openline_store::{contacts, orgs, senders, users, Backend};
+use openline_store::{consent, contacts, messages, orgs, senders, users, Backend};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +60,7 @@ async fn rig(backend: Backend, graph: &MockServer) -> Rig {
                 1,
             )?;
             users::create_token(c, &user.id, "t", &digest, 1)?;
-            senders::create(
+            let sender = senders::create(
                 c,
                 &senders::NewSender {
                     org_id: &org.id,
@@ -74,7 +74,45 @@ async fn rig(backend: Backend, graph: &MockServer) -> Rig {
                 },
                 1,
             )?;
-            Ok(contacts::create(c, &org.id, "+447700900001", Some("Ada"), 1)?.id)
+            let contact = contacts::create(c, &org.id, "+447700900001", Some("Ada"), 1)?;
+            // Ada agreed and wrote a moment ago: consent granted, window open.
+            for kind in ["requested", "accepted"] {
+                consent::append(
+                    c,
+                    &consent::NewConsentEvent {
+                        org_id: &org.id,
+                        contact_id: &contact.id,
+                        kind,
+                        actor_user_id: None,
+                        message_id: None,
+                        provider_message_id: None,
+                        evidence: &json!({}),
+                        at: 1,
+                    },
+                )?;
+            }
+            let now = openline_domain::clock::Clock::now(&openline_domain::clock::SystemClock);
+            messages::insert_inbound(
+                c,
+                &messages::NewInbound {
+                    org_id: &org.id,
+                    sender_id: &sender.id,
+                    channel: Channel::Whatsapp,
+                    provider: ProviderKind::CloudApi,
+                    from_phone: Some("+447700900001"),
+                    wa_user_id: None,
+                    profile_name: None,
+                    provider_message_id: "wamid.IN",
+                    kind: openline_domain::MessageKind::Text,
+                    body: Some("hi"),
+                    media: None,
+                    reply_to: None,
+                    raw: None,
+                    sent_at: now,
+                    now,
+                },
+            )?;
+            Ok(contact.id)
         })
         .await
         .unwrap();

@@ -1,0 +1,340 @@
+//! Consent and the window, carried out. The rules are pure (`openline_domain::{consent, window,
+//! policy}`); this module gathers their facts from the store and applies their outcomes inside the
+//! caller's transaction: the opt-in request, a contact's answer (accept, decline, opt out, opt back in),
+//! a request that cannot be delivered (not on WhatsApp), and releasing held messages, in the order
+//! they were written, once consent and the window allow.
+//!
+//! Live events and waking the dispatcher are side effects collected in `Effects` and carried out by
+//! the caller after the commit, so nobody hears of something that was rolled back.
+
+use openline_domain::consent::{self, ConsentEvent, ConsentEventKind, ConsentState};
+use openline_domain::policy::{release_queued, ContactFacts, Outgoing, QueuedMessage};
+use openline_domain::{window, MessageKind};
+use openline_store::consent as ledger;
+use openline_store::messages::{self, Message, NewOutbound, NewSystemMessage};
+use openline_store::{contacts, conversations, Conn, StoreError};
+
+/// The opt-in template openline sends (approved on the provider; quick replies Yes/No).
+pub const OPT_IN_TEMPLATE: &str = "openline_opt_in";
+pub const OPT_IN_LANGUAGE: &str = "en";
+
+/// What to announce after the commit.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Live events about messages: (kind, message).
+    pub messages: Vec<(&'static str, Message)>,
+    /// Consent changes: (org_id, contact_id, JSON for the `consent.changed` event).
+    pub consent: Vec<(String, String, serde_json::Value)>,
+    /// Something entered the outbox.
+    pub wake_dispatcher: bool,
+}
+
+impl Effects {
+    /// Publishes everything (call after the commit).
+    pub fn publish(self, st: &crate::state::AppState) {
+        for (kind, m) in &self.messages {
+            st.events.message(kind, m);
+        }
+        for (org, contact, data) in self.consent {
+            st.events.publish(
+                "consent.changed",
+                &org,
+                None,
+                serde_json::json!({"contact_id": contact, "consent": data}),
+            );
+        }
+        if self.wake_dispatcher {
+            st.dispatcher_wake.notify_one();
+        }
+    }
+}
+
+/// The contact's consent ledger as the pure rules read it.
+pub fn consent_events(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    Ok(ledger::events_for(c, org_id, contact_id)?
+        .into_iter()
+        .filter_map(|r| ConsentEventKind::parse(&r.kind).map(|k| ConsentEvent::new(k, r.at)))
+        .collect())
+}
+
+/// Everything the send decision needs to know about a contact on a business number.
+pub fn contact_facts(
+    c: &mut dyn Conn,
+    org_id: &str,
+    contact_id: &str,
+    sender_id: &str,
+    now: i64,
+) -> Result<ContactFacts, StoreError> {
+    let events = consent_events(c, org_id, contact_id)?;
+    let last_inbound = conversations::last_inbound_at(c, org_id, contact_id, sender_id)?;
+    Ok(ContactFacts {
+        consent: consent::consent_state(&events),
+        last_opt_in_request_at: consent::last_opt_in_request_at(&events),
+        window: window::window(last_inbound, now),
+        // TODO(issue 3): count unique business-initiated contacts per rolling 24 h against the tier.
+        within_messaging_limit: true,
+    })
+}
+
+fn display_name(c: &mut dyn Conn, contact_id: &str) -> Result<String, StoreError> {
+    let ct = contacts::get_any(c, contact_id)?;
+    Ok(ct
+        .name
+        .or(ct.whatsapp_name)
+        .or(ct.phone)
+        .unwrap_or_else(|| "The contact".into()))
+}
+
+/// A notice in the thread for the agents (never sent to the contact).
+fn notice(
+    c: &mut dyn Conn,
+    org_id: &str,
+    conversation_id: &str,
+    body: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    let m = messages::insert_notice(
+        c,
+        &NewSystemMessage {
+            org_id,
+            conversation_id,
+            body,
+            now,
+        },
+    )?;
+    fx.messages.push(("message.created", m));
+    Ok(())
+}
+
+/// A text openline itself sends to the contact (the confirmations the seeds describe).
+fn auto_text(
+    c: &mut dyn Conn,
+    org_id: &str,
+    conversation_id: &str,
+    sender_id: &str,
+    body: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    let m = messages::insert_outbound(
+        c,
+        &NewOutbound {
+            org_id,
+            conversation_id,
+            sender_id,
+            author_user_id: None,
+            kind: MessageKind::Text,
+            body: Some(body),
+            template: None,
+            queue_reason: None,
+            now,
+        },
+    )?;
+    fx.messages.push(("message.created", m));
+    fx.wake_dispatcher = true;
+    Ok(())
+}
+
+fn consent_changed(
+    c: &mut dyn Conn,
+    org_id: &str,
+    contact_id: &str,
+    fx: &mut Effects,
+) -> Result<ConsentState, StoreError> {
+    let state = consent::consent_state(&consent_events(c, org_id, contact_id)?);
+    fx.consent.push((
+        org_id.to_owned(),
+        contact_id.to_owned(),
+        serde_json::to_value(state).unwrap_or_default(),
+    ));
+    Ok(state)
+}
+
+/// The opt-in request as a template message, with its parameters and quick-reply payloads.
+pub fn opt_in_template(org_name: &str) -> (String, serde_json::Value) {
+    let body = format!(
+        "{org_name} would like to send you messages on WhatsApp. Do you agree? Tap Yes or No (or reply YES or NO)."
+    );
+    let template = serde_json::json!({
+        "name": OPT_IN_TEMPLATE,
+        "language": OPT_IN_LANGUAGE,
+        "body_parameters": [org_name],
+        "quick_reply_payloads": [consent::OPT_IN_YES_PAYLOAD, consent::OPT_IN_NO_PAYLOAD],
+    });
+    (body, template)
+}
+
+/// Records an opt-in request that the send path stored as `message` (already decided allowed).
+pub fn record_opt_in_request(
+    c: &mut dyn Conn,
+    message: &Message,
+    contact_id: &str,
+    actor_user_id: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    ledger::append(
+        c,
+        &ledger::NewConsentEvent {
+            org_id: &message.org_id,
+            contact_id,
+            kind: ConsentEventKind::Requested.as_str(),
+            actor_user_id: Some(actor_user_id),
+            message_id: Some(&message.id),
+            provider_message_id: None,
+            evidence: message.template.as_ref().unwrap_or(&serde_json::Value::Null),
+            at: now,
+        },
+    )?;
+    let name = display_name(c, contact_id)?;
+    let next = openline_domain::utc::format_utc_minute(now + consent::OPT_IN_REQUEST_INTERVAL_MS);
+    notice(
+        c,
+        &message.org_id,
+        &message.conversation_id,
+        &format!("Opt-in request sent to {name}. If they do not answer, you can send a new one from {next}."),
+        now,
+        fx,
+    )?;
+    consent_changed(c, &message.org_id, contact_id, fx)?;
+    Ok(())
+}
+
+/// After a contact's message is stored: applies a consent answer it carries, then releases held
+/// messages the contact's consent and (re)opened window now allow.
+pub fn after_inbound(
+    c: &mut dyn Conn,
+    message: &Message,
+    reply_payload: Option<&str>,
+    sender_id: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    let contact_id = conversations::contact_of(c, &message.conversation_id)?;
+    let org_id = message.org_id.clone();
+    let events = consent_events(c, &org_id, &contact_id)?;
+    let state = consent::consent_state(&events);
+    let reply = consent::classify_reply(message.body.as_deref().unwrap_or(""), reply_payload);
+    if let Some(kind) = reply.and_then(|r| consent::consent_event_for_reply(state, r)) {
+        ledger::append(
+            c,
+            &ledger::NewConsentEvent {
+                org_id: &org_id,
+                contact_id: &contact_id,
+                kind: kind.as_str(),
+                actor_user_id: None,
+                message_id: Some(&message.id),
+                provider_message_id: message.provider_message_id.as_deref(),
+                evidence: &serde_json::json!({
+                    "reply_text": message.body, "button_payload": reply_payload, "in_reply_to": message.reply_to,
+                }),
+                at: now,
+            },
+        )?;
+        let name = display_name(c, &contact_id)?;
+        let conv = &message.conversation_id;
+        match kind {
+            ConsentEventKind::Accepted | ConsentEventKind::OptedIn => {
+                notice(
+                    c,
+                    &org_id,
+                    conv,
+                    &format!("{name} agreed to receive WhatsApp messages. You can now write to them."),
+                    now,
+                    fx,
+                )?;
+                auto_text(c, &org_id, conv, sender_id, consent::OPTED_IN_CONFIRMATION, now, fx)?;
+            }
+            ConsentEventKind::Rejected => {
+                notice(c, &org_id, conv, &format!("{name} declined WhatsApp messages. Writing and templates are disabled for them; they can opt in again by replying YES."), now, fx)?;
+                auto_text(c, &org_id, conv, sender_id, consent::OPTED_OUT_CONFIRMATION, now, fx)?;
+            }
+            ConsentEventKind::OptedOut => {
+                notice(c, &org_id, conv, &format!("{name} opted out of WhatsApp messages. Writing and templates are disabled for them; they can opt in again by replying YES."), now, fx)?;
+                auto_text(c, &org_id, conv, sender_id, consent::OPTED_OUT_CONFIRMATION, now, fx)?;
+            }
+            ConsentEventKind::Requested | ConsentEventKind::Undeliverable => {}
+        }
+        consent_changed(c, &org_id, &contact_id, fx)?;
+    }
+    release_held(c, &org_id, &contact_id, sender_id, now, fx)
+}
+
+/// Hands held messages to the dispatcher in the order they were written, as far as consent, the
+/// window and limits allow (the pure `release_queued` decides; the first message that must wait keeps
+/// every later one waiting, so order is never broken). Nothing is dropped.
+pub fn release_held(
+    c: &mut dyn Conn,
+    org_id: &str,
+    contact_id: &str,
+    sender_id: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    let held = messages::queued_for_contact(c, org_id, contact_id)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    let facts = contact_facts(c, org_id, contact_id, sender_id, now)?;
+    let queue: Vec<QueuedMessage<usize>> = held
+        .iter()
+        .enumerate()
+        .map(|(i, m)| QueuedMessage {
+            id: i,
+            outgoing: if m.kind == MessageKind::Template {
+                Outgoing::Template { approved: true }
+            } else {
+                Outgoing::FreeForm
+            },
+        })
+        .collect();
+    let decision = release_queued(&queue, &facts, now);
+    for i in decision.send {
+        let released = messages::release(c, &held[i].id, sender_id, now)?;
+        fx.messages.push(("message.status", released));
+        fx.wake_dispatcher = true;
+    }
+    for (i, reason) in decision.waiting {
+        if held[i].queue_reason.as_deref() != Some(reason) {
+            messages::requeue(c, &held[i].id, reason, now)?;
+        }
+    }
+    // Only opt-in requests are ever cancelled by the rules, and they are not held here.
+    Ok(())
+}
+
+/// A message failed at the provider: if it was an opt-in request and the number is not on WhatsApp,
+/// the ledger says so and the agents are offered SMS.
+pub fn after_failure(c: &mut dyn Conn, message: &Message, now: i64, fx: &mut Effects) -> Result<(), StoreError> {
+    if message.error_code != Some(131026) {
+        return Ok(());
+    }
+    let Some(request) = ledger::request_for_message(c, &message.id)? else {
+        return Ok(());
+    };
+    ledger::append(
+        c,
+        &ledger::NewConsentEvent {
+            org_id: &message.org_id,
+            contact_id: &request.contact_id,
+            kind: ConsentEventKind::Undeliverable.as_str(),
+            actor_user_id: None,
+            message_id: Some(&message.id),
+            provider_message_id: message.provider_message_id.as_deref(),
+            evidence: &serde_json::json!({"error_code": message.error_code, "error_title": message.error_title}),
+            at: now,
+        },
+    )?;
+    let name = display_name(c, &request.contact_id)?;
+    notice(
+        c,
+        &message.org_id,
+        &message.conversation_id,
+        &format!("{name} is not a WhatsApp user, so the opt-in request could not be delivered. Send an SMS instead?"),
+        now,
+        fx,
+    )?;
+    consent_changed(c, &message.org_id, &request.contact_id, fx)?;
+    Ok(())
+}
