@@ -1,6 +1,8 @@
 //! The transactional outbox. A message that may be sent gets an outbox row in the same transaction
 //! that stores it; dispatchers claim due rows with a lease (on PostgreSQL with `skip locked`, so two
-//! nodes never claim the same row), send, and mark them done, retry them later, or dead.
+//! nodes never claim the same row), send, and mark them done, retry them later, or dead. Within a
+//! thread, rows are claimed one at a time in the order they were queued, so a contact receives
+//! messages in the order they were written even though the dispatcher sends many threads at once.
 
 use crate::sql::{Backend, Conn};
 use crate::{params, StoreError};
@@ -28,14 +30,20 @@ pub struct Claimed {
 /// becomes claimable again.
 pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
     let lock = match c.backend() {
-        Backend::Postgres => " for update skip locked",
+        Backend::Postgres => " for update of o skip locked",
         Backend::Sqlite => "",
     };
+    // Messages in a thread leave one at a time, in the order they were queued: a row is claimable only
+    // when no earlier row of its thread is still pending (waiting, leased or retrying).
     let rows = c.query(
         &format!(
-            "select id, message_id, sender_id, attempts from outbox
-             where state = 'pending' and next_attempt_at <= ? and (lease_until is null or lease_until < ?)
-             order by next_attempt_at, id limit ?{lock}"
+            "select o.id, o.message_id, o.sender_id, o.attempts from outbox o join messages m on m.id = o.message_id
+             where o.state = 'pending' and o.next_attempt_at <= ? and (o.lease_until is null or o.lease_until < ?)
+               and not exists (
+                 select 1 from outbox e join messages em on em.id = e.message_id
+                 where e.state = 'pending' and em.conversation_id = m.conversation_id
+                   and (e.created_at < o.created_at or (e.created_at = o.created_at and e.id < o.id)))
+             order by o.next_attempt_at, o.id limit ?{lock}"
         ),
         params![now, now, limit],
     )?;

@@ -611,9 +611,25 @@ async fn held_messages(store: Store) {
         })
         .await
         .unwrap();
+    // One at a time per thread, in order: the second waits until the first is done.
     let claimed = store.write(|c| outbox::claim_due(c, NOW + 40, 1000, 10)).await.unwrap();
     assert_eq!(
         claimed.iter().map(|c| c.message_id.clone()).collect::<Vec<_>>(),
-        [ids[0].clone(), ids[2].clone()]
+        [ids[0].clone()]
+    );
+    assert!(store
+        .write(|c| outbox::claim_due(c, NOW + 41, 1000, 10))
+        .await
+        .unwrap()
+        .is_empty());
+    let first = claimed[0].outbox_id.clone();
+    store
+        .write(move |c| outbox::complete(c, &first, NOW + 42))
+        .await
+        .unwrap();
+    let claimed = store.write(|c| outbox::claim_due(c, NOW + 43, 1000, 10)).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.message_id.clone()).collect::<Vec<_>>(),
+        [ids[2].clone()]
     );
 }

@@ -92,18 +92,19 @@ pub async fn list_conversations(
 
 /// `GET /api/v1/conversations/{id}`
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path)),
-    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ConversationView), (status = 404, body = ErrorBody)))]
 pub async fn get_conversation(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Conversation>, AppError> {
+) -> Result<Json<ConversationView>, AppError> {
     let scope = me.scope.clone();
-    st.store
+    let conv = st
+        .store
         .read(move |c| conversations::get(c, &scope, &id))
         .await
-        .map(Json)
-        .map_err(not_found)
+        .map_err(not_found)?;
+    Ok(Json(ConversationView::new(conv, st.now())))
 }
 
 fn not_found(e: StoreError) -> AppError {

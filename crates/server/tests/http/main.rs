@@ -7,6 +7,7 @@ mod common;
 mod conversation;
 mod dispatch;
 mod fixtures;
+mod policy;
 mod security;
 
 /// Declares `name::sqlite` and `name::postgres` tests running `body(backend)`.
