@@ -341,6 +341,42 @@ async fn a_standalone_simulator_and_a_separately_started_openline_deliver_a_repl
         .expect("send reply");
     assert_eq!(sent.status(), 202);
     let sent: Value = sent.json().await.expect("JSON");
+    // No consent yet: the reply is held until the contact opts in.
+    assert_eq!(sent["queue_reason"], "awaiting_consent", "{sent}");
+    let opt_in = client
+        .post(format!(
+            "{base}/api/v1/contacts/{}/opt-in",
+            contact["id"].as_str().expect("contact id")
+        ))
+        .send()
+        .await
+        .expect("opt-in request");
+    assert_eq!(opt_in.status(), 202);
+    // The (manual) phone taps Yes on the opt-in request once it has arrived.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let request_id = loop {
+        let seen = get_json(&client, &format!("{sim_base}/phones/+447700900009/messages")).await;
+        let found = seen.as_array().and_then(|msgs| {
+            msgs.iter()
+                .find(|m| m["direction"] == "from_business" && m["type"] == "template")
+                .and_then(|m| m["id"].as_str().map(str::to_owned))
+        });
+        if let Some(id) = found {
+            break id;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the opt-in request never reached the phone: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let tapped = client
+        .post(format!("{sim_base}/phones/+447700900009/buttons"))
+        .json(&json!({ "message_id": request_id, "button": "OPTIN_YES" }))
+        .send()
+        .await
+        .expect("tap Yes");
+    assert_eq!(tapped.status(), 200, "{}", tapped.text().await.unwrap_or_default());
     let message_url = format!("{base}/api/v1/messages/{}", sent["id"].as_str().expect("message id"));
     let mut message = sent.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
