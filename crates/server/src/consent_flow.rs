@@ -25,6 +25,8 @@ pub struct Effects {
     pub messages: Vec<(&'static str, Message)>,
     /// Consent changes: (org_id, contact_id, JSON for the `consent.changed` event).
     pub consent: Vec<(String, String, serde_json::Value)>,
+    /// Other live events: (kind, org_id, data).
+    pub other: Vec<(&'static str, String, serde_json::Value)>,
     /// Something entered the outbox.
     pub wake_dispatcher: bool,
 }
@@ -42,6 +44,9 @@ impl Effects {
                 None,
                 serde_json::json!({"contact_id": contact, "consent": data}),
             );
+        }
+        for (kind, org, data) in self.other {
+            st.events.publish(kind, &org, None, data);
         }
         if self.wake_dispatcher {
             st.dispatcher_wake.notify_one();

@@ -26,6 +26,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod provider_events;
 pub mod senders;
+pub mod templates;
 pub mod users;
 
 pub use error::StoreError;

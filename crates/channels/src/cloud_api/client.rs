@@ -7,6 +7,7 @@
 //! message kind, HTTP status, Meta's error code and trace id.
 
 use super::outbound::mark_read_request_body;
+use super::templates::SubmittedTemplate;
 // Re-exported here too: they are what `send` takes and returns.
 pub use super::outbound::OutboundMessage;
 use super::response::{classify_failure, parse_accepted, parse_retry_after, MetaError};
@@ -127,7 +128,47 @@ impl CloudApiClient {
         body: &Value,
         kind: &str,
     ) -> Result<(u16, Vec<u8>), SendError> {
-        let url = self.messages_url(phone_number_id)?;
+        let url = self.graph_url(phone_number_id, "messages")?;
+        self.post_json(url, phone_number_id, body, kind).await
+    }
+
+    /// Submits a message template for Meta's review to the WhatsApp Business Account `waba_id`
+    /// (`POST /{version}/{waba_id}/message_templates`). The answer carries Meta's template id and its
+    /// first status (normally `PENDING`); later changes arrive as `message_template_status_update`
+    /// webhooks.
+    pub async fn submit_template(&self, waba_id: &str, template: &Value) -> Result<SubmittedTemplate, SendError> {
+        let url = self.graph_url(waba_id, "message_templates")?;
+        let (_, body) = self.post_json(url, waba_id, template, "template").await?;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match v.get("id").and_then(|i| {
+            i.as_str()
+                .map(str::to_owned)
+                .or_else(|| i.as_i64().map(|n| n.to_string()))
+        }) {
+            Some(id) => Ok(SubmittedTemplate {
+                id,
+                status: v.get("status").and_then(Value::as_str).unwrap_or("PENDING").to_owned(),
+            }),
+            None => Err(SendError {
+                retry: Retry::Permanent,
+                code: None,
+                http_status: None,
+                message: "The provider accepted the template but returned no id.".into(),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// POSTs JSON and returns the status and body of a 2xx response; anything else becomes a
+    /// [`SendError`]. `object_id` (a number or account id) is logged, never the body or token.
+    async fn post_json(
+        &self,
+        url: Url,
+        object_id: &str,
+        body: &Value,
+        kind: &str,
+    ) -> Result<(u16, Vec<u8>), SendError> {
+        let phone_number_id = object_id;
         let response = self
             .http
             .post(url)
@@ -165,9 +206,9 @@ impl CloudApiClient {
         Err(error)
     }
 
-    /// `{base_url}/{version}/{phone_number_id}/messages`, each segment percent-encoded so an odd id
-    /// cannot reach another path.
-    fn messages_url(&self, phone_number_id: &str) -> Result<Url, SendError> {
+    /// `{base_url}/{version}/{object_id}/{edge}`, each segment percent-encoded so an odd id cannot
+    /// reach another path.
+    fn graph_url(&self, phone_number_id: &str, edge: &str) -> Result<Url, SendError> {
         let invalid = |why: &str| SendError {
             retry: Retry::Permanent,
             code: None,
@@ -176,7 +217,7 @@ impl CloudApiClient {
             retry_after: None,
         };
         if phone_number_id.trim().is_empty() {
-            return Err(invalid("it has no Cloud API phone number id"));
+            return Err(invalid("it has no Cloud API id for this request"));
         }
         let mut url = self.inner.base.clone();
         url.path_segments_mut()
@@ -184,7 +225,7 @@ impl CloudApiClient {
             .pop_if_empty()
             .push(self.inner.config.api_version.trim())
             .push(phone_number_id.trim())
-            .push("messages");
+            .push(edge);
         Ok(url)
     }
 

@@ -12,9 +12,11 @@ mod inbound;
 mod json;
 pub mod outbound;
 mod response;
+pub mod templates;
 pub mod webhook;
 
 pub use client::{CloudApiClient, CloudApiConfig};
 pub use inbound::{InboundMessage, MediaRef};
 pub use outbound::{mark_read_request_body, MediaSource, MediaType, OutboundMessage};
+pub use templates::{template_request_body, SubmittedTemplate};
 pub use webhook::{parse_webhook, CloudEvent, OtherEvent, ProviderErrorDetail, StatusUpdate, WebhookParseError};

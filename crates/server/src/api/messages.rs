@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts};
+use openline_domain::templates::{body_parameters, render, BodyParameters, TemplateParams};
 use openline_domain::{Channel, DomainError, MessageKind};
 use openline_store::messages::{self, Message, NewOutbound};
 use openline_store::{contacts, conversations, idempotency, orgs, senders, StoreError};
@@ -21,10 +22,87 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     pub contact_id: String,
-    /// The text to send (1 to 4096 characters).
-    pub text: String,
+    /// The text to send (1 to 4096 characters). Give either `text` or `template`.
+    pub text: Option<String>,
+    /// An approved template with its parameters: the only kind of message WhatsApp allows outside
+    /// the 24-hour window.
+    pub template: Option<TemplateSend>,
     /// `whatsapp` (default) or `sms`.
     pub channel: Option<Channel>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSend {
+    pub name: String,
+    pub language: String,
+    /// `["Ada", "Thursday"]` for `{{1}}`-style bodies, or `{"name": "Ada"}` for named ones.
+    #[serde(default)]
+    pub parameters: TemplateParams,
+}
+
+/// What is being sent, resolved inside the transaction.
+struct Content {
+    kind: MessageKind,
+    body: String,
+    template: Option<serde_json::Value>,
+    outgoing: Outgoing,
+}
+
+/// Resolves the request's text or template (found for the sender, parameters checked and rendered).
+fn resolve_content(
+    c: &mut dyn openline_store::Conn,
+    req: &SendMessageRequest,
+    sender_id: &str,
+) -> Result<Result<Content, AppError>, StoreError> {
+    match (&req.text, &req.template) {
+        (Some(text), None) => Ok(Ok(Content {
+            kind: MessageKind::Text,
+            body: text.clone(),
+            template: None,
+            outgoing: Outgoing::FreeForm,
+        })),
+        (None, Some(t)) => {
+            let Some(record) = openline_store::templates::find(c, sender_id, &t.name, &t.language)? else {
+                return Ok(Err(AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "template_not_found",
+                    format!(
+                        "There is no template {:?} in language {:?} for this number.",
+                        t.name, t.language
+                    ),
+                )));
+            };
+            let body = match render(&record.template, &t.parameters) {
+                Ok(b) => b,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            // The Cloud API takes body parameters in order; named ones go in order of first appearance.
+            let ordered: Vec<String> = match (&t.parameters, body_parameters(&record.template)) {
+                (TemplateParams::Positional(v), _) => v.clone(),
+                (TemplateParams::Named(map), Ok(BodyParameters::Named { names })) => {
+                    names.iter().filter_map(|n| map.get(n).cloned()).collect()
+                }
+                (TemplateParams::Named(map), _) => map.values().cloned().collect(),
+            };
+            Ok(Ok(Content {
+                kind: MessageKind::Template,
+                body,
+                template: Some(serde_json::json!({
+                    "name": record.template.name, "language": record.template.language,
+                    "body_parameters": ordered, "template_id": record.id,
+                })),
+                outgoing: Outgoing::Template {
+                    approved: record.template.status.is_approved(),
+                },
+            }))
+        }
+        _ => Ok(Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "text_or_template",
+            "Give either `text` or `template` (with its name, language and parameters), not both.",
+        ))),
+    }
 }
 
 /// What the transaction decided.
@@ -34,7 +112,7 @@ enum Outcome {
     Refused(AppError),
 }
 
-/// `POST /api/v1/messages`: sends a text to a contact. Answers 202 with the message (status
+/// `POST /api/v1/messages`: sends a text or an approved template to a contact. Answers 202 with the message (status
 /// `queued`); its status then follows the provider (`accepted`, `sent`, `delivered`, `read` or
 /// `failed` with the provider's code and an explanation), by `GET /api/v1/messages/{id}` or live
 /// events.
@@ -107,13 +185,17 @@ pub async fn send_message(
                     format!("Your organization has no {channel} number to send from. An admin can add one."),
                 )));
             };
+            let content = match resolve_content(c, &req, &sender.id)? {
+                Ok(content) => content,
+                Err(e) => return Ok(Outcome::Refused(e)),
+            };
             let facts = SendFacts {
                 channel,
                 author_role: me.user.role,
                 org_whatsapp_enabled: orgs::whatsapp_enabled(c, &contact.org_id)?,
                 user_whatsapp_enabled: me.user.whatsapp_enabled,
-                text: &req.text,
-                outgoing: Outgoing::FreeForm,
+                text: &content.body,
+                outgoing: content.outgoing,
                 contact: consent_flow::contact_facts(c, &contact.org_id, &contact.id, &sender.id, now)?,
             };
             let mut queue_reason = match decide_send(&facts, now) {
@@ -135,9 +217,9 @@ pub async fn send_message(
                     conversation_id: &conversation_id,
                     sender_id: &sender.id,
                     author_user_id: Some(&me.user.id),
-                    kind: MessageKind::Text,
-                    body: Some(&req.text),
-                    template: None,
+                    kind: content.kind,
+                    body: Some(&content.body),
+                    template: content.template.as_ref(),
                     queue_reason,
                     now,
                 },

@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod events;
 pub mod messages;
 pub mod openapi;
+pub mod templates;
 
 use crate::state::AppState;
 use axum::routing::{delete, get, post};
@@ -36,6 +37,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/messages", post(messages::send_message))
         .route("/api/v1/messages/{id}", get(messages::get_message))
         .route("/api/v1/messages/{id}/cancel", post(messages::cancel_message))
+        .route(
+            "/api/v1/templates",
+            get(templates::list_templates).post(templates::create_template),
+        )
+        .route("/api/v1/templates/{id}", get(templates::get_template))
+        .route("/api/v1/templates/{id}/preview", post(templates::preview_template))
         .route("/api/v1/events", get(events::stream_events))
         .route("/api/openapi.json", get(openapi::openapi_json))
 }

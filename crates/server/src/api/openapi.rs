@@ -18,6 +18,8 @@ use utoipa::{Modify, OpenApi};
         super::messages::send_message, super::messages::get_message, super::messages::cancel_message,
         super::conversations::list_queued,
         super::consent::request_opt_in, super::consent::get_consent,
+        super::templates::create_template, super::templates::list_templates, super::templates::get_template,
+        super::templates::preview_template,
         super::events::stream_events,
         crate::webhooks::whatsapp::verify_subscription, crate::webhooks::whatsapp::receive_webhook,
     ),
@@ -25,7 +27,7 @@ use utoipa::{Modify, OpenApi};
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "auth", description = "Sign in, sessions and API tokens"),
-        (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "events"),
+        (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "templates"), (name = "events"),
         (name = "webhooks", description = "What providers call"),
     )
 )]

@@ -159,6 +159,9 @@ fn apply(
                 &o.raw,
                 now,
             )?;
+            if o.field == "message_template_status_update" {
+                template_status(c, o.waba_id.as_deref(), &o.raw, now, fx)?;
+            }
             Ok("other")
         }
     }
@@ -271,4 +274,47 @@ fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) 
         StatusOutcome::Duplicate => "duplicate",
         StatusOutcome::Orphan => "orphan_status",
     })
+}
+
+/// Meta's `message_template_status_update`: the template's approval status changes (kept whole as a
+/// provider event too, above).
+fn template_status(
+    c: &mut dyn Conn,
+    waba_id: Option<&str>,
+    value: &serde_json::Value,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    use openline_domain::templates::TemplateStatus;
+    let text = |k: &str| {
+        value.get(k).and_then(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_i64().map(|n| n.to_string()))
+        })
+    };
+    let status = match text("event").unwrap_or_default().to_ascii_uppercase().as_str() {
+        "APPROVED" | "REINSTATED" => TemplateStatus::Approved,
+        "REJECTED" => TemplateStatus::Rejected {
+            reason: text("reason").unwrap_or_else(|| "NONE".into()),
+        },
+        "PAUSED" | "FLAGGED" => TemplateStatus::Paused,
+        "DISABLED" | "PENDING_DELETION" | "DELETED" => TemplateStatus::Disabled,
+        "PENDING" => TemplateStatus::Pending,
+        _ => return Ok(()),
+    };
+    let changed = openline_store::templates::set_status_from_provider(
+        c,
+        text("message_template_id").as_deref(),
+        waba_id,
+        text("message_template_name").as_deref(),
+        text("message_template_language").as_deref(),
+        &status,
+        now,
+    )?;
+    for t in changed {
+        let data = serde_json::to_value(&t).unwrap_or_default();
+        fx.other.push(("template.status", t.org_id.clone(), data));
+    }
+    Ok(())
 }
