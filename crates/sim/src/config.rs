@@ -3,6 +3,7 @@
 //! [`crate::Simulator::new`]; no globals, so every test can vary it.
 
 use crate::personas::{demo_personas, Persona};
+use serde_json::{json, Value};
 use std::fmt;
 
 /// Everything the simulator needs to know. `Debug` redacts the two secrets.
@@ -29,6 +30,66 @@ pub struct SimConfig {
     /// The simulator's own base URL as openline sees it (e.g. `http://127.0.0.1:8080/sim`); media
     /// URLs are built from it, because the simulator cannot know under which prefix it is mounted.
     pub public_base_url: String,
+    /// Message templates that exist, approved, in every business number's WABA from the start.
+    /// The default holds openline's opt-in request and Meta's own `hello_world` sample, which Meta
+    /// puts into every new WABA.
+    pub templates: Vec<SimTemplate>,
+}
+
+/// A message template the simulator starts with, approved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimTemplate {
+    /// Lower-case letters, digits and underscores.
+    pub name: String,
+    /// Meta's language code: `en`, `en_US`, …
+    pub language: String,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
+    pub category: String,
+    /// Meta's component JSON, as `POST /{waba_id}/message_templates` takes it.
+    pub components: Value,
+}
+
+impl SimTemplate {
+    /// openline's opt-in request: the organisation's name as `{{1}}`, and two quick replies whose
+    /// labels are the payloads openline sends with them.
+    pub fn opt_in() -> Self {
+        Self {
+            name: "openline_opt_in".into(),
+            language: "en".into(),
+            category: "UTILITY".into(),
+            components: json!([
+                {
+                    "type": "BODY",
+                    "text": "{{1}} would like to send you messages on WhatsApp. Do you agree?",
+                    "example": { "body_text": [["Openline Demo Bank"]] },
+                },
+                {
+                    "type": "BUTTONS",
+                    "buttons": [
+                        { "type": "QUICK_REPLY", "text": "OPTIN_YES" },
+                        { "type": "QUICK_REPLY", "text": "OPTIN_NO" },
+                    ],
+                },
+            ]),
+        }
+    }
+
+    /// Meta's sample template, present in every new WhatsApp Business Account (no parameters).
+    pub fn hello_world() -> Self {
+        Self {
+            name: "hello_world".into(),
+            language: "en_US".into(),
+            category: "UTILITY".into(),
+            components: json!([
+                { "type": "HEADER", "format": "TEXT", "text": "Hello World" },
+                {
+                    "type": "BODY",
+                    "text": "Welcome and congratulations!! This message demonstrates your ability to send a WhatsApp message notification from the Cloud API, hosted by Meta. Thank you for taking the time to test with us.",
+                },
+                { "type": "FOOTER", "text": "WhatsApp Business Platform sample message" },
+            ]),
+        }
+    }
 }
 
 /// A business phone number registered with the fake Cloud API.
@@ -74,6 +135,7 @@ impl Default for SimConfig {
             enforce_window: true,
             throughput_per_s: 1_000,
             public_base_url: "http://127.0.0.1:8080/sim".into(),
+            templates: vec![SimTemplate::opt_in(), SimTemplate::hello_world()],
         }
     }
 }
@@ -91,6 +153,7 @@ impl fmt::Debug for SimConfig {
             .field("enforce_window", &self.enforce_window)
             .field("throughput_per_s", &self.throughput_per_s)
             .field("public_base_url", &self.public_base_url)
+            .field("templates", &self.templates)
             .finish()
     }
 }

@@ -16,6 +16,11 @@ pub fn media_id() -> String {
     n.to_string()
 }
 
+/// A numeric template id like `1689556908129832`.
+pub fn template_id() -> String {
+    media_id()
+}
+
 /// A 32-hex-digit billing conversation id.
 pub fn conversation_id() -> String {
     format!("{:032x}", ulid::Ulid::new().0)

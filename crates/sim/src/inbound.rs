@@ -245,7 +245,7 @@ impl Simulator {
     }
 }
 
-async fn wait_first_attempt(id: String, rx: oneshot::Receiver<Option<u16>>) -> InboundOutcome {
+pub(crate) async fn wait_first_attempt(id: String, rx: oneshot::Receiver<Option<u16>>) -> InboundOutcome {
     let webhook_status = match tokio::time::timeout(FIRST_ATTEMPT_WAIT, rx).await {
         Ok(Ok(status)) => status,
         _ => None,

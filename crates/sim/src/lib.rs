@@ -3,8 +3,9 @@
 //! drives through the phone API.
 //!
 //! It enforces Meta's rules independently of openline (131047 outside the 24-hour window, 131026
-//! for numbers not on WhatsApp, 130429 over throughput), so a policy bug in openline shows up as a
-//! provider error in tests instead of passing silently.
+//! for numbers not on WhatsApp, 130429 over throughput, 132001 / 132015 / 132016 for templates that
+//! are not approved, 132000 for a wrong number of template parameters), so a policy bug in openline
+//! shows up as a provider error in tests instead of passing silently.
 //!
 //! All routes are relative to the router's root: the server nests it under `/sim` in demo mode and
 //! `openline sim` serves it at `/`. Anything that must name the simulator's own URL takes it from
@@ -13,8 +14,9 @@
 //! Modules: [`config`] (setup), [`personas`] (scripted users), [`state`] (what the world remembers),
 //! `graph` (the fake Graph API), `outbound` (what happens to a business message after it is
 //! accepted), `inbound` (phones writing to the business), [`phones`] (the phone API),
-//! `media` (media endpoints), [`payloads`] (webhook bodies), [`webhooks`] (serializing, signing
-//! and delivering them).
+//! `media` (media endpoints), [`templates`] (the template registry and Meta's review decisions),
+//! `template_api` (deciding reviews as Meta), [`payloads`] (webhook bodies), [`webhooks`]
+//! (serializing, signing and delivering them).
 
 pub mod config;
 mod error;
@@ -27,14 +29,17 @@ pub mod payloads;
 pub mod personas;
 pub mod phones;
 pub mod state;
+mod template_api;
+pub mod templates;
 pub mod webhooks;
 
-pub use config::{SimBusinessNumber, SimConfig};
+pub use config::{SimBusinessNumber, SimConfig, SimTemplate};
 pub use error::SimError;
 pub use inbound::InboundOutcome;
 pub use personas::{demo_personas, Persona, PersonaBehaviour};
 pub use phones::SimApiDoc;
 pub use state::{ButtonKind, ButtonView, ConversationEntry, Direction, TemplateView};
+pub use templates::{RejectionReason, TemplateAction, TemplateRecord, TemplateStatus};
 
 use openline_domain::clock::SharedClock;
 use openline_domain::{Millis, PhoneNumber};
@@ -65,7 +70,9 @@ impl std::fmt::Debug for Simulator {
 
 impl Simulator {
     pub fn new(config: SimConfig, clock: SharedClock) -> Arc<Self> {
-        let state = Mutex::new(SimState::with_personas(&config.personas));
+        let mut state = SimState::with_personas(&config.personas);
+        state.seed_templates(&config.business_numbers, &config.templates);
+        let state = Mutex::new(state);
         let webhooks = WebhookSender::new(config.webhook_url.clone(), config.app_secret.clone());
         Arc::new(Self {
             config,
@@ -76,12 +83,14 @@ impl Simulator {
     }
 
     /// Every route: the Graph API (`/graph/…`), media downloads (`/media/{id}`), the phone API
-    /// (`/phones…`) and the phone API's OpenAPI document (`/openapi.json`), state included.
+    /// (`/phones…`), the template review API (`/templates…`) and their OpenAPI document
+    /// (`/openapi.json`), state included.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .merge(graph::routes())
             .merge(media::routes())
             .merge(phones::routes())
+            .merge(template_api::routes())
             .with_state(Arc::clone(self))
     }
 

@@ -55,7 +55,11 @@ impl Simulator {
             } else {
                 let (conversation_id, expires_ms) =
                     state.conversation_for(&msg.recipient, &business.phone_number_id, now);
-                let category = if msg.is_template() { "utility" } else { "service" };
+                let category = if msg.is_template() {
+                    msg.billing_category.unwrap_or("utility")
+                } else {
+                    "service"
+                };
                 Plan::Deliver {
                     billing: Billing {
                         conversation_id,

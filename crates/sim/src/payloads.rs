@@ -129,6 +129,47 @@ pub fn status(
     )
 }
 
+/// A `message_template_status_update` webhook, as Meta sends it when a template is approved,
+/// rejected, paused or disabled (compare `pywa/template_status_update.json`): one entry for the WABA
+/// with `time` in epoch seconds (a number here), the template's numeric id, name, language and
+/// category, and `reason` (`NONE` unless rejected). A rejection adds `rejection_info`; a pause adds
+/// `other_info`.
+pub fn template_status_update(
+    template: &crate::templates::TemplateRecord,
+    rejection: Option<(&str, (&str, &str))>,
+    now: Millis,
+) -> Value {
+    let id: Value = template
+        .id
+        .parse::<u64>()
+        .map_or_else(|_| json!(template.id), |n| json!(n));
+    let mut value = json!({
+        "event": template.status.as_str(),
+        "message_template_id": id,
+        "message_template_name": template.name,
+        "message_template_language": template.language,
+        "reason": rejection.map_or("NONE", |(reason, _)| reason),
+        "message_template_category": template.category,
+    });
+    if let Some((_, (why, recommendation))) = rejection.filter(|(_, (why, _))| !why.is_empty()) {
+        value["rejection_info"] = json!({ "reason": why, "recommendation": recommendation });
+    }
+    if template.status == crate::templates::TemplateStatus::Paused {
+        value["other_info"] = json!({
+            "title": "FIRST_PAUSE",
+            "description": "Your WhatsApp message template has been paused because of low quality.",
+        });
+    }
+    json!({
+        "entry": [{
+            "id": template.waba_id,
+            "time": now.div_euclid(1000),
+            "changes": [{ "value": value, "field": "message_template_status_update" }],
+        }],
+        "object": "whatsapp_business_account",
+    })
+}
+
 /// 131026: the number is not on WhatsApp (or cannot receive this message).
 pub fn undeliverable() -> StatusReport<'static> {
     StatusReport::Failed {

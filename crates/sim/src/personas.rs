@@ -62,32 +62,45 @@ pub fn demo_personas() -> Vec<Persona> {
     .collect()
 }
 
-/// Words that make a button the "no" choice for a declining persona.
+/// Words (or phrases) that make a button the "no" choice for a declining persona.
 const DECLINE_WORDS: &[&str] = &[
     "no",
     "stop",
     "decline",
     "unsubscribe",
     "opt out",
-    "opt_out",
-    "opt-out",
+    "optout",
     "cancel",
     "reject",
 ];
 
-fn is_decline_like(text: &str) -> bool {
-    let t = text.trim().to_lowercase();
-    DECLINE_WORDS
-        .iter()
-        .any(|w| t == *w || t.starts_with(&format!("{w} ")) || t.starts_with(&format!("{w},")))
-        || t.starts_with("no,")
-        || t.starts_with("no ")
-        || t.starts_with("no.")
-        || t.starts_with("no!")
+/// A label's words, lower-cased: split at anything but letters and digits, so `OPTIN_NO` reads as
+/// `optin no` and `No, cancel` as `no cancel`.
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
-/// Which of these button labels the behaviour taps, if any: `Accepts` the first, `Declines` the
-/// first "no"-like one or else the last; the others tap nothing.
+/// Where in the label's words a decline word or phrase occurs first, if anywhere.
+fn decline_at(label: &str) -> Option<usize> {
+    let words = words(label);
+    DECLINE_WORDS
+        .iter()
+        .filter_map(|phrase| {
+            let phrase: Vec<&str> = phrase.split(' ').collect();
+            words
+                .windows(phrase.len())
+                .position(|w| w.iter().zip(&phrase).all(|(a, b)| a == b))
+        })
+        .min()
+}
+
+/// Which of these button labels the behaviour taps, if any: `Accepts` the first; `Declines` the
+/// first label that starts with a "no"-like word, else the first containing one as a word (so
+/// `OPTIN_NO` or `Please stop`), else the last; the others tap nothing.
 pub fn choose_button(behaviour: PersonaBehaviour, labels: &[&str]) -> Option<usize> {
     if labels.is_empty() {
         return None;
@@ -97,7 +110,8 @@ pub fn choose_button(behaviour: PersonaBehaviour, labels: &[&str]) -> Option<usi
         PersonaBehaviour::Declines => Some(
             labels
                 .iter()
-                .position(|l| is_decline_like(l))
+                .position(|l| decline_at(l) == Some(0))
+                .or_else(|| labels.iter().position(|l| decline_at(l).is_some()))
                 .unwrap_or(labels.len() - 1),
         ),
         _ => None,
@@ -129,6 +143,25 @@ mod tests {
         assert_eq!(
             choose_button(PersonaBehaviour::Declines, &["Nope?", "Notify me"]),
             Some(1)
+        );
+        assert_eq!(
+            choose_button(PersonaBehaviour::Declines, &["OPTIN_YES", "OPTIN_NO"]),
+            Some(1)
+        );
+        assert_eq!(
+            choose_button(PersonaBehaviour::Declines, &["OPTIN_NO", "OPTIN_YES"]),
+            Some(0)
+        );
+        assert_eq!(
+            choose_button(
+                PersonaBehaviour::Declines,
+                &["Yes, no problem", "Please stop", "Opt-out"]
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            choose_button(PersonaBehaviour::Declines, &["Yes, no problem", "Later"]),
+            Some(0)
         );
         assert_eq!(choose_button(PersonaBehaviour::NeverAnswers, &labels), None);
         assert_eq!(choose_button(PersonaBehaviour::Accepts, &[]), None);

@@ -18,16 +18,26 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 
-/// The OpenAPI document of the phone API (the Graph endpoints are Meta's and documented by Meta).
+/// The OpenAPI document of the simulator's own API: the phone API and the template review API (the
+/// Graph endpoints are Meta's and documented by Meta).
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp users talking to the business."),
-    paths(list_phones, send_text, list_messages, tap_button, send_image, set_behaviour),
+    info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp users talking to the business, and as Meta's template reviewer."),
+    paths(
+        list_phones, send_text, list_messages, tap_button, send_image, set_behaviour,
+        crate::template_api::list_templates, crate::template_api::approve, crate::template_api::reject,
+        crate::template_api::pause, crate::template_api::disable
+    ),
     components(schemas(
         PhoneSummary, SendTextRequest, SentResponse, TapButtonRequest, SendImageRequest, SetBehaviourRequest,
-        ConversationEntry, TemplateView, ButtonView, ButtonKind, Direction, PersonaBehaviour, ErrorBody
+        ConversationEntry, TemplateView, ButtonView, ButtonKind, Direction, PersonaBehaviour, ErrorBody,
+        crate::templates::TemplateRecord, crate::templates::TemplateStatus, crate::templates::RejectionReason,
+        crate::template_api::RejectRequest, crate::template_api::TemplateChanged
     )),
-    tags((name = "phones", description = "Simulated WhatsApp users"))
+    tags(
+        (name = "phones", description = "Simulated WhatsApp users"),
+        (name = "templates", description = "Message templates under Meta's review")
+    )
 )]
 pub struct SimApiDoc;
 

@@ -1,6 +1,7 @@
 //! What the simulated world remembers, in memory: every phone (persona or not) with its behaviour,
 //! the last time it wrote to each business number (the 24-hour window) and its conversation as the
-//! phone sees it; media uploaded by phones; and the per-second send counters behind 130429.
+//! phone sees it; media uploaded by phones; the per-second send counters behind 130429; and the
+//! message templates of every WABA.
 //!
 //! All of it sits behind one `std::sync::Mutex` that is never held across an `.await`.
 
@@ -30,6 +31,9 @@ pub struct TemplateView {
     pub language: String,
     /// Body (and header) text parameters in order; currency and date-time show their fallback value.
     pub parameters: Vec<String>,
+    /// The body with the parameters filled in, as the phone shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// What kind of tappable button a business message offers.
@@ -133,6 +137,8 @@ pub struct SimState {
     pub media: HashMap<String, StoredMedia>,
     /// Per business `phone_number_id`: (the second, sends counted in it).
     pub throughput: HashMap<String, (i64, u32)>,
+    /// Message templates of every WABA, in the order they were created (see [`crate::templates`]).
+    pub templates: Vec<crate::templates::TemplateRecord>,
 }
 
 impl SimState {

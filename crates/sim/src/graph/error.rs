@@ -16,6 +16,9 @@ pub struct GraphError {
     pub message: String,
     /// `error_data.details`: what exactly was wrong.
     pub details: Option<String>,
+    /// `error_user_title` and `error_user_msg`, which Meta adds to template management errors.
+    /// Boxed to keep the error small.
+    pub user: Option<Box<(String, String)>>,
 }
 
 impl GraphError {
@@ -32,6 +35,7 @@ impl GraphError {
             subcode: None,
             message: message.into(),
             details: None,
+            user: None,
         }
     }
 
@@ -45,6 +49,7 @@ impl GraphError {
                 "Unsupported {verb} request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
             ),
             details: None,
+            user: None,
         }
     }
 
@@ -56,6 +61,7 @@ impl GraphError {
             subcode: None,
             message: "(#100) Invalid parameter".into(),
             details: Some(details.into()),
+            user: None,
         }
     }
 
@@ -67,6 +73,7 @@ impl GraphError {
             subcode: None,
             message: "(#131008) Required parameter is missing".into(),
             details: Some(format!("The parameter {parameter} is required.")),
+            user: None,
         }
     }
 
@@ -78,6 +85,7 @@ impl GraphError {
             subcode: None,
             message: "(#131009) Parameter value is not valid".into(),
             details: Some(details.into()),
+            user: None,
         }
     }
 
@@ -89,6 +97,71 @@ impl GraphError {
             subcode: None,
             message: "(#130429) Rate limit hit".into(),
             details: Some("Cloud API message throughput has been reached.".into()),
+            user: None,
+        }
+    }
+
+    /// 400, code 132001: no approved template with this name in this language.
+    pub fn template_missing(name: &str, language: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 132001,
+            subcode: None,
+            message: "(#132001) Template name does not exist in the translation".into(),
+            details: Some(format!("template name ({name}) does not exist in {language}")),
+            user: None,
+        }
+    }
+
+    /// 400, code 132015: the template is paused for low quality.
+    pub fn template_paused() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 132015,
+            subcode: None,
+            message: "(#132015) Template is Paused".into(),
+            details: Some("Template is paused due to low quality so it cannot be sent in a template message.".into()),
+            user: None,
+        }
+    }
+
+    /// 400, code 132016: the template was paused too often and is disabled for good.
+    pub fn template_disabled() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 132016,
+            subcode: None,
+            message: "(#132016) Template is disabled".into(),
+            details: Some(
+                "Template has been paused too many times due to low quality and is now permanently disabled.".into(),
+            ),
+            user: None,
+        }
+    }
+
+    /// 400, code 132000: a component got a different number of parameters than it has placeholders.
+    pub fn parameter_count(component: &str, given: usize, expected: usize) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 132000,
+            subcode: None,
+            message: "(#132000) Number of parameters does not match the expected number of params".into(),
+            details: Some(format!(
+                "{component}: number of localizable_params ({given}) does not match the expected number of params ({expected})"
+            )),
+            user: None,
+        }
+    }
+
+    /// 400, code 100: a template submission Meta refuses, with the title and sentence Meta shows.
+    pub fn template_refused(subcode: Option<i64>, title: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 100,
+            subcode,
+            message: "Invalid parameter".into(),
+            details: None,
+            user: Some(Box::new((title.to_string(), message.into()))),
         }
     }
 }
@@ -105,6 +178,11 @@ impl IntoResponse for GraphError {
         }
         if let Some(subcode) = self.subcode {
             error["error_subcode"] = json!(subcode);
+        }
+        if let Some((title, message)) = self.user.as_deref() {
+            error["is_transient"] = json!(false);
+            error["error_user_title"] = json!(title);
+            error["error_user_msg"] = json!(message);
         }
         error["fbtrace_id"] = json!(crate::ids::fbtrace_id());
         tracing::info!(code = self.code, status = self.status.as_u16(), "graph request refused");

@@ -1,9 +1,12 @@
-//! The fake Graph API: `POST /graph/{version}/{phone_number_id}/messages` (send, or mark as read)
-//! and `GET /graph/{version}/{media_id}` (media URL), checked in the order Meta checks them: the
-//! bearer token first (401, code 190), then the object id (400, code 100 / subcode 33), then the
-//! body (400, codes 100 / 131008 / 131009), then throughput (400, code 130429).
+//! The fake Graph API: `POST /graph/{version}/{phone_number_id}/messages` (send, or mark as read),
+//! `GET /graph/{version}/{media_id}` (media URL) and `POST`/`GET
+//! /graph/{version}/{waba_id}/message_templates` (submit and list templates), checked in the order
+//! Meta checks them: the bearer token first (401, code 190), then the object id (400, code 100 /
+//! subcode 33), then the body (400, codes 100 / 131008 / 131009), then, for templates, the WABA's
+//! registry (400, codes 132001 / 132015 / 132016 / 132000), then throughput (400, code 130429).
 
 pub mod error;
+mod templates;
 pub mod validate;
 mod validate_rich;
 
@@ -22,6 +25,10 @@ use validate::{validate_send, SendRequest};
 pub fn routes() -> Router<Arc<Simulator>> {
     Router::new()
         .route("/graph/{version}/{phone_number_id}/messages", post(send_message))
+        .route(
+            "/graph/{version}/{waba_id}/message_templates",
+            post(templates::create_template).get(templates::list_templates),
+        )
         .route("/graph/{version}/{media_id}", get(crate::media::media_url))
 }
 
@@ -72,7 +79,10 @@ async fn send_message(
                 sim.mark_read(&message_id);
                 Ok(json!({ "success": true }))
             }
-            SendRequest::Message(msg) => sim.accept_send(&business, *msg),
+            SendRequest::Message(mut msg) => {
+                sim.resolve_template(&business, &mut msg)?;
+                sim.accept_send(&business, *msg)
+            }
         }
     })();
     match result {

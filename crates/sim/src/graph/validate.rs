@@ -47,6 +47,28 @@ pub struct OutboundMessage {
     pub buttons: Vec<ButtonView>,
     pub media_id: Option<String>,
     pub context_id: Option<String>,
+    /// Templates: what the send gave for each component, checked against the registry.
+    pub template_send: Option<TemplateSend>,
+    /// Templates: the pricing category, from the registered template's category.
+    pub billing_category: Option<&'static str>,
+}
+
+/// One parameter of a template send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentParam {
+    /// `parameter_name`, for templates with named parameters.
+    pub name: Option<String>,
+    /// How it reads on the phone (text, or a currency's or date's fallback value).
+    pub shown: Option<String>,
+}
+
+/// What a template send gave, component by component.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateSend {
+    pub header: Vec<SentParam>,
+    pub body: Vec<SentParam>,
+    /// Quick-reply button components: (index, payload if given).
+    pub quick_replies: Vec<(usize, Option<String>)>,
 }
 
 impl OutboundMessage {
@@ -62,6 +84,7 @@ pub struct Shown {
     pub template: Option<TemplateView>,
     pub buttons: Vec<ButtonView>,
     pub media_id: Option<String>,
+    pub template_send: Option<TemplateSend>,
 }
 
 /// Validates a raw request body.
@@ -139,6 +162,8 @@ pub fn validate_send(raw: &[u8]) -> Result<SendRequest, GraphError> {
         buttons: shown.buttons,
         media_id: shown.media_id,
         context_id,
+        template_send: shown.template_send,
+        billing_category: None,
     })))
 }
 

@@ -2,11 +2,12 @@
 //! phone shows: the template's filled-in parameters and every tappable button.
 //!
 //! Real clients send component and sub-type names in either case (`BODY`, `body`, `QUICK_REPLY`),
-//! and Meta accepts both, so names are compared lower-cased. The simulator has no template registry:
-//! any name and language are accepted (a real account would answer 132001 for unknown ones).
+//! and Meta accepts both, so names are compared lower-cased. This is only the shape of the request;
+//! whether the template exists, is approved and gets the right number of parameters is checked
+//! against the WABA's registry afterwards (`crate::templates`).
 
 use super::error::GraphError;
-use super::validate::{check_len, optional_str, required_str, validate_media_object, Shown};
+use super::validate::{check_len, optional_str, required_str, validate_media_object, SentParam, Shown, TemplateSend};
 use crate::state::{ButtonKind, ButtonView, TemplateView};
 use serde_json::{Map, Value};
 
@@ -74,6 +75,7 @@ pub fn validate_template(template: &Map<String, Value>) -> Result<Shown, GraphEr
     }
     let mut parameters = Vec::new();
     let mut buttons = Vec::new();
+    let mut send = TemplateSend::default();
     let no_components = Vec::new();
     let components = match template.get("components") {
         None | Some(Value::Null) => &no_components,
@@ -95,21 +97,41 @@ pub fn validate_template(template: &Map<String, Value>) -> Result<Shown, GraphEr
         }
         let params = template_parameters(component, &path)?;
         if kind == "button" {
-            if let Some(button) = template_button(component, &params, &path)? {
-                buttons.push(button);
+            if let Some((index, payload)) = template_button(component, &params, &path)? {
+                if let Some(label) = &payload {
+                    // Replaced by the registered template's labels once it is found.
+                    buttons.push(ButtonView {
+                        kind: ButtonKind::QuickReply,
+                        id: label.clone(),
+                        text: label.clone(),
+                        description: None,
+                    });
+                }
+                send.quick_replies.push((index, payload));
             }
         } else if kind == "header" || kind == "body" {
             parameters.extend(params.iter().filter_map(|p| rendered(p)));
+            let sent = params.iter().map(|p| SentParam {
+                name: p.get("parameter_name").and_then(Value::as_str).map(str::to_string),
+                shown: rendered(p),
+            });
+            if kind == "header" {
+                send.header.extend(sent);
+            } else {
+                send.body.extend(sent);
+            }
         }
     }
     let view = TemplateView {
         name: name.to_string(),
         language: code.to_string(),
         parameters,
+        body: None,
     };
     Ok(Shown {
         template: Some(view),
         buttons,
+        template_send: Some(send),
         ..Shown::default()
     })
 }
@@ -179,42 +201,34 @@ fn rendered(param: &Map<String, Value>) -> Option<String> {
     }
 }
 
-/// A button component: checks `sub_type` and `index`; a quick reply with a payload or text becomes
-/// a button the phone can tap. (Its label lives in the approved template, which the simulator does
-/// not have, so the payload doubles as the label.)
+/// A button component: checks `sub_type` and `index`; a quick reply gives its index and the payload
+/// (or text) it carries, which the phone sends back when the button is tapped.
 fn template_button(
     component: &Map<String, Value>,
     params: &[&Map<String, Value>],
     path: &str,
-) -> Result<Option<ButtonView>, GraphError> {
+) -> Result<Option<(usize, Option<String>)>, GraphError> {
     let sub_type = required_str(component, "sub_type", &format!("{path}.sub_type"))?.to_lowercase();
-    let index_ok = match component.get("index") {
-        Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n <= 9),
-        Some(Value::String(s)) => s.parse::<u8>().is_ok_and(|n| n <= 9),
-        Some(_) => false,
+    let index = match component.get("index") {
+        Some(Value::Number(n)) => n.as_u64().filter(|n| *n <= 9),
+        Some(Value::String(s)) => s.parse::<u64>().ok().filter(|n| *n <= 9),
+        Some(_) => None,
         None => return Err(GraphError::missing(&format!("{path}.index"))),
     };
-    if !index_ok {
+    let Some(index) = index.and_then(|n| usize::try_from(n).ok()) else {
         return Err(GraphError::invalid_value(format!(
             "Param {path}.index must be a number from 0 to 9."
         )));
-    }
+    };
     if sub_type != "quick_reply" {
         return Ok(None);
     }
-    let Some(param) = params.first() else {
-        return Ok(None);
-    };
-    let value = param
-        .get("payload")
-        .or_else(|| param.get("text"))
-        .and_then(Value::as_str);
-    Ok(value.map(|v| ButtonView {
-        kind: ButtonKind::QuickReply,
-        id: v.to_string(),
-        text: v.to_string(),
-        description: None,
-    }))
+    let payload = params
+        .first()
+        .and_then(|param| param.get("payload").or_else(|| param.get("text")))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(Some((index, payload)))
 }
 
 pub fn validate_interactive(interactive: &Map<String, Value>) -> Result<Shown, GraphError> {

@@ -139,7 +139,19 @@ const REFUSED_EXAMPLES: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn every_example_in_metas_collection_that_meta_would_accept_is_accepted() {
-    let t = start().await;
+    // The examples send templates a real account would have approved; this one has them.
+    let t = start_with(0, |c| {
+        let mut media = quick_reply_template("template-name", "language-and-locale-code", 3, &["A", "B"]);
+        if let Some(list) = media.components.as_array_mut() {
+            list.insert(0, json!({"type":"HEADER","format":"IMAGE"}));
+        }
+        c.templates.extend([
+            media,
+            quick_reply_template("intro_catalog_offer", "en_US", 3, &[]),
+            quick_reply_template("<TEMPLATE_NAME>", "en_US", 0, &[]),
+        ]);
+    })
+    .await;
     let raw = std::fs::read_to_string("../../../shared/fixtures/meta/meta_send_message_examples.json").unwrap();
     // The examples address `{{Recipient-Phone-Number}}`; give them a real number.
     let raw = raw

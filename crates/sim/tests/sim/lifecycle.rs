@@ -4,6 +4,16 @@
 use crate::support::*;
 use serde_json::{json, Value};
 
+/// A simulator whose `marketing_opt_in` template (en_GB, one parameter) has these quick replies.
+async fn start_with_quick_replies(labels: &[&str]) -> TestSim {
+    start_with(0, |c| {
+        c.templates
+            .push(quick_reply_template("marketing_opt_in", "en_GB", 1, labels))
+    })
+    .await
+}
+
+/// A send of `marketing_opt_in` with these payloads for its quick replies.
 fn template_with_quick_replies(to: &str, payloads: &[&str]) -> Value {
     let mut components = vec![json!({"type":"BODY","parameters":[{"type":"text","text":"Zoë"}]})];
     for (i, p) in payloads.iter().enumerate() {
@@ -112,7 +122,7 @@ async fn the_window_rule_can_be_switched_off() {
 
 #[tokio::test]
 async fn a_silent_persona_receives_but_never_reads() {
-    let t = start().await;
+    let t = start_with_quick_replies(&["Yes", "No"]).await;
     send_ok(&t, &template_with_quick_replies(SAM, &["Yes", "No"])).await;
     assert_eq!(t.hooks.next().await.status(), Some("sent"));
     assert_eq!(t.hooks.next().await.status(), Some("delivered"));
@@ -121,13 +131,13 @@ async fn a_silent_persona_receives_but_never_reads() {
 
 #[tokio::test]
 async fn an_accepting_persona_taps_the_first_quick_reply_of_a_template_after_reading() {
-    let t = start().await;
-    let id = send_ok(&t, &template_with_quick_replies(ADA, &["Yes please", "No thanks"])).await;
+    let t = start_with_quick_replies(&["Yes please", "No thanks"]).await;
+    let id = send_ok(&t, &template_with_quick_replies(ADA, &["YES", "NO"])).await;
     let reply = t.hooks.next_where(|h| !h.value()["messages"].is_null()).await;
     assert!(reply.signature_verifies());
     let m = reply.message();
     assert_eq!(m["type"], "button");
-    assert_eq!(m["button"], json!({"payload": "Yes please", "text": "Yes please"}));
+    assert_eq!(m["button"], json!({"payload": "YES", "text": "Yes please"}));
     assert_eq!(m["context"], json!({"from": DISPLAY, "id": id}));
     assert_eq!(m["from"], "447700900001");
     assert_eq!(reply.value()["contacts"][0]["profile"]["name"], "Ada Accepts");
@@ -135,10 +145,11 @@ async fn an_accepting_persona_taps_the_first_quick_reply_of_a_template_after_rea
 
 #[tokio::test]
 async fn a_declining_persona_taps_the_no_button() {
-    let t = start().await;
-    let id = send_ok(&t, &template_with_quick_replies(DAN, &["Yes", "STOP", "Later"])).await;
+    // The persona reads the labels; the webhook carries the payload.
+    let t = start_with_quick_replies(&["Yes", "STOP", "Later"]).await;
+    let id = send_ok(&t, &template_with_quick_replies(DAN, &["P0", "P1", "P2"])).await;
     let reply = t.hooks.next_where(|h| !h.value()["messages"].is_null()).await;
-    assert_eq!(reply.message()["button"]["payload"], "STOP");
+    assert_eq!(reply.message()["button"], json!({"payload": "P1", "text": "STOP"}));
     assert_eq!(reply.message()["context"]["id"], id.as_str());
 }
 

@@ -6,3 +6,4 @@ mod graph;
 mod lifecycle;
 mod phones;
 mod support;
+mod templates;

@@ -91,7 +91,15 @@ async fn the_phone_api_refuses_bad_phones_unknown_businesses_and_malformed_json_
 
 #[tokio::test]
 async fn a_phone_taps_a_button_of_a_template_it_received_and_sees_the_whole_conversation() {
-    let t = start().await;
+    let t = start_with(0, |c| {
+        c.templates.push(quick_reply_template(
+            "appointment_reminder",
+            "en_GB",
+            2,
+            &["Confirm", "Reschedule"],
+        ))
+    })
+    .await;
     let (status, sent) = t
         .send(&json!({"messaging_product":"whatsapp","to":MANUAL,"type":"template","template":{
             "name":"appointment_reminder","language":{"code":"en_GB"},"components":[
@@ -111,7 +119,11 @@ async fn a_phone_taps_a_button_of_a_template_it_received_and_sees_the_whole_conv
     )
     .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("unknown_button")));
-    assert!(body["message"].as_str().unwrap().contains("CONFIRM, RESCHEDULE"));
+    // The labels are the approved template's; the payloads are the send's.
+    assert!(
+        body["message"].as_str().unwrap().contains("Confirm, Reschedule"),
+        "{body}"
+    );
     let (status, body) = post(
         &t,
         &format!("/phones/{MANUAL}/buttons"),
@@ -130,7 +142,7 @@ async fn a_phone_taps_a_button_of_a_template_it_received_and_sees_the_whole_conv
     let hook = t.hooks.next().await;
     assert_eq!(
         hook.message()["button"],
-        json!({"payload":"RESCHEDULE","text":"RESCHEDULE"})
+        json!({"payload":"RESCHEDULE","text":"Reschedule"})
     );
     assert_eq!(hook.message()["context"], json!({"from": DISPLAY, "id": id}));
 
@@ -151,7 +163,12 @@ async fn a_phone_taps_a_button_of_a_template_it_received_and_sees_the_whole_conv
         conversation[0]["template"]["parameters"],
         json!(["Ms Lovelace", "Tuesday 10:00"])
     );
-    assert_eq!(conversation[0]["buttons"][1]["text"], "RESCHEDULE");
+    assert_eq!(conversation[0]["buttons"][1]["text"], "Reschedule");
+    assert_eq!(conversation[0]["buttons"][1]["id"], "RESCHEDULE");
+    assert_eq!(
+        conversation[0]["template"]["body"],
+        "Hello Ms Lovelace and Tuesday 10:00."
+    );
     assert_eq!(conversation[1]["direction"], "from_phone");
     assert_eq!(conversation[1]["type"], "button");
     assert_eq!(conversation[1]["id"], tapped["id"]);

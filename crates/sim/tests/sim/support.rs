@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use openline_domain::clock::{ManualClock, SharedClock};
-use openline_sim::{SimConfig, Simulator};
+use openline_sim::{SimConfig, SimTemplate, Simulator};
 use serde_json::Value;
 use sha2::Sha256;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Mutex};
 pub const TOKEN: &str = "sim-access-token";
 pub const SECRET: &str = "sim-app-secret";
 pub const PHONE_NUMBER_ID: &str = "100000000000001";
+pub const WABA_ID: &str = "200000000000001";
 pub const DISPLAY: &str = "15550001000";
 pub const ADA: &str = "+447700900001";
 pub const DAN: &str = "+447700900002";
@@ -182,6 +183,25 @@ impl TestSim {
             .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         r.json().await.unwrap()
+    }
+}
+
+/// An approved template with `params` body placeholders (`{{1}}`…) and one quick reply per label.
+pub fn quick_reply_template(name: &str, language: &str, params: usize, labels: &[&str]) -> SimTemplate {
+    let body: Vec<String> = (1..=params).map(|i| format!("{{{{{i}}}}}")).collect();
+    let mut components = vec![serde_json::json!({"type":"BODY","text":format!("Hello {}.", body.join(" and "))})];
+    if !labels.is_empty() {
+        let buttons: Vec<Value> = labels
+            .iter()
+            .map(|l| serde_json::json!({"type":"QUICK_REPLY","text":l}))
+            .collect();
+        components.push(serde_json::json!({"type":"BUTTONS","buttons":buttons}));
+    }
+    SimTemplate {
+        name: name.into(),
+        language: language.into(),
+        category: "MARKETING".into(),
+        components: Value::Array(components),
     }
 }
 
