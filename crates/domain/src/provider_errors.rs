@@ -1,5 +1,6 @@
 //! What provider error codes mean to the person who sent the message, and whether the dispatcher may
-//! try again. The codes are Meta's Cloud API codes (Twilio's are added with its adapter).
+//! try again: Meta's Cloud API codes ([`explain_cloud_api_error`]) and Twilio's
+//! ([`explain_twilio_error`]), which live in separate number spaces and must not be mixed up.
 
 /// How the dispatcher should treat a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,35 @@ pub fn explain_cloud_api_error(code: i64) -> Explanation {
     Explanation { retry, explanation }
 }
 
+/// Explains a Twilio error code, as found in a refused request's `code` or a status callback's
+/// `ErrorCode` (WhatsApp errors through Twilio are 63xxx, SMS delivery errors 30xxx, request errors
+/// 2xxxx).
+///
+/// Only throttling is retried: Twilio has already queued and tried the message for every delivery
+/// error, so trying again would only repeat the failure (and, for 21610, ignore a STOP).
+pub fn explain_twilio_error(code: i64) -> Explanation {
+    use Retry::*;
+    let (retry, explanation) = match code {
+        63016 => (Permanent, "More than 24 hours have passed since the contact last wrote. Send an approved template to restart the conversation."),
+        63003 | 63024 => (Permanent, "The message could not be delivered: the number may not be on WhatsApp. Offer to send an SMS instead."),
+        63018 => (Transient, "The sender's WhatsApp rate limit was reached; openline retries automatically."),
+        20429 | 30001 => (Transient, "The provider is throttling or its queue is full; openline retries automatically."),
+        21211 => (Permanent, "The recipient's phone number is not valid. Check the number with the contact."),
+        21614 => (Permanent, "The recipient's number cannot receive text messages (it may be a landline). Use another number or channel."),
+        21610 => (Permanent, "The recipient replied STOP to SMS from this number, so SMS cannot reach them. They can reply START to opt back in."),
+        21408 | 21612 => (Permanent, "The provider cannot route messages to this number from this sender. Tell an admin to check the sender's geographic permissions."),
+        21606 | 63007 => (Permanent, "The sending number is not set up for this channel at the provider. Tell an admin to check the sender."),
+        21617 => (Permanent, "The message is too long for the provider. Shorten it or split it."),
+        20003 => (Permanent, "The provider rejected openline's credentials. Tell an admin to check the account SID and auth token."),
+        30003 => (Permanent, "The recipient's phone is unreachable (switched off or out of coverage). Try again later or use another channel."),
+        30005 => (Permanent, "The recipient's number is unknown to their carrier and may no longer exist. Check the number with the contact."),
+        30006 => (Permanent, "The number is a landline or its carrier cannot receive messages. Use another number or channel."),
+        30007 => (Permanent, "The carrier filtered the message as possible spam. Review its wording and links, and tell an admin if this repeats."),
+        _ => (Permanent, "The provider refused the message. Tell an admin if this repeats."),
+    };
+    Explanation { retry, explanation }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +84,25 @@ mod tests {
         assert!(explain_cloud_api_error(131047).explanation.contains("template"));
         assert!(explain_cloud_api_error(131026).explanation.contains("SMS"));
         assert!(explain_cloud_api_error(190).explanation.contains("admin"));
+    }
+
+    #[test]
+    fn twilio_rate_limits_are_retried_and_window_and_reachability_errors_say_what_to_do_next() {
+        assert_eq!(explain_twilio_error(63018).retry, Retry::Transient);
+        assert_eq!(explain_twilio_error(63016).retry, Retry::Permanent);
+        assert!(explain_twilio_error(63016).explanation.contains("template"));
+        assert!(explain_twilio_error(63003).explanation.contains("SMS"));
+        assert!(explain_twilio_error(63024).explanation.contains("SMS"));
+        assert!(explain_twilio_error(21610).explanation.contains("STOP"));
+        assert!(explain_twilio_error(20003).explanation.contains("admin"));
+        assert_eq!(explain_twilio_error(21211).retry, Retry::Permanent);
+        assert_eq!(explain_twilio_error(-1).retry, Retry::Permanent);
+    }
+
+    #[test]
+    fn twilio_and_meta_codes_are_separate_number_spaces() {
+        // 131047 means nothing to Twilio, and 63016 nothing to Meta: each falls to its default.
+        assert_eq!(explain_twilio_error(131047), explain_twilio_error(0));
+        assert_eq!(explain_cloud_api_error(63016), explain_cloud_api_error(0));
     }
 }
