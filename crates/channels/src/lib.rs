@@ -12,6 +12,7 @@
 pub mod cloud_api;
 mod error;
 pub mod signature;
+pub mod twilio;
 
 pub use error::{ChannelError, ProviderAccepted, SendError};
 pub use signature::{sign_meta, verify_meta_signature, SignatureError};

@@ -1,0 +1,21 @@
+//! Twilio's Messages API (`/2010-04-01/Accounts/{AccountSid}/Messages.json`), for WhatsApp and SMS,
+//! or the simulator speaking it: sending messages, mapping Twilio's errors to retry decisions,
+//! checking webhook signatures and reading webhooks into events.
+//!
+//! Submodules by concept, as for the Cloud API: `outbound` (the message and its form parameters),
+//! `response` (answers and errors) and `client` (HTTP) for what goes out; `signature`
+//! (`X-Twilio-Signature`) and `webhook` (form bodies, incoming messages, status callbacks) for what
+//! comes in. Unlike Meta's, Twilio's signature covers the decoded form parameters and the URL, not
+//! the raw body, so a webhook is parsed with [`parse_form`], verified with
+//! [`verify_twilio_signature`], and only then read with [`classify`].
+
+pub mod client;
+mod outbound;
+mod response;
+pub mod signature;
+pub mod webhook;
+
+pub use client::{TwilioClient, TwilioConfig};
+pub use outbound::TwilioMessage;
+pub use signature::{sign_twilio, verify_twilio_signature};
+pub use webhook::{classify, parse_form, TwilioEvent, TwilioInbound, TwilioStatus, TwilioWebhookError};
