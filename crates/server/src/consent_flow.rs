@@ -8,6 +8,7 @@
 //! the caller after the commit, so nobody hears of something that was rolled back.
 
 use openline_domain::consent::{self, ConsentEvent, ConsentEventKind, ConsentState};
+use openline_domain::limits::{business_initiated_allowed, MessagingTier, MESSAGING_LIMIT_PERIOD_MS};
 use openline_domain::policy::{release_queued, ContactFacts, Outgoing, QueuedMessage};
 use openline_domain::{window, MessageKind};
 use openline_store::consent as ledger;
@@ -76,9 +77,23 @@ pub fn contact_facts(
         consent: consent::consent_state(&events),
         last_opt_in_request_at: consent::last_opt_in_request_at(&events),
         window: window::window(last_inbound, now),
-        // TODO(issue 3): count unique business-initiated contacts per rolling 24 h against the tier.
-        within_messaging_limit: true,
+        within_messaging_limit: within_messaging_limit(c, org_id, contact_id, now)?,
     })
+}
+
+/// Whether one more business-initiated conversation with this contact fits the organization's
+/// messaging-limit tier (unique contacts per rolling 24 hours; a contact already counted is free).
+fn within_messaging_limit(c: &mut dyn Conn, org_id: &str, contact_id: &str, now: i64) -> Result<bool, StoreError> {
+    let tier = openline_store::orgs::messaging_tier(c, org_id)?
+        .and_then(|t| MessagingTier::parse(&t))
+        .unwrap_or(MessagingTier::Tier250);
+    let counted = messages::business_initiated_contacts(c, org_id, now - MESSAGING_LIMIT_PERIOD_MS)?;
+    let already = counted.iter().any(|c| c == contact_id);
+    Ok(business_initiated_allowed(
+        tier,
+        u32::try_from(counted.len()).unwrap_or(u32::MAX),
+        already,
+    ))
 }
 
 fn display_name(c: &mut dyn Conn, contact_id: &str) -> Result<String, StoreError> {
@@ -133,6 +148,7 @@ fn auto_text(
             body: Some(body),
             template: None,
             queue_reason: None,
+            business_initiated: false,
             now,
         },
     )?;

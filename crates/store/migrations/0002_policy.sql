@@ -4,3 +4,7 @@ alter table messages add column queue_reason text;
 create index messages_queued on messages (org_id, conversation_id, queue_reason);
 -- Which consent request a message answers or carries, for evidence lookups by provider id.
 create index consent_events_provider_message on consent_events (provider_message_id);
+-- A template sent to a contact outside their window starts a business-initiated conversation, which
+-- counts against the organization's messaging-limit tier (unique contacts per rolling 24 hours).
+alter table messages add column business_initiated bigint not null default 0;
+create index messages_business_initiated on messages (org_id, business_initiated, created_at);

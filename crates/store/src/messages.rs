@@ -214,6 +214,8 @@ pub struct NewOutbound<'a> {
     pub template: Option<&'a serde_json::Value>,
     /// `None`: hand it to the dispatcher now. `Some(reason)`: hold it, queued, until policy releases it.
     pub queue_reason: Option<&'a str>,
+    /// A template to a contact outside their window: counts against the messaging limit.
+    pub business_initiated: bool,
     pub now: i64,
 }
 
@@ -223,9 +225,21 @@ pub fn insert_outbound(c: &mut dyn Conn, m: &NewOutbound<'_>) -> Result<Message,
     let template = m.template.map(|v| v.to_string());
     c.execute(
         "insert into messages (id, org_id, conversation_id, direction, kind, body, template, author_user_id, status, queue_reason,
-             created_at, updated_at)
-         values (?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?, ?)",
-        params![&id, m.org_id, m.conversation_id, m.kind.as_str(), m.body, template, m.author_user_id, m.queue_reason, m.now, m.now],
+             business_initiated, created_at, updated_at)
+         values (?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+        params![
+            &id,
+            m.org_id,
+            m.conversation_id,
+            m.kind.as_str(),
+            m.body,
+            template,
+            m.author_user_id,
+            m.queue_reason,
+            m.business_initiated,
+            m.now,
+            m.now
+        ],
     )?;
     if m.queue_reason.is_none() {
         crate::outbox::enqueue(c, &id, m.org_id, m.sender_id, m.now)?;
@@ -494,4 +508,16 @@ pub fn insert_notice(c: &mut dyn Conn, n: &NewSystemMessage<'_>) -> Result<Messa
     )?;
     conversations::touch(c, n.conversation_id, None, Some(n.body), n.now)?;
     get_any(c, &id)
+}
+
+/// The contacts an organization started business-initiated conversations with since `since`.
+pub fn business_initiated_contacts(c: &mut dyn Conn, org_id: &str, since: i64) -> Result<Vec<String>, StoreError> {
+    c.query(
+        "select distinct v.contact_id from messages m join conversations v on v.id = m.conversation_id
+         where m.org_id = ? and m.business_initiated = 1 and m.created_at > ? and m.status <> 'cancelled'",
+        params![org_id, since],
+    )?
+    .iter()
+    .map(|r| r.string(0))
+    .collect()
 }

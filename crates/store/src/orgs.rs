@@ -130,3 +130,41 @@ pub fn whatsapp_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreErr
     }
     Ok(false)
 }
+
+/// The messaging-limit tier (`tier_250`, `tier_2k`, …) set in the organization's settings or the
+/// nearest ancestor's; `None` when nobody set one.
+pub fn messaging_tier(c: &mut dyn Conn, org_id: &str) -> Result<Option<String>, StoreError> {
+    let mut current = Some(org_id.to_owned());
+    let mut hops = 0;
+    while let Some(id) = current {
+        let r = c.query_one(
+            "select settings, parent_id from organizations where id = ?",
+            params![&id],
+        )?;
+        let settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
+        if let Some(t) = settings.get("messaging_tier").and_then(|v| v.as_str()) {
+            return Ok(Some(t.to_owned()));
+        }
+        hops += 1;
+        if hops > 64 {
+            break;
+        }
+        current = r.opt_string(1)?;
+    }
+    Ok(None)
+}
+
+/// Sets one key of an organization's settings JSON.
+pub fn set_setting(c: &mut dyn Conn, org_id: &str, key: &str, value: serde_json::Value) -> Result<(), StoreError> {
+    let r = c.query_one("select settings from organizations where id = ?", params![org_id])?;
+    let mut settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_else(|_| serde_json::json!({}));
+    if !settings.is_object() {
+        settings = serde_json::json!({});
+    }
+    settings[key] = value;
+    c.execute(
+        "update organizations set settings = ? where id = ?",
+        params![settings.to_string(), org_id],
+    )?;
+    Ok(())
+}

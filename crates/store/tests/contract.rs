@@ -182,6 +182,7 @@ async fn send_one(store: &Store, w: &World, phone: &'static str) -> messages::Me
                     body: Some("Hi"),
                     template: None,
                     queue_reason: None,
+                    business_initiated: false,
                     now: NOW,
                 },
             )
@@ -564,6 +565,7 @@ async fn held_messages(store: Store) {
                         body: Some(body),
                         template: None,
                         queue_reason: Some("awaiting_consent"),
+                        business_initiated: false,
                         now: NOW + i as i64,
                     },
                 )?;

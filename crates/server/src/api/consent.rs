@@ -92,6 +92,7 @@ pub async fn request_opt_in(
                     body: Some(&body),
                     template: Some(&template),
                     queue_reason,
+                    business_initiated: !facts.contact.window.is_open(),
                     now,
                 },
             )?;

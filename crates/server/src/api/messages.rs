@@ -221,6 +221,7 @@ pub async fn send_message(
                     body: Some(&content.body),
                     template: content.template.as_ref(),
                     queue_reason,
+                    business_initiated: !facts.contact.window.is_open(),
                     now,
                 },
             )?;

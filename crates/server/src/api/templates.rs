@@ -67,7 +67,13 @@ pub async fn create_template(
         .read(move |c| {
             let sender = match sender_id {
                 Some(id) => senders::list(c, &scope)?.into_iter().find(|s| s.id == id),
-                None => senders::for_org(c, &org_id, Channel::Whatsapp)?,
+                // The organization's own (or inherited) number, else the first one it oversees.
+                None => match senders::for_org(c, &org_id, Channel::Whatsapp)? {
+                    Some(s) => Some(s),
+                    None => senders::list(c, &scope)?
+                        .into_iter()
+                        .find(|s| s.channel == Channel::Whatsapp),
+                },
             };
             let Some(sender) = sender else { return Ok(None) };
             let existing = templates::find(c, &sender.id, &name, &language)?;

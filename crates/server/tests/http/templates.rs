@@ -1,0 +1,240 @@
+//! Templates through HTTP with the simulator as Meta: submit, approval and rejection by webhook,
+//! preview, sending an approved template outside the window, parameter checks before anything is
+//! sent, and the messaging-limit tier holding business-initiated conversations beyond its cap.
+
+use crate::common::*;
+use openline_domain::clock::ManualClock;
+use openline_store::Backend;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ADMIN: &str = "admin@demo.openline.dev";
+const HOUR: i64 = 3_600_000;
+
+crate::both_backends! {
+    an_approved_template_restarts_a_conversation_after_the_window_closed => approved_template;
+    a_rejected_template_shows_its_reason_and_cannot_be_sent => rejected_template;
+    past_the_messaging_limit_business_initiated_templates_wait => messaging_limit;
+}
+
+fn reminder() -> Value {
+    json!({
+        "name": "appointment_reminder",
+        "language": "en",
+        "category": "utility",
+        "components": [
+            {"type": "body", "text": "Hello {{1}}, your appointment is on {{2}}."},
+            {"type": "footer", "text": "Demo Bank"}
+        ]
+    })
+}
+
+async fn wait_for_template(app: &TestApp, id: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, t) = app.get(&format!("/api/v1/templates/{id}")).await;
+        if t["status"]["state"] == state {
+            return t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "template never became {state}: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn approved_template(backend: Backend) {
+    let clock = ManualClock::starting_now();
+    let app = spawn_app_with_clock(backend, Arc::new(clock.clone())).await;
+    // An agent may not submit templates; an admin may.
+    app.sign_in(AGENT).await;
+    let (status, err) = app.post("/api/v1/templates", reminder()).await;
+    assert_eq!((status, err["error"].as_str()), (403, Some("forbidden")));
+    app.sign_in(ADMIN).await;
+    let (status, bad) = app.post("/api/v1/templates", json!({"name": "Bad Name", "language": "en", "category": "utility", "components": [{"type": "body", "text": "x"}]})).await;
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (422, Some("template_invalid")),
+        "{bad}"
+    );
+    let (status, t) = app.post("/api/v1/templates", reminder()).await;
+    assert_eq!(status, 201, "{t}");
+    assert_eq!(t["status"]["state"], "pending");
+    let provider_id = t["provider_template_id"].as_str().unwrap().to_owned();
+    let id = t["id"].as_str().unwrap().to_owned();
+    let (status, dup) = app.post("/api/v1/templates", reminder()).await;
+    assert_eq!((status, dup["error"].as_str()), (409, Some("template_exists")));
+
+    // Ada agrees; a day passes; the window is closed.
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let ada = app.contact_id(ADA).await;
+    clock.advance_ms(25 * HOUR);
+    app.sign_in(AGENT).await;
+    let send = |params: Value| json!({"contact_id": ada, "template": {"name": "appointment_reminder", "language": "en", "parameters": params}});
+    let (status, err) = app.post("/api/v1/messages", send(json!(["Ada", "Thursday"]))).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("template_not_approved")),
+        "pending cannot be sent"
+    );
+
+    // Meta (the simulator) approves it; the webhook moves it to approved.
+    let (status, _) = app
+        .post(&format!("/sim/templates/{provider_id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    wait_for_template(&app, &id, "approved").await;
+    let (status, preview) = app
+        .post(
+            &format!("/api/v1/templates/{id}/preview"),
+            json!({"parameters": ["Ada", "Thursday"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, preview["text"].as_str()),
+        (200, Some("Hello Ada, your appointment is on Thursday."))
+    );
+    let (status, err) = app.post("/api/v1/messages", send(json!(["Ada"]))).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("template_parameter_count")),
+        "checked before sending"
+    );
+    let (status, err) = app
+        .post("/api/v1/messages", send(json!(["Ada", "Thursday\nat 10"])))
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("template_parameter_invalid"))
+    );
+
+    let (status, sent) = app.post("/api/v1/messages", send(json!(["Ada", "Thursday"]))).await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["kind"], "template");
+    assert_eq!(sent["body"], "Hello Ada, your appointment is on Thursday.");
+    let m = app
+        .wait_for_message(sent["id"].as_str().unwrap(), |m| {
+            m["status"] == "read" || m["status"] == "failed"
+        })
+        .await;
+    assert_eq!(
+        m["status"], "read",
+        "the simulator, enforcing Meta's rules, delivered it outside the window: {m}"
+    );
+    let (status, list) = app.get("/api/v1/templates").await;
+    assert_eq!(status, 200);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "appointment_reminder"));
+    app.stop().await;
+}
+
+async fn rejected_template(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(ADMIN).await;
+    let (_, t) = app.post("/api/v1/templates", reminder()).await;
+    let (provider_id, id) = (
+        t["provider_template_id"].as_str().unwrap().to_owned(),
+        t["id"].as_str().unwrap().to_owned(),
+    );
+    let (status, _) = app
+        .post(
+            &format!("/sim/templates/{provider_id}/reject"),
+            json!({"reason": "INVALID_FORMAT"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let t = wait_for_template(&app, &id, "rejected").await;
+    assert_eq!(t["status"]["reason"], "INVALID_FORMAT");
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let ada = app.contact_id(ADA).await;
+    let (status, err) = app
+        .post("/api/v1/messages", json!({"contact_id": ada, "template": {"name": "appointment_reminder", "language": "en", "parameters": ["Ada", "Friday"]}}))
+        .await;
+    assert_eq!((status, err["error"].as_str()), (422, Some("template_not_approved")));
+    let (status, err) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": ada, "template": {"name": "no_such_template", "language": "en"}}),
+        )
+        .await;
+    assert_eq!((status, err["error"].as_str()), (422, Some("template_not_found")));
+    let (status, err) = app.post("/api/v1/messages", json!({"contact_id": ada})).await;
+    assert_eq!((status, err["error"].as_str()), (422, Some("text_or_template")));
+    app.stop().await;
+}
+
+async fn messaging_limit(backend: Backend) {
+    let clock = ManualClock::starting_now();
+    let app = spawn_app_with_clock(backend, Arc::new(clock.clone())).await;
+    app.sign_in(ADMIN).await;
+    let (_, t) = app.post("/api/v1/templates", reminder()).await;
+    app.post(
+        &format!("/sim/templates/{}/approve", t["provider_template_id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    wait_for_template(&app, t["id"].as_str().unwrap(), "approved").await;
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let ada = app.contact_id(ADA).await;
+
+    // A day later (Ada's window is closed), 250 other contacts were reached with business-initiated
+    // conversations in the last 24 hours.
+    clock.advance_ms(25 * HOUR);
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let now = openline_domain::clock::Clock::now(&clock);
+    let org_ada = ada.clone();
+    store
+        .write(move |c| {
+            let contact = openline_store::contacts::get_any(c, &org_ada)?;
+            let sender =
+                openline_store::senders::for_org(c, &contact.org_id, openline_domain::Channel::Whatsapp)?.unwrap();
+            for i in 0..250 {
+                let ct = openline_store::contacts::create(c, &contact.org_id, &format!("+4420790{i:05}"), None, now)?;
+                let conv = openline_store::conversations::find_or_create_open(
+                    c,
+                    &contact.org_id,
+                    openline_domain::Channel::Whatsapp,
+                    &ct.id,
+                    &sender.id,
+                    now,
+                )?;
+                openline_store::messages::insert_outbound(
+                    c,
+                    &openline_store::messages::NewOutbound {
+                        org_id: &contact.org_id,
+                        conversation_id: &conv,
+                        sender_id: &sender.id,
+                        author_user_id: None,
+                        kind: openline_domain::MessageKind::Template,
+                        body: Some("x"),
+                        template: None,
+                        queue_reason: Some("window_closed"),
+                        business_initiated: true,
+                        now,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    app.sign_in(AGENT).await;
+    let send = json!({"contact_id": ada, "template": {"name": "appointment_reminder", "language": "en", "parameters": ["Ada", "Monday"]}});
+    let (status, held) = app.post("/api/v1/messages", send.clone()).await;
+    assert_eq!(status, 202, "{held}");
+    assert_eq!(held["queue_reason"], "messaging_limit", "{held}");
+    assert!(held["queue_explanation"].as_str().unwrap().contains("limit"));
+    // Inside the window the limit does not apply: Ada writes, and the held template goes.
+    app.phone_writes(ADA, "Hello?").await;
+    app.wait_for_message(held["id"].as_str().unwrap(), |m| m["status"] == "read")
+        .await;
+    app.stop().await;
+}
