@@ -1,12 +1,12 @@
-//! How a simulator is set up: its secrets, where its webhooks go, which business numbers it hosts,
-//! which personas live in it and how fast the simulated world answers. Passed by value into
-//! [`crate::Simulator::new`]; no globals, so every test can vary it.
+//! How a simulator is set up: its secrets, where its webhooks go, which business numbers (WhatsApp
+//! and SMS) it hosts, which personas live in it and how fast the simulated world answers. Passed by
+//! value into [`crate::Simulator::new`]; no globals, so every test can vary it.
 
 use crate::personas::{demo_personas, Persona};
 use serde_json::{json, Value};
 use std::fmt;
 
-/// Everything the simulator needs to know. `Debug` redacts the two secrets.
+/// Everything the simulator needs to know. `Debug` redacts the three secrets.
 #[derive(Clone)]
 pub struct SimConfig {
     /// Signs webhooks: `X-Hub-Signature-256: sha256=<hex hmac-sha256(app_secret, raw body)>`.
@@ -34,6 +34,17 @@ pub struct SimConfig {
     /// The default holds openline's opt-in request and Meta's own `hello_world` sample, which Meta
     /// puts into every new WABA.
     pub templates: Vec<SimTemplate>,
+    /// The Twilio account (`AC…`) the fake Messages API serves: the basic-auth user name and the
+    /// `{AccountSid}` of `/twilio/2010-04-01/Accounts/{AccountSid}/Messages.json`.
+    pub twilio_account_sid: String,
+    /// The Twilio account's auth token: the basic-auth password, and the key of every
+    /// `X-Twilio-Signature` the simulator sends.
+    pub twilio_auth_token: String,
+    /// The business's SMS numbers at Twilio, E.164 (`+15550002000`): the valid `From` of an SMS and
+    /// the numbers phones can text.
+    pub sms_numbers: Vec<String>,
+    /// Where inbound SMS webhooks go (openline's `/webhooks/twilio`); the URL they are signed over.
+    pub twilio_webhook_url: String,
 }
 
 /// A message template the simulator starts with, approved.
@@ -114,6 +125,15 @@ impl SimConfig {
             .iter()
             .find(|b| b.phone_number_id == wanted || b.display_phone_number == wanted)
     }
+
+    /// The business SMS number (as configured, E.164) with these digits; a leading `+` is optional.
+    pub fn sms_number(&self, number: &str) -> Option<&str> {
+        let wanted = number.trim().trim_start_matches('+');
+        self.sms_numbers
+            .iter()
+            .map(String::as_str)
+            .find(|n| !wanted.is_empty() && n.trim().trim_start_matches('+') == wanted)
+    }
 }
 
 impl Default for SimConfig {
@@ -136,6 +156,10 @@ impl Default for SimConfig {
             throughput_per_s: 1_000,
             public_base_url: "http://127.0.0.1:8080/sim".into(),
             templates: vec![SimTemplate::opt_in(), SimTemplate::hello_world()],
+            twilio_account_sid: "AC00000000000000000000000000000001".into(),
+            twilio_auth_token: "sim-twilio-auth-token".into(),
+            sms_numbers: vec!["+15550002000".into()],
+            twilio_webhook_url: "http://127.0.0.1:8080/webhooks/twilio".into(),
         }
     }
 }
@@ -154,6 +178,10 @@ impl fmt::Debug for SimConfig {
             .field("throughput_per_s", &self.throughput_per_s)
             .field("public_base_url", &self.public_base_url)
             .field("templates", &self.templates)
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_auth_token", &"[redacted]")
+            .field("sms_numbers", &self.sms_numbers)
+            .field("twilio_webhook_url", &self.twilio_webhook_url)
             .finish()
     }
 }
@@ -168,6 +196,7 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("sim-app-secret"));
         assert!(!shown.contains("sim-access-token"));
+        assert!(!shown.contains("sim-twilio-auth-token"));
         assert!(shown.contains("[redacted]"));
     }
 
@@ -177,5 +206,14 @@ mod tests {
         assert!(c.business_number("100000000000001").is_some());
         assert!(c.business_number("+15550001000").is_some());
         assert!(c.business_number("15550009999").is_none());
+    }
+
+    #[test]
+    fn an_sms_number_is_found_with_or_without_its_plus() {
+        let c = SimConfig::default();
+        assert_eq!(c.sms_number("+15550002000"), Some("+15550002000"));
+        assert_eq!(c.sms_number("15550002000"), Some("+15550002000"));
+        assert_eq!(c.sms_number("+15550001000"), None);
+        assert_eq!(c.sms_number(""), None);
     }
 }
