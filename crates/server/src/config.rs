@@ -59,6 +59,35 @@ impl Default for WhatsappConfig {
     }
 }
 
+/// The Twilio connection (Messages API for SMS and WhatsApp), or the simulator standing in for it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioSettings {
+    /// `https://api.twilio.com`, or the simulator's `…/sim/twilio`.
+    pub base_url: String,
+    /// `AC…`; Twilio is off while this is empty.
+    pub account_sid: String,
+    /// Signs requests and webhooks (`X-Twilio-Signature`).
+    pub auth_token: Secret,
+    /// The public URL Twilio posts to (`…/webhooks/twilio`), exactly as configured in Twilio's
+    /// console: signatures are computed over it, so behind a proxy it must be the outside URL.
+    /// Default: the public URL + `/webhooks/twilio`.
+    pub webhook_url: Option<String>,
+    pub timeout_ms: u64,
+}
+
+impl Default for TwilioSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            webhook_url: None,
+            timeout_ms: 15_000,
+        }
+    }
+}
+
 /// Everything openline needs to start.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -75,6 +104,7 @@ pub struct Config {
     /// default: `http://` + the bound address.
     pub public_url: Option<String>,
     pub whatsapp: WhatsappConfig,
+    pub twilio: TwilioSettings,
     /// How long a browser session lasts, in hours.
     pub session_hours: i64,
 }
@@ -88,6 +118,7 @@ impl Default for Config {
             demo: false,
             public_url: None,
             whatsapp: WhatsappConfig::default(),
+            twilio: TwilioSettings::default(),
             session_hours: 12,
         }
     }
@@ -133,6 +164,18 @@ impl Config {
         }
         if let Some(v) = get("OPENLINE_WHATSAPP_VERIFY_TOKEN") {
             self.whatsapp.verify_token = Secret::new(v);
+        }
+        if let Some(v) = get("OPENLINE_TWILIO_BASE_URL") {
+            self.twilio.base_url = v;
+        }
+        if let Some(v) = get("OPENLINE_TWILIO_ACCOUNT_SID") {
+            self.twilio.account_sid = v;
+        }
+        if let Some(v) = get("OPENLINE_TWILIO_AUTH_TOKEN") {
+            self.twilio.auth_token = Secret::new(v);
+        }
+        if let Some(v) = get("OPENLINE_TWILIO_WEBHOOK_URL") {
+            self.twilio.webhook_url = Some(v);
         }
         if let Some(v) = get("OPENLINE_SESSION_HOURS") {
             self.session_hours = v

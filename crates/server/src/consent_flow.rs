@@ -328,7 +328,8 @@ pub fn release_held(
 /// A message failed at the provider: if it was an opt-in request and the number is not on WhatsApp,
 /// the ledger says so and the agents are offered SMS.
 pub fn after_failure(c: &mut dyn Conn, message: &Message, now: i64, fx: &mut Effects) -> Result<(), StoreError> {
-    if message.error_code != Some(131026) {
+    // Meta's 131026, Twilio's 63003/63024: the number cannot receive WhatsApp messages.
+    if !matches!(message.error_code, Some(131026 | 63003 | 63024)) {
         return Ok(());
     }
     let Some(request) = ledger::request_for_message(c, &message.id)? else {

@@ -36,6 +36,7 @@ pub async fn seed(store: &Store, sim: &SimConfig, now: i64) -> anyhow::Result<bo
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("the simulator has no business number"))?;
     let personas = sim.personas.clone();
+    let sms_number = sim.sms_numbers.first().cloned();
     let created = store
         .write(move |c| {
             if orgs::find_by_name(c, DEMO_ORG)?.is_some() {
@@ -73,6 +74,23 @@ pub async fn seed(store: &Store, sim: &SimConfig, now: i64) -> anyhow::Result<bo
                 },
                 now,
             )?;
+            if let Some(sms) = &sms_number {
+                // An SMS number on (simulated) Twilio, so "not on WhatsApp → send an SMS" works.
+                senders::create(
+                    c,
+                    &senders::NewSender {
+                        org_id: &sub.id,
+                        channel: Channel::Sms,
+                        provider: ProviderKind::Twilio,
+                        phone_number: sms,
+                        phone_number_id: sms,
+                        waba_id: None,
+                        display_name: &number.verified_name,
+                        throughput_per_s: 10,
+                    },
+                    now,
+                )?;
+            }
             for p in &personas {
                 contacts::create(c, &sub.id, p.phone.as_e164(), Some(&p.name), now)?;
             }

@@ -27,6 +27,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use openline_channels::cloud_api::{CloudApiClient, CloudApiConfig};
+use openline_channels::twilio::{TwilioClient, TwilioConfig};
 use openline_domain::clock::SharedClock;
 use openline_sim::{SimConfig, Simulator};
 use std::net::SocketAddr;
@@ -109,6 +110,7 @@ pub async fn start_with(
     let sim = if config.demo {
         let mut sc = SimConfig {
             webhook_url: format!("{url}/webhooks/whatsapp"),
+            twilio_webhook_url: format!("{url}/webhooks/twilio"),
             public_base_url: format!("{url}/sim"),
             personas: openline_sim::demo_personas(),
             ..SimConfig::default()
@@ -118,6 +120,9 @@ pub async fn start_with(
         config.whatsapp.graph_base_url = format!("{url}/sim/graph");
         config.whatsapp.access_token = Secret::new(sc.access_token.clone());
         config.whatsapp.app_secret = Secret::new(sc.app_secret.clone());
+        config.twilio.base_url = format!("{url}/sim/twilio");
+        config.twilio.account_sid = sc.twilio_account_sid.clone();
+        config.twilio.auth_token = Secret::new(sc.twilio_auth_token.clone());
         if config.whatsapp.verify_token.is_empty() {
             config.whatsapp.verify_token = Secret::new("openline-demo-verify-token");
         }
@@ -140,7 +145,25 @@ pub async fn start_with(
         timeout: Duration::from_millis(config.whatsapp.timeout_ms),
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let state = AppState::new(store, clock, config, cloud);
+    let twilio = if config.twilio.account_sid.is_empty() {
+        None
+    } else {
+        Some(
+            TwilioClient::new(TwilioConfig {
+                base_url: config.twilio.base_url.clone(),
+                account_sid: config.twilio.account_sid.clone(),
+                auth_token: config.twilio.auth_token.expose().to_owned(),
+                timeout: Duration::from_millis(config.twilio.timeout_ms),
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+    };
+    let twilio_webhook_url = config
+        .twilio
+        .webhook_url
+        .clone()
+        .unwrap_or_else(|| format!("{url}/webhooks/twilio"));
+    let state = AppState::new(store, clock, config, cloud, twilio, twilio_webhook_url);
 
     let mut app = router(state.clone());
     if let Some(sim) = &sim {
@@ -176,6 +199,10 @@ pub fn router(state: AppState) -> Router {
             get(webhooks::whatsapp::verify_subscription)
                 .post(webhooks::whatsapp::receive_webhook)
                 .layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+        )
+        .route(
+            "/webhooks/twilio",
+            axum::routing::post(webhooks::twilio::receive_twilio_webhook).layer(DefaultBodyLimit::max(1024 * 1024)),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

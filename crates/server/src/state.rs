@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
 use openline_channels::cloud_api::CloudApiClient;
+use openline_channels::twilio::TwilioClient;
 use openline_domain::clock::SharedClock;
 use openline_domain::ProviderKind;
 use openline_store::senders::Sender;
@@ -19,6 +20,10 @@ pub struct AppState {
     pub clock: SharedClock,
     pub config: Arc<Config>,
     pub cloud: CloudApiClient,
+    /// Twilio (SMS, and WhatsApp through Twilio), when configured.
+    pub twilio: Option<TwilioClient>,
+    /// The URL Twilio signs webhooks over (see `TwilioSettings::webhook_url`).
+    pub twilio_webhook_url: String,
     pub events: EventHub,
     pub metrics: Arc<Metrics>,
     /// Wakes the dispatcher when a message is put in the outbox.
@@ -34,12 +39,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: SharedClock, config: Config, cloud: CloudApiClient) -> Self {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        config: Config,
+        cloud: CloudApiClient,
+        twilio: Option<TwilioClient>,
+        twilio_webhook_url: String,
+    ) -> Self {
         Self {
             store,
             clock,
             config: Arc::new(config),
             cloud,
+            twilio,
+            twilio_webhook_url,
             events: EventHub::new(4096),
             metrics: Arc::new(Metrics::new()),
             dispatcher_wake: Arc::new(Notify::new()),

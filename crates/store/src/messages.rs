@@ -75,9 +75,12 @@ fn from_row(r: &Row) -> Result<Message, StoreError> {
         error_code,
         error_title: r.opt_string(14)?,
         error_explanation: error_code.map(|code| {
-            openline_domain::provider_errors::explain_cloud_api_error(code)
-                .explanation
-                .to_owned()
+            match provider {
+                Some(ProviderKind::Twilio) => openline_domain::provider_errors::explain_twilio_error(code),
+                _ => openline_domain::provider_errors::explain_cloud_api_error(code),
+            }
+            .explanation
+            .to_owned()
         }),
         created_at: r.i64(15)?,
         updated_at: r.i64(16)?,

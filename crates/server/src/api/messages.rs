@@ -204,7 +204,10 @@ pub async fn send_message(
                 SendDecision::Reject(e) => return Ok(Outcome::Refused(e.into())),
             };
             // Order is kept: while earlier messages to this contact wait, a new one waits behind them.
-            if queue_reason.is_none() && !messages::queued_for_contact(c, &contact.org_id, &contact.id)?.is_empty() {
+            if queue_reason.is_none()
+                && channel == Channel::Whatsapp
+                && !messages::queued_for_contact(c, &contact.org_id, &contact.id)?.is_empty()
+            {
                 queue_reason = Some(openline_domain::policy::EARLIER_MESSAGE_WAITING);
             }
             let conversation_id =

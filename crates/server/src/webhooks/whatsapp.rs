@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use openline_channels::cloud_api::{parse_webhook, CloudEvent, InboundMessage, StatusUpdate};
 use openline_channels::signature::{verify_meta_signature, SignatureError};
 use openline_domain::{Channel, PhoneNumber, ProviderKind};
-use openline_store::messages::{self, InboundOutcome, NewInbound, StatusOutcome, StatusReport};
+use openline_store::messages::{self, InboundOutcome, NewInbound, StatusReport};
 use openline_store::provider_events;
 use openline_store::senders::Sender;
 use openline_store::{Conn, StoreError};
@@ -249,7 +249,7 @@ fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) 
         return Ok("other");
     };
     let err = s.errors.first();
-    let outcome = messages::apply_status(
+    super::record_status(
         c,
         &StatusReport {
             provider: ProviderKind::CloudApi,
@@ -261,19 +261,9 @@ fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) 
             raw: Some(&s.raw),
             now,
         },
-    )?;
-    Ok(match outcome {
-        StatusOutcome::Advanced(m) => {
-            if m.status == openline_domain::DeliveryStatus::Failed {
-                consent_flow::after_failure(c, &m, now, fx)?;
-            }
-            fx.messages.push(("message.status", m));
-            "status"
-        }
-        StatusOutcome::Stale(_) => "status_stale",
-        StatusOutcome::Duplicate => "duplicate",
-        StatusOutcome::Orphan => "orphan_status",
-    })
+        now,
+        fx,
+    )
 }
 
 /// Meta's `message_template_status_update`: the template's approval status changes (kept whole as a

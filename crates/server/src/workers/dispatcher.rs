@@ -10,7 +10,8 @@
 
 use crate::state::AppState;
 use openline_channels::cloud_api::OutboundMessage;
-use openline_domain::{MessageKind, ProviderKind};
+use openline_channels::twilio::TwilioMessage;
+use openline_domain::{Channel, MessageKind, ProviderKind};
 use openline_store::{messages, outbox};
 use rand::Rng;
 use std::sync::Arc;
@@ -112,38 +113,81 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
         fail(st, &job, None, "The contact has no phone number.").await;
         return;
     };
-    let request = match message.kind {
-        MessageKind::Text => OutboundMessage::Text {
-            to: phone.trim_start_matches('+').to_owned(),
-            body: message.body.clone().unwrap_or_default(),
-            preview_url: false,
-            reply_to: message.reply_to.clone(),
-        },
-        MessageKind::Template => match template_request(&message, &phone) {
-            Some(r) => r,
-            None => {
-                fail(st, &job, None, "The template message is missing its name or language.").await;
+    let result = match sender.provider {
+        ProviderKind::CloudApi => {
+            let request = match message.kind {
+                MessageKind::Text => OutboundMessage::Text {
+                    to: phone.trim_start_matches('+').to_owned(),
+                    body: message.body.clone().unwrap_or_default(),
+                    preview_url: false,
+                    reply_to: message.reply_to.clone(),
+                },
+                MessageKind::Template => match template_request(&message, &phone) {
+                    Some(r) => r,
+                    None => {
+                        fail(st, &job, None, "The template message is missing its name or language.").await;
+                        return;
+                    }
+                },
+                other => {
+                    fail(st, &job, None, &format!("openline cannot send {other} messages yet.")).await;
+                    return;
+                }
+            };
+            st.cloud.send(&sender.phone_number_id, &request).await
+        }
+        ProviderKind::Twilio => {
+            let Some(twilio) = &st.twilio else {
+                fail(
+                    st,
+                    &job,
+                    None,
+                    "Twilio is not configured (OPENLINE_TWILIO_ACCOUNT_SID). Tell an admin.",
+                )
+                .await;
+                return;
+            };
+            if message.kind != MessageKind::Text {
+                fail(
+                    st,
+                    &job,
+                    None,
+                    &format!("openline cannot send {} messages through Twilio yet.", message.kind),
+                )
+                .await;
                 return;
             }
-        },
-        other => {
-            fail(st, &job, None, &format!("openline cannot send {other} messages yet.")).await;
-            return;
+            let prefix = if sender.channel == Channel::Whatsapp {
+                "whatsapp:"
+            } else {
+                ""
+            };
+            let request = TwilioMessage {
+                from: format!("{prefix}{}", sender.phone_number),
+                messaging_service_sid: sender
+                    .phone_number_id
+                    .starts_with("MG")
+                    .then(|| sender.phone_number_id.clone()),
+                to: format!("{prefix}{phone}"),
+                body: message.body.clone(),
+                media_urls: Vec::new(),
+                content_sid: None,
+                content_variables: None,
+                status_callback: Some(st.twilio_webhook_url.clone()),
+            };
+            twilio.send(&request).await
         }
     };
-    if sender.provider != ProviderKind::CloudApi {
-        fail(st, &job, None, "This sender's provider is not supported yet.").await;
-        return;
-    }
-    match st.cloud.send(&sender.phone_number_id, &request).await {
+    match result {
         Ok(accepted) => {
             st.metrics.send("accepted");
             let (outbox_id, message_id, now) = (job.outbox_id.clone(), job.message_id.clone(), st.now());
             let pmid = accepted.provider_message_id;
+            let provider = sender.provider;
             let recorded = st
                 .store
                 .write(move |c| {
-                    let m = messages::record_provider_accept(c, &message_id, ProviderKind::CloudApi, &pmid, now)?;
+                    let m = messages::record_provider_accept(c, &message_id, provider, &pmid, now)?;
                     outbox::complete(c, &outbox_id, now)?;
                     Ok(m)
                 })

@@ -9,6 +9,7 @@ mod dispatch;
 mod fixtures;
 mod policy;
 mod security;
+mod sms;
 mod templates;
 
 /// Declares `name::sqlite` and `name::postgres` tests running `body(backend)`.

@@ -1,0 +1,176 @@
+//! `/webhooks/twilio`: Twilio's inbound-message and status-callback webhooks (SMS, and WhatsApp
+//! through Twilio), form-encoded.
+//!
+//! The same path as the Cloud API's: verify `X-Twilio-Signature` (HMAC-SHA1 over the configured
+//! public webhook URL and the sorted parameters, constant time) before anything is parsed → classify →
+//! commit in one transaction → answer 200 (an empty TwiML response) → publish. Messages are routed to
+//! a sender by the number they were sent to (or the Messaging Service SID), never by a lookup that
+//! pooled numbers could fail.
+
+use crate::consent_flow::{self, Effects};
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use openline_channels::twilio::{classify, parse_form, verify_twilio_signature, TwilioEvent};
+use openline_domain::{Channel, MessageKind, ProviderKind};
+use openline_store::messages::{self, InboundOutcome, NewInbound, StatusReport};
+use openline_store::senders::Sender;
+use openline_store::{provider_events, Conn, StoreError};
+
+/// `POST /webhooks/twilio`
+pub async fn receive_twilio_webhook(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let token = st.config.twilio.auth_token.expose();
+    if token.is_empty() {
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks_not_configured",
+            "openline has no Twilio auth token configured (OPENLINE_TWILIO_AUTH_TOKEN), so it cannot verify webhooks.",
+        ));
+    }
+    let params = parse_form(&body).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
+    if let Err(e) = verify_twilio_signature(token, &st.twilio_webhook_url, &params, signature) {
+        st.metrics.webhook("rejected");
+        return Err(match e {
+            openline_channels::SignatureError::Missing => AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "signature_missing",
+                "The X-Twilio-Signature header is missing.",
+            ),
+            _ => AppError::new(
+                StatusCode::FORBIDDEN,
+                "signature_invalid",
+                "The X-Twilio-Signature does not match; check the auth token and that the webhook URL configured in openline is the one Twilio calls.",
+            ),
+        });
+    }
+    let event = classify(&params).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
+    let sender = match &event {
+        TwilioEvent::Inbound(m) => {
+            let number = m.to.trim_start_matches("whatsapp:");
+            match st.sender_for(ProviderKind::Twilio, number).await? {
+                Some(s) => Some(s),
+                None => match &m.messaging_service_sid {
+                    Some(sid) => st.sender_for(ProviderKind::Twilio, sid).await?,
+                    None => None,
+                },
+            }
+        }
+        TwilioEvent::Status(_) => None,
+    };
+    let now = st.now();
+    let raw = serde_json::Value::Object(
+        params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+            .collect(),
+    );
+    let (metric, fx) = st
+        .store
+        .write(move |c| {
+            let mut fx = Effects::default();
+            let metric = apply(c, event, sender.as_ref(), &raw, now, &mut fx)?;
+            Ok((metric, fx))
+        })
+        .await?;
+    st.metrics.webhook(metric);
+    fx.publish(&st);
+    Ok((
+        [(header::CONTENT_TYPE, "text/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+    )
+        .into_response())
+}
+
+fn apply(
+    c: &mut dyn Conn,
+    event: TwilioEvent,
+    sender: Option<&Sender>,
+    raw: &serde_json::Value,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<&'static str, StoreError> {
+    match event {
+        TwilioEvent::Inbound(m) => {
+            let Some(sender) = sender else {
+                tracing::warn!("Twilio webhook for a number openline does not know; kept as a provider event");
+                provider_events::insert(c, "twilio", "messages_unrouted", None, Some(&m.to), raw, now)?;
+                return Ok("unrouted");
+            };
+            let Some(phone) = m.phone.as_ref() else {
+                provider_events::insert(c, "twilio", "messages_unattributed", None, Some(&m.to), raw, now)?;
+                return Ok("unattributed");
+            };
+            let media = (!m.media.is_empty()).then(|| {
+                serde_json::json!(m
+                    .media
+                    .iter()
+                    .map(|(url, ct)| serde_json::json!({"url": url, "mime_type": ct}))
+                    .collect::<Vec<_>>())
+            });
+            let kind = if m.body.is_none() && !m.media.is_empty() {
+                MessageKind::Image
+            } else {
+                MessageKind::Text
+            };
+            let outcome = messages::insert_inbound(
+                c,
+                &NewInbound {
+                    org_id: &sender.org_id,
+                    sender_id: &sender.id,
+                    channel: m.channel,
+                    provider: ProviderKind::Twilio,
+                    from_phone: Some(phone.as_e164()),
+                    wa_user_id: None,
+                    profile_name: m.profile_name.as_deref(),
+                    provider_message_id: &m.message_sid,
+                    kind,
+                    body: m.body.as_deref(),
+                    media: media.as_ref(),
+                    reply_to: None,
+                    raw: Some(raw),
+                    sent_at: now,
+                    now,
+                },
+            )?;
+            Ok(match outcome {
+                InboundOutcome::Stored(msg) => {
+                    if m.channel == Channel::Whatsapp {
+                        consent_flow::after_inbound(c, &msg, m.button_payload.as_deref(), &sender.id, now, fx)?;
+                    }
+                    fx.messages.insert(0, ("message.received", *msg));
+                    "stored"
+                }
+                InboundOutcome::Duplicate => "duplicate",
+            })
+        }
+        TwilioEvent::Status(s) => {
+            let Some(status) = s.status else {
+                provider_events::insert(c, "twilio", "status_other", None, s.from.as_deref(), raw, now)?;
+                return Ok("other");
+            };
+            super::record_status(
+                c,
+                &StatusReport {
+                    provider: ProviderKind::Twilio,
+                    provider_message_id: &s.message_sid,
+                    status,
+                    error_code: s.error_code,
+                    error_title: s.error_code.map(|_| s.status_text.as_str()),
+                    at: now,
+                    raw: Some(raw),
+                    now,
+                },
+                now,
+                fx,
+            )
+        }
+    }
+}
