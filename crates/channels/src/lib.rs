@@ -1,8 +1,8 @@
 //! Provider adapters of openline: everything that speaks a messaging provider's protocol.
 //!
 //! Each provider gets a module that owns its request building, response and error mapping, webhook
-//! parsing and webhook signature scheme: `cloud_api` for Meta's WhatsApp Cloud API now, `twilio` for
-//! Twilio's Messages API (WhatsApp and SMS) later. What every provider shares lives here at the root:
+//! parsing and webhook signature scheme: `cloud_api` for Meta's WhatsApp Cloud API, `twilio` for
+//! Twilio's Messages API (WhatsApp and SMS). What every provider shares lives here at the root:
 //! the outcome of a send ([`ProviderAccepted`], [`SendError`]), the construction error
 //! ([`ChannelError`]) and the [`signature`] checks.
 //!
@@ -11,6 +11,7 @@
 
 pub mod cloud_api;
 mod error;
+mod http;
 pub mod signature;
 pub mod twilio;
 

@@ -10,7 +10,7 @@ use super::outbound::mark_read_request_body;
 use super::templates::SubmittedTemplate;
 // Re-exported here too: they are what `send` takes and returns.
 pub use super::outbound::OutboundMessage;
-use super::response::{classify_failure, parse_accepted, parse_retry_after, MetaError};
+use super::response::{classify_failure, parse_accepted, MetaError};
 pub use crate::{ChannelError, ProviderAccepted, SendError};
 use openline_domain::provider_errors::Retry;
 use serde_json::Value;
@@ -78,15 +78,7 @@ impl CloudApiClient {
                 config.api_version
             )));
         }
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            // The Graph API never redirects a send; following one could replay a POST as a GET
-            // elsewhere, with our token.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("openline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ChannelError::HttpClient(e.to_string()))?;
+        let http = crate::http::build_client(config.timeout)?;
         Ok(Self {
             http,
             inner: Arc::new(Inner { base, config }),
@@ -178,7 +170,7 @@ impl CloudApiClient {
             .await
             .map_err(|e| self.transport_error(e, phone_number_id, kind))?;
         let status = response.status().as_u16();
-        let retry_after = parse_retry_after(
+        let retry_after = crate::http::parse_retry_after(
             response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)

@@ -16,10 +16,6 @@ use openline_domain::provider_errors::{explain_cloud_api_error, Retry};
 use serde_json::Value;
 use std::time::Duration;
 
-/// The longest `Retry-After` we pass on; a larger value is more likely a misconfigured proxy than a
-/// real instruction, and the dispatcher's own backoff takes over from there.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 /// Reads the body of a successful send: `{"messages": [{"id": "wamid…"}], "contacts": [{"wa_id"}]}`.
 ///
 /// A 2xx without a message id is treated as a permanent failure rather than retried: the provider
@@ -68,13 +64,6 @@ pub(crate) fn classify_failure(http_status: u16, retry_after: Option<Duration>, 
         message,
         retry_after,
     }
-}
-
-/// Reads a `Retry-After` header given in seconds. HTTP-date values are not understood and read as
-/// absent (the dispatcher's backoff applies); Meta and the simulator send seconds.
-pub(crate) fn parse_retry_after(header: Option<&str>) -> Option<Duration> {
-    let seconds: u64 = header?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// The parts of Meta's error body we use. `fbtrace_id` is kept for the log: it is what Meta's
@@ -171,14 +160,6 @@ mod tests {
         assert_eq!(classify_failure(500, None, b"<html>").retry, Retry::Transient);
         assert_eq!(classify_failure(400, None, b"<html>").retry, Retry::Permanent);
         assert_eq!(classify_failure(404, None, br#"{"error":{}}"#).retry, Retry::Permanent);
-    }
-
-    #[test]
-    fn retry_after_is_read_in_seconds_and_capped() {
-        assert_eq!(parse_retry_after(Some(" 30 ")), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after(Some("999999999")), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
-        assert_eq!(parse_retry_after(None), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! status, Twilio's error code and its documentation link.
 
 use super::outbound::TwilioMessage;
-use super::response::{classify_failure, parse_accepted, parse_retry_after, TwilioError};
+use super::response::{classify_failure, parse_accepted, TwilioError};
 pub use crate::{ChannelError, ProviderAccepted, SendError};
 use openline_domain::provider_errors::Retry;
 use std::error::Error as _;
@@ -89,15 +89,7 @@ impl TwilioClient {
             .map_err(|_| invalid(format!("base_url {:?} cannot take a path", config.base_url)))?
             .pop_if_empty()
             .extend([API_VERSION, "Accounts", account_sid, "Messages.json"]);
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            // Twilio never redirects a create; following one could replay the POST elsewhere with
-            // our credentials.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("openline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ChannelError::HttpClient(e.to_string()))?;
+        let http = crate::http::build_client(config.timeout)?;
         Ok(Self {
             http,
             inner: Arc::new(Inner { messages_url, config }),
@@ -139,7 +131,7 @@ impl TwilioClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
-        let retry_after = parse_retry_after(
+        let retry_after = crate::http::parse_retry_after(
             response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)

@@ -15,10 +15,6 @@ use openline_domain::provider_errors::{explain_twilio_error, Retry};
 use serde_json::Value;
 use std::time::Duration;
 
-/// The longest `Retry-After` we pass on; a larger value is more likely a misconfigured proxy than a
-/// real instruction, and the dispatcher's own backoff takes over from there.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 /// Reads the body of a successful create: the message resource, whose `sid` (`SM…`) status
 /// callbacks will refer to.
 ///
@@ -69,13 +65,6 @@ pub(crate) fn classify_failure(http_status: u16, retry_after: Option<Duration>, 
         message,
         retry_after,
     }
-}
-
-/// Reads a `Retry-After` header given in seconds. HTTP-date values are read as absent (the
-/// dispatcher's backoff applies); Twilio sends seconds.
-pub(crate) fn parse_retry_after(header: Option<&str>) -> Option<Duration> {
-    let seconds: u64 = header?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// Twilio's error body. `more_info` (the error's documentation page) is kept for the log.
@@ -153,14 +142,6 @@ mod tests {
         assert!(unreadable.message.contains("400"));
         assert_eq!(classify_failure(404, None, b"{}").retry, Retry::Permanent);
         assert_eq!(classify_failure(400, None, br#"{"code":"21610"}"#).code, Some(21610));
-    }
-
-    #[test]
-    fn retry_after_is_read_in_seconds_and_capped() {
-        assert_eq!(parse_retry_after(Some(" 30 ")), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after(Some("999999999")), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
-        assert_eq!(parse_retry_after(None), None);
     }
 
     #[test]
