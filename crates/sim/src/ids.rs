@@ -1,5 +1,5 @@
 //! Identifiers shaped like Meta's: `wamid.` message ids, numeric media ids, hex conversation ids and
-//! `A…` trace ids. Unique per simulator run (ULID-based) so tests can key on them.
+//! `A…` trace ids; and Twilio's `SM…` message SIDs. Unique per simulator run (ULID-based) so tests can key on them.
 
 use base64::Engine;
 use rand::Rng;
@@ -8,6 +8,11 @@ use rand::Rng;
 pub fn message_id() -> String {
     let raw = format!("sim.{}", ulid::Ulid::new());
     format!("wamid.{}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+/// A Twilio message SID: `SM` and 32 lower-case hex digits.
+pub fn twilio_message_sid() -> String {
+    format!("SM{:032x}", ulid::Ulid::new().0)
 }
 
 /// A numeric media id like `1003383421387256`.
@@ -48,5 +53,9 @@ mod tests {
         assert_eq!(media_id().len(), 16);
         assert_eq!(conversation_id().len(), 32);
         assert!(fbtrace_id().starts_with('A'));
+        let sid = twilio_message_sid();
+        assert_eq!(sid.len(), 34);
+        assert!(sid.starts_with("SM") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(sid, twilio_message_sid());
     }
 }

@@ -6,7 +6,7 @@
 use crate::error::SimError;
 use crate::payloads;
 use crate::personas::PersonaBehaviour;
-use crate::state::{ButtonKind, ConversationEntry, Direction, StoredMedia};
+use crate::state::{ButtonKind, ConversationEntry, Direction, MessageChannel, StoredMedia};
 use crate::{ids, SimBusinessNumber, Simulator};
 use base64::Engine;
 use openline_domain::PhoneNumber;
@@ -207,6 +207,7 @@ impl Simulator {
             id: ids::message_id(),
             direction: Direction::FromPhone,
             business_number: business.display_phone_number.clone(),
+            channel: MessageChannel::Whatsapp,
             kind: kind.to_string(),
             text,
             template: None,

@@ -7,6 +7,10 @@
 //! are not approved, 132000 for a wrong number of template parameters), so a policy bug in openline
 //! shows up as a provider error in tests instead of passing silently.
 //!
+//! It also speaks Twilio's Messages API (`/twilio/2010-04-01/Accounts/{AccountSid}/Messages.json`)
+//! for SMS and WhatsApp through Twilio, with basic auth, Twilio's error codes and signed status
+//! callbacks, and its phones can text the business's SMS numbers.
+//!
 //! All routes are relative to the router's root: the server nests it under `/sim` in demo mode and
 //! `openline sim` serves it at `/`. Anything that must name the simulator's own URL takes it from
 //! [`SimConfig::public_base_url`].
@@ -16,7 +20,7 @@
 //! accepted), `inbound` (phones writing to the business), [`phones`] (the phone API),
 //! `media` (media endpoints), [`templates`] (the template registry and Meta's review decisions),
 //! `template_api` (deciding reviews as Meta), [`payloads`] (webhook bodies), [`webhooks`]
-//! (serializing, signing and delivering them).
+//! (serializing, signing and delivering them), `twilio` (the fake Twilio and phones' SMS).
 
 pub mod config;
 mod error;
@@ -31,6 +35,7 @@ pub mod phones;
 pub mod state;
 mod template_api;
 pub mod templates;
+mod twilio;
 pub mod webhooks;
 
 pub use config::{SimBusinessNumber, SimConfig, SimTemplate};
@@ -38,7 +43,7 @@ pub use error::SimError;
 pub use inbound::InboundOutcome;
 pub use personas::{demo_personas, Persona, PersonaBehaviour};
 pub use phones::SimApiDoc;
-pub use state::{ButtonKind, ButtonView, ConversationEntry, Direction, TemplateView};
+pub use state::{ButtonKind, ButtonView, ConversationEntry, Direction, MessageChannel, TemplateView};
 pub use templates::{RejectionReason, TemplateAction, TemplateRecord, TemplateStatus};
 
 use openline_domain::clock::SharedClock;
@@ -82,15 +87,16 @@ impl Simulator {
         })
     }
 
-    /// Every route: the Graph API (`/graph/…`), media downloads (`/media/{id}`), the phone API
-    /// (`/phones…`), the template review API (`/templates…`) and their OpenAPI document
-    /// (`/openapi.json`), state included.
+    /// Every route: the Graph API (`/graph/…`), Twilio's Messages API (`/twilio/2010-04-01/…`),
+    /// media downloads (`/media/{id}`), the phone API (`/phones…`), the template review API
+    /// (`/templates…`) and their OpenAPI document (`/openapi.json`), state included.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .merge(graph::routes())
             .merge(media::routes())
             .merge(phones::routes())
             .merge(template_api::routes())
+            .merge(twilio::routes())
             .with_state(Arc::clone(self))
     }
 

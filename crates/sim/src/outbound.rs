@@ -11,7 +11,7 @@ use crate::graph::error::GraphError;
 use crate::graph::validate::OutboundMessage;
 use crate::payloads::{self, Billing, StatusReport};
 use crate::personas::{choose_button, PersonaBehaviour};
-use crate::state::{ConversationEntry, Direction};
+use crate::state::{ConversationEntry, Direction, MessageChannel};
 use crate::{ids, SimBusinessNumber, Simulator};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -75,6 +75,7 @@ impl Simulator {
                     id: id.clone(),
                     direction: Direction::FromBusiness,
                     business_number: business.display_phone_number.clone(),
+                    channel: MessageChannel::Whatsapp,
                     kind: msg.kind.clone(),
                     text: msg.text.clone(),
                     template: msg.template.clone(),

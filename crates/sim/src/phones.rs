@@ -1,13 +1,13 @@
 //! The phone API: the simulator's own JSON API through which a test or a person acts as a WhatsApp
-//! user — writing to a business, tapping buttons, sending images, reading the conversation — and
-//! sets how a phone behaves. Documented with utoipa in [`SimApiDoc`], served at `/openapi.json`.
+//! (or SMS) user — writing to a business, tapping buttons, sending images, texting an SMS number,
+//! reading the conversation — and sets how a phone behaves. Documented with utoipa in [`SimApiDoc`], served at `/openapi.json`.
 //!
 //! `{phone}` accepts `+447700900001` or the digits `447700900001`. Errors are
 //! `{"error":"snake_case_code","message":"A sentence."}`.
 
 use crate::error::{ApiJson, ErrorBody, SimError};
 use crate::personas::PersonaBehaviour;
-use crate::state::{ButtonKind, ButtonView, ConversationEntry, Direction, TemplateView};
+use crate::state::{ButtonKind, ButtonView, ConversationEntry, Direction, MessageChannel, TemplateView};
 use crate::{InboundOutcome, Simulator};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post, put};
@@ -22,14 +22,14 @@ use utoipa::{OpenApi, ToSchema};
 /// Graph endpoints are Meta's and documented by Meta).
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp users talking to the business, and as Meta's template reviewer."),
+    info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp (and SMS) users talking to the business, and as Meta's template reviewer."),
     paths(
-        list_phones, send_text, list_messages, tap_button, send_image, set_behaviour,
+        list_phones, send_text, send_sms, list_messages, tap_button, send_image, set_behaviour,
         crate::template_api::list_templates, crate::template_api::approve, crate::template_api::reject,
         crate::template_api::pause, crate::template_api::disable
     ),
     components(schemas(
-        PhoneSummary, SendTextRequest, SentResponse, TapButtonRequest, SendImageRequest, SetBehaviourRequest,
+        PhoneSummary, SendTextRequest, SendSmsRequest, SentResponse, MessageChannel, TapButtonRequest, SendImageRequest, SetBehaviourRequest,
         ConversationEntry, TemplateView, ButtonView, ButtonKind, Direction, PersonaBehaviour, ErrorBody,
         crate::templates::TemplateRecord, crate::templates::TemplateStatus, crate::templates::RejectionReason,
         crate::template_api::RejectRequest, crate::template_api::TemplateChanged
@@ -45,6 +45,7 @@ pub fn routes() -> Router<Arc<Simulator>> {
     Router::new()
         .route("/phones", get(list_phones))
         .route("/phones/{phone}/messages", post(send_text).get(list_messages))
+        .route("/phones/{phone}/sms", post(send_sms))
         .route("/phones/{phone}/buttons", post(tap_button))
         // Base64 of a 5 MB image, with room for the rest of the JSON.
         .route(
@@ -81,10 +82,20 @@ pub struct SendTextRequest {
     pub text: String,
 }
 
+/// Text one of the business's SMS numbers (through Twilio).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendSmsRequest {
+    /// The business SMS number, E.164 (`+15550002000`) or its digits.
+    #[schema(example = "+15550002000")]
+    pub to: String,
+    #[schema(example = "Hi, is the branch open on Saturday?")]
+    pub text: String,
+}
+
 /// What became of the phone's message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SentResponse {
-    /// The message's `wamid.` id.
+    /// The message's id: `wamid.…` for WhatsApp, Twilio's `SM…` SID for SMS.
     pub id: String,
     /// openline's HTTP status on the first delivery attempt; null when unreachable. Failed
     /// deliveries are retried in the background with exponential backoff.
@@ -178,6 +189,28 @@ async fn send_text(
 ) -> Result<Json<SentResponse>, SimError> {
     let phone = parse_phone(&phone)?;
     Ok(Json(sim.phone_sends_text(&phone, &req.to, &req.text).await?.into()))
+}
+
+/// `POST /phones/{phone}/sms`: the phone texts a business SMS number.
+///
+/// Sends Twilio's incoming-message webhook (form-encoded `MessageSid`, `AccountSid`, `From`, `To`,
+/// `Body`, `NumMedia`, `SmsStatus=received`, …, signed with `X-Twilio-Signature`) to openline's
+/// Twilio webhook URL. Any phone can send SMS, WhatsApp user or not. Waits for the first delivery
+/// attempt and reports its HTTP status.
+#[utoipa::path(post, path = "/phones/{phone}/sms", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    request_body = SendSmsRequest,
+    responses(
+        (status = 200, description = "Sent; see webhook_status. `id` is the `SM…` SID", body = SentResponse),
+        (status = 400, description = "Bad phone number or text", body = ErrorBody),
+        (status = 404, description = "Unknown business SMS number", body = ErrorBody)))]
+async fn send_sms(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+    ApiJson(req): ApiJson<SendSmsRequest>,
+) -> Result<Json<SentResponse>, SimError> {
+    let phone = parse_phone(&phone)?;
+    Ok(Json(sim.phone_sends_sms(&phone, &req.to, &req.text).await?.into()))
 }
 
 /// `GET /phones/{phone}/messages`: the conversation as the phone sees it, oldest first.

@@ -24,6 +24,17 @@ pub enum Direction {
     FromPhone,
 }
 
+/// How a message travelled between the phone and the business.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageChannel {
+    /// WhatsApp, through the Cloud API or through Twilio.
+    #[default]
+    Whatsapp,
+    /// SMS, through Twilio.
+    Sms,
+}
+
 /// A template as the phone sees it: its name, language and the parameters filled in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TemplateView {
@@ -64,11 +75,13 @@ pub struct ButtonView {
 /// One message in a phone's conversation with a business number.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ConversationEntry {
-    /// The `wamid.` id.
+    /// The `wamid.` id (Cloud API) or Twilio's `SM…` SID (Twilio).
     pub id: String,
     pub direction: Direction,
-    /// The business number's display digits.
+    /// The business number's display digits (for SMS, the digits of the business SMS number).
     pub business_number: String,
+    /// `whatsapp` or `sms`.
+    pub channel: MessageChannel,
     /// `text`, `template`, `interactive`, `image`, `button`, …
     #[serde(rename = "type")]
     pub kind: String,
@@ -84,10 +97,10 @@ pub struct ConversationEntry {
     /// The message this one replies to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_id: Option<String>,
-    /// Business messages: `accepted`, `sent`, `delivered`, `read` or `failed`.
-    /// Phone messages: `sent` until openline marks them `read`.
+    /// Business messages: `accepted` (Cloud API) or `queued` (Twilio), then `sent`, `delivered`,
+    /// `read` or `failed`. Phone messages: `sent` until openline marks them `read`.
     pub status: String,
-    /// Set when `status` is `failed`: the Cloud API error code.
+    /// Set when `status` is `failed`: the Cloud API error code (Twilio's, e.g. 63003, for Twilio).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i64>,
     /// When it happened, epoch milliseconds by the simulator's clock.

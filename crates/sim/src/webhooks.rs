@@ -1,6 +1,7 @@
 //! Getting webhooks to openline the way Meta does: the body serialized as Meta serializes it
 //! (compact, ASCII only, non-ASCII as `\uXXXX`, `/` as `\/`), signed over those exact bytes with the
 //! app secret, POSTed with retries and exponential backoff in a background task, in order per phone.
+//! Twilio's webhooks (form-encoded, `X-Twilio-Signature`) take the same queues and retries.
 //!
 //! Meta's own escaping is the reason a receiver must verify the signature over the raw bytes and
 //! never over a re-serialization; the simulator reproduces it so a receiver that gets this wrong
@@ -57,17 +58,24 @@ pub fn signature_header(secret: &str, body: &[u8]) -> String {
     }
 }
 
-/// One webhook waiting to be delivered.
+/// One webhook waiting to be delivered, ready to send: URL, body and headers are fixed when it is
+/// queued, so a retry sends exactly the same bytes.
 struct Delivery {
+    url: String,
     body: Vec<u8>,
+    content_type: &'static str,
+    user_agent: &'static str,
+    /// The signature header: `X-Hub-Signature-256` (Meta) or `X-Twilio-Signature` (Twilio).
+    signature: (&'static str, String),
     /// What kind of webhook this is, for logs (never the body).
     label: String,
     /// Told the HTTP status of the first attempt (`None` when openline was unreachable).
     first_attempt: Option<oneshot::Sender<Option<u16>>>,
 }
 
-/// Sends webhooks to one URL, one queue (and one worker task) per phone, so a phone's webhooks
-/// arrive in the order they happened even when one of them has to be retried.
+/// Sends webhooks, one queue (and one worker task) per key (a phone), so a phone's webhooks arrive
+/// in the order they happened even when one of them has to be retried. Meta's webhooks go to one
+/// URL signed with the app secret; Twilio's go to the URL they name, signed by the caller.
 pub struct WebhookSender {
     client: reqwest::Client,
     url: String,
@@ -97,19 +105,56 @@ impl WebhookSender {
         }
     }
 
-    /// Queues `payload` behind the phone's earlier webhooks. The returned receiver yields the first
-    /// attempt's HTTP status; later attempts happen in the background.
+    /// Queues a Meta webhook (`payload` as Meta serializes it, signed with the app secret) behind
+    /// the phone's earlier webhooks. The returned receiver yields the first attempt's HTTP status;
+    /// later attempts happen in the background.
     pub fn enqueue(&self, phone_key: &str, label: &str, payload: &Value) -> oneshot::Receiver<Option<u16>> {
+        let body = to_meta_json(payload);
+        let signature = signature_header(&self.secret, &body);
+        self.push(
+            phone_key,
+            Delivery {
+                url: self.url.clone(),
+                body,
+                content_type: "application/json",
+                user_agent: "facebookexternalua",
+                signature: ("X-Hub-Signature-256", signature),
+                label: label.to_string(),
+                first_attempt: None,
+            },
+        )
+    }
+
+    /// Queues a Twilio webhook: `params` form-encoded, POSTed to `url` with `X-Twilio-Signature`
+    /// (which the caller computed over `url` and `params`) behind the key's earlier webhooks.
+    pub fn enqueue_form(
+        &self,
+        key: &str,
+        url: &str,
+        label: &str,
+        params: &[(String, String)],
+        signature: String,
+    ) -> oneshot::Receiver<Option<u16>> {
+        let body = serde_urlencoded::to_string(params).unwrap_or_default().into_bytes();
+        self.push(
+            key,
+            Delivery {
+                url: url.to_string(),
+                body,
+                content_type: "application/x-www-form-urlencoded",
+                user_agent: "TwilioProxy/1.1",
+                signature: ("X-Twilio-Signature", signature),
+                label: label.to_string(),
+                first_attempt: None,
+            },
+        )
+    }
+
+    fn push(&self, key: &str, mut delivery: Delivery) -> oneshot::Receiver<Option<u16>> {
         let (tx, rx) = oneshot::channel();
-        let delivery = Delivery {
-            body: to_meta_json(payload),
-            label: label.to_string(),
-            first_attempt: Some(tx),
-        };
+        delivery.first_attempt = Some(tx);
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        let queue = queues
-            .entry(phone_key.to_string())
-            .or_insert_with(|| self.spawn_worker());
+        let queue = queues.entry(key.to_string()).or_insert_with(|| self.spawn_worker());
         if let Err(mpsc::error::SendError(delivery)) = queue.send(delivery) {
             // The worker is gone (its runtime was shut down); start a fresh one.
             let fresh = self.spawn_worker();
@@ -122,26 +167,23 @@ impl WebhookSender {
     fn spawn_worker(&self) -> mpsc::UnboundedSender<Delivery> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
         let client = self.client.clone();
-        let url = self.url.clone();
-        let secret = self.secret.clone();
         tokio::spawn(async move {
             while let Some(delivery) = rx.recv().await {
-                deliver_with_retries(&client, &url, &secret, delivery).await;
+                deliver_with_retries(&client, delivery).await;
             }
         });
         tx
     }
 }
 
-async fn deliver_with_retries(client: &reqwest::Client, url: &str, secret: &str, mut delivery: Delivery) {
-    let signature = signature_header(secret, &delivery.body);
+async fn deliver_with_retries(client: &reqwest::Client, mut delivery: Delivery) {
     let mut delay = FIRST_RETRY_DELAY;
     for attempt in 1..=MAX_ATTEMPTS {
         let result = client
-            .post(url)
-            .header("Content-Type", "application/json")
-            .header("X-Hub-Signature-256", &signature)
-            .header("User-Agent", "facebookexternalua")
+            .post(&delivery.url)
+            .header("Content-Type", delivery.content_type)
+            .header(delivery.signature.0, &delivery.signature.1)
+            .header("User-Agent", delivery.user_agent)
             .body(delivery.body.clone())
             .send()
             .await;

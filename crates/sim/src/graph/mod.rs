@@ -49,7 +49,7 @@ pub(crate) fn require_bearer(sim: &Simulator, headers: &HeaderMap) -> Result<(),
 }
 
 /// Compares secrets without leaking, through timing, how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

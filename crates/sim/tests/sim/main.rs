@@ -7,3 +7,4 @@ mod lifecycle;
 mod phones;
 mod support;
 mod templates;
+mod twilio;

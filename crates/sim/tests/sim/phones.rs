@@ -312,6 +312,7 @@ async fn the_phone_api_is_described_by_an_openapi_document() {
     for path in [
         "/phones",
         "/phones/{phone}/messages",
+        "/phones/{phone}/sms",
         "/phones/{phone}/buttons",
         "/phones/{phone}/images",
         "/phones/{phone}/behaviour",
@@ -319,6 +320,9 @@ async fn the_phone_api_is_described_by_an_openapi_document() {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
     assert!(doc["components"]["schemas"]["ConversationEntry"].is_object());
+    assert!(doc["components"]["schemas"]["ConversationEntry"]["properties"]["channel"].is_object());
+    assert!(doc["components"]["schemas"]["MessageChannel"].is_object());
+    assert!(doc["components"]["schemas"]["SendSmsRequest"].is_object());
 }
 
 #[tokio::test]
