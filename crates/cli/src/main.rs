@@ -11,6 +11,7 @@
 //! environment, never from flags (which other users of the machine can see in `ps`).
 
 mod admin;
+mod archive;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,9 @@ enum Command {
     Migrate(CommonArgs),
     /// Run the WhatsApp Cloud API simulator on its own, for a separately started openline.
     Sim(SimArgs),
+    /// The tamper-evident archive: verify its hash chains, export it.
+    #[command(subcommand)]
+    Archive(archive::ArchiveCommand),
     /// Administration: organizations, users, API tokens and senders.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -125,6 +129,12 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(common) => migrate(&common),
         Command::Sim(args) => sim(args).await,
         Command::Admin(cmd) => admin::run(cmd).await,
+        Command::Archive(cmd) => match archive::run(cmd).await {
+            // A broken chain is a finding, not a crash: report it and exit 1.
+            Ok(false) => return std::process::ExitCode::FAILURE,
+            Ok(true) => Ok(()),
+            Err(e) => Err(e),
+        },
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

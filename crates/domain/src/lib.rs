@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod consent;
+pub mod dlp;
 pub mod error;
 pub mod ids;
 pub mod limits;

@@ -227,14 +227,23 @@ create table templates (
     constraint templates_sender_name_language_unique unique (sender_id, name, language)
 );
 
--- The tamper-evident archive (issue 5): each entry hashes the one before it.
+-- The tamper-evident archive: one hash chain per organization. Each entry hashes the one before it
+-- (SHA-256 over a canonical encoding); `journal_heads` holds each chain's last entry, and appends lock
+-- that row, so two writers cannot both extend the same chain.
 create table journal (
-    seq         bigint primary key,
     org_id      text not null,
+    seq         bigint not null,
     at          bigint not null,
     kind        text not null,
     subject_id  text,
     payload     text not null,
     prev_hash   text not null,
-    hash        text not null
+    hash        text not null,
+    constraint journal_pk primary key (org_id, seq)
+);
+
+create table journal_heads (
+    org_id  text primary key,
+    seq     bigint not null,
+    hash    text not null
 );

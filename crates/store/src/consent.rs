@@ -71,7 +71,9 @@ pub fn append(c: &mut dyn Conn, e: &NewConsentEvent<'_>) -> Result<ConsentRecord
             e.at
         ],
     )?;
-    from_row(&c.query_one(&format!("select {COLS} from consent_events where id = ?"), params![&id])?)
+    let record = from_row(&c.query_one(&format!("select {COLS} from consent_events where id = ?"), params![&id])?)?;
+    crate::journal::record(c, e.org_id, &format!("consent.{}", e.kind), &record.id, &record, e.at)?;
+    Ok(record)
 }
 
 /// The contact's ledger, oldest first (unscoped: for the server's own decisions).

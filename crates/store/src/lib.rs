@@ -21,6 +21,7 @@ pub mod consent;
 pub mod contacts;
 pub mod conversations;
 pub mod idempotency;
+pub mod journal;
 pub mod messages;
 pub mod orgs;
 pub mod outbox;

@@ -194,7 +194,9 @@ pub fn insert_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOut
         preview(m.kind, m.body).as_deref(),
         m.now,
     )?;
-    Ok(InboundOutcome::Stored(Box::new(get_any(c, &id)?)))
+    let message = get_any(c, &id)?;
+    archive_message(c, "message.received", &message, m.now)?;
+    Ok(InboundOutcome::Stored(Box::new(message)))
 }
 
 /// The text shown in the inbox for a message.
@@ -248,7 +250,30 @@ pub fn insert_outbound(c: &mut dyn Conn, m: &NewOutbound<'_>) -> Result<Message,
         crate::outbox::enqueue(c, &id, m.org_id, m.sender_id, m.now)?;
     }
     conversations::touch(c, m.conversation_id, None, preview(m.kind, m.body).as_deref(), m.now)?;
-    get_any(c, &id)
+    let message = get_any(c, &id)?;
+    archive_message(c, "message.created", &message, m.now)?;
+    Ok(message)
+}
+
+/// Archives a message with the thread's participants at that moment.
+fn archive_message(c: &mut dyn Conn, kind: &str, m: &Message, now: i64) -> Result<(), StoreError> {
+    let participants: Vec<String> = c
+        .query(
+            "select user_id from participants where conversation_id = ? and left_at is null order by joined_at, user_id",
+            params![&m.conversation_id],
+        )?
+        .iter()
+        .map(|r| r.string(0))
+        .collect::<Result<_, _>>()?;
+    crate::journal::record(
+        c,
+        &m.org_id,
+        kind,
+        &m.id,
+        &serde_json::json!({"message": m, "participants": participants}),
+        now,
+    )?;
+    Ok(())
 }
 
 /// The provider accepted a send and gave its id. Statuses that arrived before this are applied now.
@@ -279,7 +304,16 @@ pub fn record_provider_accept(
         "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
         params![message_id, provider.as_str(), provider_message_id],
     )?;
-    get_any(c, message_id)
+    let m = get_any(c, message_id)?;
+    crate::journal::record(
+        c,
+        &m.org_id,
+        "message.accepted",
+        &m.id,
+        &serde_json::json!({"provider": provider.as_str(), "provider_message_id": provider_message_id, "status": m.status}),
+        now,
+    )?;
+    Ok(m)
 }
 
 /// A send failed for good: the message is failed with the provider's code.
@@ -294,7 +328,16 @@ pub fn mark_failed(
         "update messages set status = 'failed', error_code = ?, error_title = ?, updated_at = ? where id = ? and status <> 'read'",
         params![code, title, now, message_id],
     )?;
-    get_any(c, message_id)
+    let m = get_any(c, message_id)?;
+    crate::journal::record(
+        c,
+        &m.org_id,
+        "message.failed",
+        &m.id,
+        &serde_json::json!({"error_code": code, "error_title": title}),
+        now,
+    )?;
+    Ok(m)
 }
 
 /// A status webhook, as parsed.
@@ -355,6 +398,17 @@ pub fn apply_status(c: &mut dyn Conn, s: &StatusReport<'_>) -> Result<StatusOutc
     };
     let moved = advance(c, &message_id, s.status, s.error_code, s.error_title, s.at, s.now)?;
     let m = get_any(c, &message_id)?;
+    crate::journal::record(
+        c,
+        &m.org_id,
+        "message.status",
+        &m.id,
+        &serde_json::json!({
+            "provider_message_id": s.provider_message_id, "reported": s.status, "at": s.at,
+            "error_code": s.error_code, "error_title": s.error_title, "status_now": m.status, "moved": moved,
+        }),
+        s.now,
+    )?;
     Ok(if moved {
         StatusOutcome::Advanced(m)
     } else {
@@ -465,6 +519,7 @@ pub fn release(c: &mut dyn Conn, message_id: &str, sender_id: &str, now: i64) ->
     let m = get_any(c, message_id)?;
     if n == 1 {
         crate::outbox::enqueue(c, message_id, &m.org_id, sender_id, now)?;
+        crate::journal::record(c, &m.org_id, "message.released", &m.id, &serde_json::json!({}), now)?;
     }
     Ok(m)
 }
@@ -490,6 +545,7 @@ pub fn cancel(c: &mut dyn Conn, scope: &Scope, message_id: &str, now: i64) -> Re
     if n == 0 {
         return Err(StoreError::Conflict(format!("message {} is not queued", m.id)));
     }
+    crate::journal::record(c, &m.org_id, "message.cancelled", &m.id, &serde_json::json!({}), now)?;
     get_any(c, message_id)
 }
 
@@ -510,7 +566,9 @@ pub fn insert_notice(c: &mut dyn Conn, n: &NewSystemMessage<'_>) -> Result<Messa
         params![&id, n.org_id, n.conversation_id, n.body, n.now, n.now],
     )?;
     conversations::touch(c, n.conversation_id, None, Some(n.body), n.now)?;
-    get_any(c, &id)
+    let m = get_any(c, &id)?;
+    archive_message(c, "notice", &m, n.now)?;
+    Ok(m)
 }
 
 /// The contacts an organization started business-initiated conversations with since `since`.

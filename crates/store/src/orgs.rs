@@ -60,7 +60,9 @@ pub fn create(
         "insert into organizations (id, parent_id, name, whatsapp, created_at) values (?, ?, ?, ?, ?)",
         params![&id, parent_id, name, whatsapp, now],
     )?;
-    get(c, &id)
+    let org = get(c, &id)?;
+    crate::journal::record(c, &org.id, "organization.created", &org.id, &org, now)?;
+    Ok(org)
 }
 
 pub fn get(c: &mut dyn Conn, id: &str) -> Result<Organization, StoreError> {

@@ -59,7 +59,9 @@ pub fn create(c: &mut dyn Conn, s: &NewSender<'_>, now: i64) -> Result<Sender, S
          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![&id, s.org_id, s.channel.as_str(), s.provider.as_str(), s.phone_number, s.phone_number_id, s.waba_id, s.display_name, s.throughput_per_s, now],
     )?;
-    get_any(c, &id)
+    let sender = get_any(c, &id)?;
+    crate::journal::record(c, &sender.org_id, "sender.created", &sender.id, &sender, now)?;
+    Ok(sender)
 }
 
 /// By id, without scope: for workers that already hold a scoped reference.

@@ -82,7 +82,9 @@ pub fn create(
             now
         ],
     )?;
-    get_any(c, &id)
+    let record = get_any(c, &id)?;
+    crate::journal::record(c, org_id, "template.created", &record.id, &record, now)?;
+    Ok(record)
 }
 
 pub fn get_any(c: &mut dyn Conn, id: &str) -> Result<TemplateRecord, StoreError> {
@@ -173,7 +175,16 @@ pub fn set_status_from_provider(
             "update templates set status = ?, rejection_reason = ?, updated_at = ? where id = ?",
             params![status.as_str(), reason(status), now, &id],
         )?;
-        changed.push(get_any(c, &id)?);
+        let record = get_any(c, &id)?;
+        crate::journal::record(
+            c,
+            &record.org_id,
+            "template.status",
+            &record.id,
+            &record.template.status,
+            now,
+        )?;
+        changed.push(record);
     }
     Ok(changed)
 }

@@ -60,7 +60,9 @@ pub fn create(c: &mut dyn Conn, u: &NewUser<'_>, now: i64) -> Result<User, Store
             now
         ],
     )?;
-    get(c, &id)
+    let user = get(c, &id)?;
+    crate::journal::record(c, &user.org_id, "user.created", &user.id, &user, now)?;
+    Ok(user)
 }
 
 pub fn get(c: &mut dyn Conn, id: &str) -> Result<User, StoreError> {
@@ -131,12 +133,22 @@ pub fn create_token(
         "insert into api_tokens (id, user_id, name, token_hash, created_at) values (?, ?, ?, ?, ?)",
         params![&id, user_id, name, token_hash, now],
     )?;
-    Ok(ApiToken {
+    let token = ApiToken {
         id,
         name: name.to_owned(),
         created_at: now,
         revoked_at: None,
-    })
+    };
+    let org = get(c, user_id)?.org_id;
+    crate::journal::record(
+        c,
+        &org,
+        "token.created",
+        &token.id,
+        &serde_json::json!({"token": token, "user_id": user_id}),
+        now,
+    )?;
+    Ok(token)
 }
 
 pub fn user_for_token(c: &mut dyn Conn, token_hash: &str) -> Result<Option<User>, StoreError> {
@@ -178,5 +190,14 @@ pub fn revoke_token(c: &mut dyn Conn, user_id: &str, token_id: &str, now: i64) -
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    let org = get(c, user_id)?.org_id;
+    crate::journal::record(
+        c,
+        &org,
+        "token.revoked",
+        token_id,
+        &serde_json::json!({"user_id": user_id}),
+        now,
+    )?;
     Ok(())
 }

@@ -6,9 +6,11 @@
 use openline_domain::{Channel, DeliveryStatus, MessageKind, ProviderKind, Role};
 use openline_store::messages::{InboundOutcome, NewInbound, NewOutbound, StatusOutcome, StatusReport};
 use openline_store::orgs::Scope;
+use openline_store::params;
 use openline_store::testing::TestDb;
 use openline_store::{
-    consent, contacts, conversations, idempotency, messages, orgs, outbox, senders, users, Backend, Store, StoreError,
+    consent, contacts, conversations, idempotency, journal, messages, orgs, outbox, senders, users, Backend, Store,
+    StoreError,
 };
 
 /// Declares `name_sqlite` and `name_postgres` tests running `body(store)`.
@@ -31,6 +33,7 @@ both_backends! {
     idempotency_keys_remember_the_first_answer => idempotency_keys;
     the_consent_ledger_only_grows_and_is_scoped => consent_ledger;
     held_messages_are_released_in_order_or_cancelled => held_messages;
+    the_archive_has_one_entry_per_event_and_detects_every_kind_of_tampering => archive;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -634,4 +637,122 @@ async fn held_messages(store: Store) {
         claimed.iter().map(|c| c.message_id.clone()).collect::<Vec<_>>(),
         [ids[2].clone()]
     );
+}
+
+async fn archive(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    store_inbound(&store, &w, "wamid.J1", "+447700900001", "first", NOW).await;
+    store_inbound(&store, &w, "wamid.J1", "+447700900001", "first", NOW).await; // a retry
+    store_inbound(&store, &w, "wamid.J2", "+447700900001", "second", NOW + 1).await;
+    store_inbound(&store, &w, "wamid.J3", "+447700900001", "third", NOW + 2).await;
+    let org = w.org.clone();
+    let (received, reports) = store
+        .read(move |c| {
+            let n = c
+                .query_one(
+                    "select count(*) from journal where org_id = ? and kind = 'message.received'",
+                    params![&org],
+                )?
+                .i64(0)?;
+            Ok((n, journal::verify(c, Some(&org))?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(received, 3, "one entry per message, none for the retried webhook");
+    assert_eq!(reports[0].problem, None, "an untouched chain verifies");
+    let entries = reports[0].entries;
+    assert!(entries >= 5, "organization, sender and three messages: {entries}");
+    let page = {
+        let org = w.org.clone();
+        store.read(move |c| journal::page(c, &org, 0, 100)).await.unwrap()
+    };
+    let msg_seq = page.iter().find(|e| e.kind == "message.received").unwrap().seq;
+    assert_eq!(
+        page.iter().find(|e| e.seq == msg_seq).unwrap().payload["message"]["body"],
+        "first"
+    );
+
+    // Each kind of tampering, done directly in the database, is found at the right entry.
+    let tamper = |sql: String| {
+        let store = store.clone();
+        let org = w.org.clone();
+        async move {
+            let org2 = org.clone();
+            store
+                .write(move |c| {
+                    c.batch(&sql)?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            let r = store.read(move |c| journal::verify(c, Some(&org2))).await.unwrap();
+            r[0].problem.clone()
+        }
+    };
+    let org = w.org.clone();
+    let edited = tamper(format!(
+        "update journal set payload = replace(payload, 'first', 'fiRst') where org_id = '{org}' and seq = {msg_seq}"
+    ))
+    .await
+    .expect("an edit is detected");
+    assert_eq!(edited.seq, msg_seq);
+    assert!(edited.what.contains("altered"), "{}", edited.what);
+    tamper(format!(
+        "update journal set payload = replace(payload, 'fiRst', 'first') where org_id = '{org}' and seq = {msg_seq}"
+    ))
+    .await;
+
+    let swapped = tamper(format!(
+        "update journal set seq = case seq when {a} then -1 else seq end where org_id = '{org}';
+         update journal set seq = {a} where org_id = '{org}' and seq = {b};
+         update journal set seq = {b} where org_id = '{org}' and seq = -1",
+        a = msg_seq,
+        b = msg_seq + 1
+    ))
+    .await
+    .expect("a reordering is detected");
+    assert_eq!(swapped.seq, msg_seq);
+
+    let store2 = store.clone();
+    let org2 = w.org.clone();
+    // Restore the order, then delete an entry in the middle.
+    tamper(format!(
+        "update journal set seq = -1 where org_id = '{org}' and seq = {a};
+         update journal set seq = {a} where org_id = '{org}' and seq = {b};
+         update journal set seq = {b} where org_id = '{org}' and seq = -1",
+        a = msg_seq,
+        b = msg_seq + 1
+    ))
+    .await;
+    assert_eq!(
+        store2.read(move |c| journal::verify(c, Some(&org2))).await.unwrap()[0].problem,
+        None,
+        "restored"
+    );
+    let deleted = tamper(format!(
+        "delete from journal where org_id = '{org}' and seq = {}",
+        msg_seq + 1
+    ))
+    .await
+    .expect("a deletion is detected");
+    assert_eq!(deleted.seq, msg_seq + 1);
+    assert!(deleted.what.contains("missing"), "{}", deleted.what);
+    // Removing entries from the end is caught by the chain's head.
+    let org3 = w.org.clone();
+    let last = store
+        .read(move |c| {
+            c.query_one("select max(seq) from journal where org_id = ?", params![&org3])?
+                .i64(0)
+        })
+        .await
+        .unwrap();
+    tamper(format!(
+        "delete from journal where org_id = '{org}' and seq > {}",
+        msg_seq
+    ))
+    .await;
+    let truncated = tamper(String::from("select 1"))
+        .await
+        .expect("a truncation is detected");
+    assert!(truncated.what.contains("head"), "{} (last was {last})", truncated.what);
 }
