@@ -107,6 +107,9 @@ pub struct Config {
     pub twilio: TwilioSettings,
     /// How long a browser session lasts, in hours.
     pub session_hours: i64,
+    /// Serve `POST /bench/ceiling` (signature check + JSON parse + 200, nothing stored), the
+    /// benchmark's reference for what this machine can do without storage. Off in production.
+    pub bench_ceiling: bool,
 }
 
 impl Default for Config {
@@ -120,6 +123,7 @@ impl Default for Config {
             whatsapp: WhatsappConfig::default(),
             twilio: TwilioSettings::default(),
             session_hours: 12,
+            bench_ceiling: false,
         }
     }
 }
@@ -176,6 +180,9 @@ impl Config {
         }
         if let Some(v) = get("OPENLINE_TWILIO_WEBHOOK_URL") {
             self.twilio.webhook_url = Some(v);
+        }
+        if let Some(v) = get("OPENLINE_BENCH_CEILING") {
+            self.bench_ceiling = matches!(v.as_str(), "1" | "true" | "yes" | "on");
         }
         if let Some(v) = get("OPENLINE_SESSION_HOURS") {
             self.session_hours = v

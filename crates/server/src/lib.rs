@@ -192,7 +192,13 @@ pub async fn start_with(
 /// Every route of the server (without the simulator), with its middleware.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let bench = if state.config.bench_ceiling {
+        Router::new().route("/bench/ceiling", axum::routing::post(bench_ceiling))
+    } else {
+        Router::new()
+    };
     Router::new()
+        .merge(bench)
         .merge(api::router())
         .route(
             "/webhooks/whatsapp",
@@ -245,4 +251,17 @@ async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
         )],
         st.metrics.render(),
     )
+}
+
+/// `POST /bench/ceiling` (only with `bench_ceiling`): what a webhook costs without storage: the same
+/// signature check over the raw bytes and JSON parse as `/webhooks/whatsapp`, then 200.
+async fn bench_ceiling(State(st): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    let header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    if openline_channels::verify_meta_signature(st.config.whatsapp.app_secret.expose().as_bytes(), &body, header).is_err() {
+        return StatusCode::FORBIDDEN;
+    }
+    match openline_channels::cloud_api::parse_webhook(&body) {
+        Ok(events) if !events.is_empty() => StatusCode::OK,
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
