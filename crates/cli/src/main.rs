@@ -12,6 +12,7 @@
 
 mod admin;
 mod archive;
+mod bench;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     /// Administration: organizations, users, API tokens and senders.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Benchmark a freshly started server over loopback and print a table (see the README).
+    Bench(bench::BenchArgs),
 }
 
 /// Where the settings and the database are.
@@ -129,6 +132,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(common) => migrate(&common),
         Command::Sim(args) => sim(args).await,
         Command::Admin(cmd) => admin::run(cmd).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Archive(cmd) => match archive::run(cmd).await {
             // A broken chain is a finding, not a crash: report it and exit 1.
             Ok(false) => return std::process::ExitCode::FAILURE,
@@ -220,6 +224,11 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
     if let Ok(t) = std::env::var("OPENLINE_SIM_ACCESS_TOKEN") {
         config.access_token = t;
     }
+    if let Ok(t) = std::env::var("OPENLINE_SIM_TWILIO_AUTH_TOKEN") {
+        config.twilio_auth_token = t;
+    }
+    // Inbound SMS go to openline's Twilio endpoint beside its WhatsApp one.
+    config.twilio_webhook_url = config.webhook_url.replace("/webhooks/whatsapp", "/webhooks/twilio");
     let delay = (args.status_delay_secs.max(0.0) * 1000.0) as u64;
     config.delivered_after_ms = delay;
     config.read_after_ms = delay;
@@ -227,6 +236,10 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
     let sim = openline_sim::Simulator::new(config, clock);
     println!("simulator listening on http://{addr} (Graph API at /graph, phones at /phones)");
     println!("point openline at it: OPENLINE_WHATSAPP_GRAPH_BASE_URL=http://{addr}/graph");
+    println!(
+        "  and for SMS: OPENLINE_TWILIO_BASE_URL=http://{addr}/twilio OPENLINE_TWILIO_ACCOUNT_SID={} (auth token from OPENLINE_SIM_TWILIO_AUTH_TOKEN, default sim-twilio-auth-token)",
+        sim.config().twilio_account_sid
+    );
     axum::serve(listener, sim.router())
         .with_graceful_shutdown(stop_signal())
         .await?;
