@@ -255,9 +255,15 @@ async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
 
 /// `POST /bench/ceiling` (only with `bench_ceiling`): what a webhook costs without storage: the same
 /// signature check over the raw bytes and JSON parse as `/webhooks/whatsapp`, then 200.
-async fn bench_ceiling(State(st): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> StatusCode {
+async fn bench_ceiling(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
     let header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
-    if openline_channels::verify_meta_signature(st.config.whatsapp.app_secret.expose().as_bytes(), &body, header).is_err() {
+    if openline_channels::verify_meta_signature(st.config.whatsapp.app_secret.expose().as_bytes(), &body, header)
+        .is_err()
+    {
         return StatusCode::FORBIDDEN;
     }
     match openline_channels::cloud_api::parse_webhook(&body) {

@@ -8,6 +8,7 @@
 //!
 //! The backend is chosen by the URL scheme: `sqlite://PATH` (or a bare path) or `postgres://…`.
 
+pub mod dlp;
 pub mod error;
 pub mod migrations;
 mod pg;

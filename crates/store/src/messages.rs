@@ -48,12 +48,18 @@ pub struct Message {
     pub queue_reason: Option<String>,
     /// Why it waits, in plain words, and what the agent can do.
     pub queue_explanation: Option<String>,
+    /// The data-loss-prevention verdict applied to it (matches as offsets), if any rule matched.
+    #[schema(value_type = Option<Object>)]
+    pub dlp: Option<serde_json::Value>,
+    /// Flagged by DLP and not yet reviewed by a supervisor.
+    pub dlp_flagged: bool,
 }
 
 const COLS: &str =
     "m.id, m.org_id, m.conversation_id, m.direction, m.kind, m.body, m.media, m.template, m.author_user_id,
     m.status, m.provider, m.provider_message_id, m.reply_to, m.error_code, m.error_title, m.created_at, m.updated_at,
-    m.sent_at, m.delivered_at, m.read_at, m.queue_reason";
+    m.sent_at, m.delivered_at, m.read_at, m.queue_reason, m.dlp_verdict,
+    case when m.dlp_flagged = 1 and m.dlp_reviewed_at is null then 1 else 0 end";
 
 fn from_row(r: &Row) -> Result<Message, StoreError> {
     let error_code = r.opt_i64(13)?;
@@ -89,6 +95,8 @@ fn from_row(r: &Row) -> Result<Message, StoreError> {
         read_at: r.opt_i64(19)?,
         queue_explanation: r.opt_string(20)?.map(|q| openline_domain::policy::explain_queue(&q)),
         queue_reason: r.opt_string(20)?,
+        dlp: r.opt_json(21)?,
+        dlp_flagged: r.bool(22)?,
     })
 }
 

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use openline_domain::dlp;
 use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts};
 use openline_domain::templates::{body_parameters, render, BodyParameters, TemplateParams};
 use openline_domain::{Channel, DomainError, MessageKind};
@@ -105,6 +106,18 @@ fn resolve_content(
     }
 }
 
+/// The refusal an agent sees when DLP blocks a message: it names the rules, never the matched text.
+fn dlp_blocked(v: &dlp::DlpVerdict) -> AppError {
+    AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "dlp_blocked",
+        format!(
+            "Your organization's data-loss policy does not allow this message ({}). Remove the sensitive information and send it again.",
+            v.deciding_rules().join(", ")
+        ),
+    )
+}
+
 /// What the transaction decided.
 enum Outcome {
     Created(Box<Message>),
@@ -185,10 +198,25 @@ pub async fn send_message(
                     format!("Your organization has no {channel} number to send from. An admin can add one."),
                 )));
             };
-            let content = match resolve_content(c, &req, &sender.id)? {
+            let mut content = match resolve_content(c, &req, &sender.id)? {
                 Ok(content) => content,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
+            // Data-loss prevention: a blocked message is never stored or sent; a redacted one is sent
+            // masked, with the original kept only in the archive.
+            let rules = openline_store::dlp::rules_for(c, &contact.org_id)?;
+            let verdict =
+                (!rules.is_empty()).then(|| dlp::scan(&rules, openline_domain::Direction::Out, &content.body));
+            let mut original = None;
+            if let Some(v) = &verdict {
+                let masks = v.redacted.is_some();
+                if v.is_blocked() || (masks && content.kind == MessageKind::Template) {
+                    return Ok(Outcome::Refused(dlp_blocked(v)));
+                }
+                if let Some(redacted) = &v.redacted {
+                    original = Some(std::mem::replace(&mut content.body, redacted.clone()));
+                }
+            }
             let facts = SendFacts {
                 channel,
                 author_role: me.user.role,
@@ -228,6 +256,13 @@ pub async fn send_message(
                     now,
                 },
             )?;
+            let message = match verdict.filter(|v| v.action.is_some()) {
+                Some(v) => {
+                    openline_store::dlp::record_verdict(c, &message.org_id, &message.id, &v, original.as_deref(), now)?;
+                    messages::get_any(c, &message.id)?
+                }
+                None => message,
+            };
             if let Some(k) = &key {
                 let body = serde_json::to_string(&message).map_err(|e| StoreError::Decode(e.to_string()))?;
                 idempotency::save(

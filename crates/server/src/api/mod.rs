@@ -6,6 +6,7 @@ pub mod consent;
 pub mod contacts;
 pub mod conversations;
 pub mod cursor;
+pub mod dlp;
 pub mod events;
 pub mod messages;
 pub mod openapi;
@@ -37,6 +38,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/messages", post(messages::send_message))
         .route("/api/v1/messages/{id}", get(messages::get_message))
         .route("/api/v1/messages/{id}/cancel", post(messages::cancel_message))
+        .route("/api/v1/messages/{id}/review", post(dlp::review_message))
+        .route("/api/v1/dlp/policy", get(dlp::get_policy).put(dlp::put_policy))
+        .route("/api/v1/dlp/flagged", get(dlp::list_flagged))
         .route(
             "/api/v1/templates",
             get(templates::list_templates).post(templates::create_template),

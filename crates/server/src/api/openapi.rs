@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         super::consent::request_opt_in, super::consent::get_consent,
         super::templates::create_template, super::templates::list_templates, super::templates::get_template,
         super::templates::preview_template,
+        super::dlp::get_policy, super::dlp::put_policy, super::dlp::list_flagged, super::dlp::review_message,
         super::events::stream_events,
         crate::webhooks::whatsapp::verify_subscription, crate::webhooks::whatsapp::receive_webhook,
     ),
@@ -27,7 +28,7 @@ use utoipa::{Modify, OpenApi};
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "auth", description = "Sign in, sessions and API tokens"),
-        (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "templates"), (name = "events"),
+        (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "templates"), (name = "dlp", description = "Data-loss prevention"), (name = "events"),
         (name = "webhooks", description = "What providers call"),
     )
 )]

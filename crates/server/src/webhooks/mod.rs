@@ -30,3 +30,35 @@ pub(crate) fn record_status(
         StatusOutcome::Orphan => "orphan_status",
     })
 }
+
+/// DLP on an inbound message: what to store as its body, and the verdict. An inbound message cannot
+/// be blocked at its source, so Block and Redact rules both mask what agents see.
+pub(crate) fn dlp_inbound(
+    c: &mut dyn Conn,
+    org_id: &str,
+    body: Option<&str>,
+) -> Result<(Option<String>, Option<openline_domain::dlp::DlpVerdict>), StoreError> {
+    let Some(text) = body else { return Ok((None, None)) };
+    let rules = openline_store::dlp::rules_for(c, org_id)?;
+    if rules.is_empty() {
+        return Ok((Some(text.to_owned()), None));
+    }
+    let verdict = openline_domain::dlp::scan(&rules, openline_domain::Direction::In, text);
+    let stored = verdict.redacted.clone().unwrap_or_else(|| text.to_owned());
+    Ok((Some(stored), verdict.action.is_some().then_some(verdict)))
+}
+
+/// Records the inbound verdict on the stored message (the original text goes to the archive only
+/// when the stored body was masked) and returns the message as it now reads.
+pub(crate) fn record_inbound_dlp(
+    c: &mut dyn Conn,
+    message: openline_store::messages::Message,
+    verdict: Option<&openline_domain::dlp::DlpVerdict>,
+    original: Option<&str>,
+    now: i64,
+) -> Result<openline_store::messages::Message, StoreError> {
+    let Some(v) = verdict else { return Ok(message) };
+    let original = v.redacted.as_ref().and(original);
+    openline_store::dlp::record_verdict(c, &message.org_id, &message.id, v, original, now)?;
+    messages::get_any(c, &message.id)
+}

@@ -120,6 +120,7 @@ fn apply(
             } else {
                 MessageKind::Text
             };
+            let (stored_body, verdict) = super::dlp_inbound(c, &sender.org_id, m.body.as_deref())?;
             let outcome = messages::insert_inbound(
                 c,
                 &NewInbound {
@@ -132,7 +133,7 @@ fn apply(
                     profile_name: m.profile_name.as_deref(),
                     provider_message_id: &m.message_sid,
                     kind,
-                    body: m.body.as_deref(),
+                    body: stored_body.as_deref(),
                     media: media.as_ref(),
                     reply_to: None,
                     raw: Some(raw),
@@ -142,6 +143,13 @@ fn apply(
             )?;
             Ok(match outcome {
                 InboundOutcome::Stored(msg) => {
+                    let msg = Box::new(super::record_inbound_dlp(
+                        c,
+                        *msg,
+                        verdict.as_ref(),
+                        m.body.as_deref(),
+                        now,
+                    )?);
                     if m.channel == Channel::Whatsapp {
                         consent_flow::after_inbound(c, &msg, m.button_payload.as_deref(), &sender.id, now, fx)?;
                     }

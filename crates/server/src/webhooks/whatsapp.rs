@@ -203,6 +203,7 @@ fn store_message(
             "filename": md.filename, "voice": md.voice, "animated": md.animated,
         })
     });
+    let (stored_body, verdict) = super::dlp_inbound(c, &sender.org_id, m.body.as_deref())?;
     let outcome = messages::insert_inbound(
         c,
         &NewInbound {
@@ -215,7 +216,7 @@ fn store_message(
             profile_name: m.profile_name.as_deref(),
             provider_message_id: &m.provider_message_id,
             kind: m.kind,
-            body: m.body.as_deref(),
+            body: stored_body.as_deref(),
             media: media.as_ref(),
             reply_to: m.context_message_id.as_deref(),
             raw: Some(&m.raw),
@@ -225,6 +226,13 @@ fn store_message(
     )?;
     Ok(match outcome {
         InboundOutcome::Stored(msg) => {
+            let msg = Box::new(super::record_inbound_dlp(
+                c,
+                *msg,
+                verdict.as_ref(),
+                m.body.as_deref(),
+                now,
+            )?);
             // A consent answer, or the window re-opening, may release held messages.
             consent_flow::after_inbound(c, &msg, m.reply_payload.as_deref(), &sender.id, now, fx)?;
             fx.messages.insert(0, ("message.received", *msg));

@@ -6,6 +6,7 @@
 mod common;
 mod conversation;
 mod dispatch;
+mod dlp;
 mod fixtures;
 mod policy;
 mod security;
