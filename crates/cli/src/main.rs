@@ -241,26 +241,7 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
         sim.config().twilio_account_sid
     );
     axum::serve(listener, sim.router())
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(openline_server::shutdown_signal())
         .await?;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM (what service managers and `kill` send).
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

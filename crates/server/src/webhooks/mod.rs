@@ -62,3 +62,35 @@ pub(crate) fn record_inbound_dlp(
     openline_store::dlp::record_verdict(c, &message.org_id, &message.id, v, original, now)?;
     messages::get_any(c, &message.id)
 }
+
+/// What follows a newly stored inbound message, whatever the provider: its DLP verdict, then (on
+/// WhatsApp) a consent answer it carries or the window it re-opens, then the live event.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the facts of one stored message, each from a different part of the webhook"
+)]
+pub(crate) fn after_stored_inbound(
+    c: &mut dyn Conn,
+    message: openline_store::messages::Message,
+    verdict: Option<&openline_domain::dlp::DlpVerdict>,
+    original: Option<&str>,
+    reply_payload: Option<&str>,
+    sender_id: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    let message = record_inbound_dlp(c, message, verdict, original, now)?;
+    let whatsapp = c
+        .query_one(
+            "select channel from conversations where id = ?",
+            openline_store::params![&message.conversation_id],
+        )?
+        .string(0)?
+        == openline_domain::Channel::Whatsapp.as_str();
+    if whatsapp {
+        // A consent answer, or the window re-opening, may release held messages.
+        consent_flow::after_inbound(c, &message, reply_payload, sender_id, now, fx)?;
+    }
+    fx.messages.insert(0, ("message.received", message));
+    Ok(())
+}

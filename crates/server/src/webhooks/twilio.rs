@@ -7,7 +7,7 @@
 //! a sender by the number they were sent to (or the Messaging Service SID), never by a lookup that
 //! pooled numbers could fail.
 
-use crate::consent_flow::{self, Effects};
+use crate::consent_flow::Effects;
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openline_channels::twilio::{classify, parse_form, verify_twilio_signature, TwilioEvent};
-use openline_domain::{Channel, MessageKind, ProviderKind};
+use openline_domain::{MessageKind, ProviderKind};
 use openline_store::messages::{self, InboundOutcome, NewInbound, StatusReport};
 use openline_store::senders::Sender;
 use openline_store::{provider_events, Conn, StoreError};
@@ -143,17 +143,8 @@ fn apply(
             )?;
             Ok(match outcome {
                 InboundOutcome::Stored(msg) => {
-                    let msg = Box::new(super::record_inbound_dlp(
-                        c,
-                        *msg,
-                        verdict.as_ref(),
-                        m.body.as_deref(),
-                        now,
-                    )?);
-                    if m.channel == Channel::Whatsapp {
-                        consent_flow::after_inbound(c, &msg, m.button_payload.as_deref(), &sender.id, now, fx)?;
-                    }
-                    fx.messages.insert(0, ("message.received", *msg));
+                    let (payload, original) = (m.button_payload.as_deref(), m.body.as_deref());
+                    super::after_stored_inbound(c, *msg, verdict.as_ref(), original, payload, &sender.id, now, fx)?;
                     "stored"
                 }
                 InboundOutcome::Duplicate => "duplicate",

@@ -7,7 +7,7 @@
 //! a message not known yet is kept and applied when the message's provider id is recorded. If the
 //! commit fails, the answer is 5xx and Meta retries: nothing acknowledged is lost.
 
-use crate::consent_flow::{self, Effects};
+use crate::consent_flow::Effects;
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -226,16 +226,8 @@ fn store_message(
     )?;
     Ok(match outcome {
         InboundOutcome::Stored(msg) => {
-            let msg = Box::new(super::record_inbound_dlp(
-                c,
-                *msg,
-                verdict.as_ref(),
-                m.body.as_deref(),
-                now,
-            )?);
-            // A consent answer, or the window re-opening, may release held messages.
-            consent_flow::after_inbound(c, &msg, m.reply_payload.as_deref(), &sender.id, now, fx)?;
-            fx.messages.insert(0, ("message.received", *msg));
+            let (payload, original) = (m.reply_payload.as_deref(), m.body.as_deref());
+            super::after_stored_inbound(c, *msg, verdict.as_ref(), original, payload, &sender.id, now, fx)?;
             "stored"
         }
         InboundOutcome::Duplicate => "duplicate",
