@@ -1,7 +1,8 @@
 -- 0002: what the policy issue needs beyond the foundation model.
 -- Why a held message waits (awaiting_consent, window_closed, messaging_limit); null once released.
 alter table messages add column queue_reason text;
-create index messages_queued on messages (org_id, conversation_id, queue_reason);
+-- Held messages are looked up per thread on every inbound message: index them by thread.
+create index messages_queued on messages (conversation_id, queue_reason);
 -- Which consent request a message answers or carries, for evidence lookups by provider id.
 create index consent_events_provider_message on consent_events (provider_message_id);
 -- A template sent to a contact outside their window starts a business-initiated conversation, which

@@ -484,10 +484,14 @@ pub fn delivery_target(
 /// Messages held for a contact (on any of its threads with this sender), in the order they were
 /// written.
 pub fn queued_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<Message>, StoreError> {
+    // Driven from the contact's few threads (index conversations_thread), then the held messages of
+    // each (index messages_queued): it runs on every inbound message, so it must not scan the
+    // organization's messages.
     c.query(
         &format!(
-            "select {COLS} from messages m join conversations v on v.id = m.conversation_id
-             where m.org_id = ? and v.contact_id = ? and m.status = 'queued' and m.queue_reason is not null
+            "select {COLS} from messages m
+             where m.conversation_id in (select id from conversations where org_id = ? and contact_id = ?)
+               and m.queue_reason is not null and m.status = 'queued'
              order by m.created_at, m.id"
         ),
         params![org_id, contact_id],
