@@ -42,17 +42,10 @@ pub fn get_policy(c: &mut dyn Conn, org_id: &str) -> Result<Option<DlpPolicy>, S
 /// The rules in force for an organization: its own policy's, then its ancestors' (nearer wins).
 pub fn rules_for(c: &mut dyn Conn, org_id: &str) -> Result<Vec<DlpRule>, StoreError> {
     let mut chain = Vec::new();
-    let mut current = Some(org_id.to_owned());
-    let mut hops = 0;
-    while let Some(id) = current {
-        if let Some(p) = get_policy(c, &id)? {
+    for org in crate::orgs::ancestors(c, org_id)? {
+        if let Some(p) = get_policy(c, &org.id)? {
             chain.push(p);
         }
-        hops += 1;
-        if hops > 64 {
-            break;
-        }
-        current = crate::orgs::get(c, &id)?.parent_id;
     }
     let refs: Vec<&DlpPolicy> = chain.iter().collect();
     Ok(effective_rules(&refs))

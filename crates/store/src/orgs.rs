@@ -112,46 +112,45 @@ pub fn subtree(c: &mut dyn Conn, root: &str) -> Result<Vec<String>, StoreError> 
     Ok(out)
 }
 
+/// The organization and its ancestors, nearest first: what every inherited setting (the WhatsApp
+/// switch, the messaging tier, sender numbers, DLP rules) is resolved along. Stops at the root, and
+/// at a cycle or after 64 levels should the tree have been edited by hand.
+pub fn ancestors(c: &mut dyn Conn, org_id: &str) -> Result<Vec<Organization>, StoreError> {
+    let mut chain: Vec<Organization> = Vec::new();
+    let mut current = Some(org_id.to_owned());
+    while let Some(id) = current {
+        if chain.len() >= 64 || chain.iter().any(|o| o.id == id) {
+            break;
+        }
+        let org = get(c, &id)?;
+        current = org.parent_id.clone();
+        chain.push(org);
+    }
+    Ok(chain)
+}
+
 /// Whether WhatsApp is on for an organization: its own setting, else its parent's, up to the root
 /// (where `inherit` means off).
 pub fn whatsapp_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreError> {
-    let mut current = Some(org_id.to_owned());
-    let mut seen = Vec::new();
-    while let Some(id) = current {
-        if seen.contains(&id) {
-            return Ok(false);
-        }
-        let org = get(c, &id)?;
-        match org.whatsapp.as_str() {
-            "on" => return Ok(true),
-            "off" => return Ok(false),
-            _ => {}
-        }
-        seen.push(id);
-        current = org.parent_id;
-    }
-    Ok(false)
+    Ok(ancestors(c, org_id)?
+        .iter()
+        .find_map(|o| match o.whatsapp.as_str() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        })
+        .unwrap_or(false))
 }
 
 /// The messaging-limit tier (`tier_250`, `tier_2k`, …) set in the organization's settings or the
 /// nearest ancestor's; `None` when nobody set one.
 pub fn messaging_tier(c: &mut dyn Conn, org_id: &str) -> Result<Option<String>, StoreError> {
-    let mut current = Some(org_id.to_owned());
-    let mut hops = 0;
-    while let Some(id) = current {
-        let r = c.query_one(
-            "select settings, parent_id from organizations where id = ?",
-            params![&id],
-        )?;
+    for org in ancestors(c, org_id)? {
+        let r = c.query_one("select settings from organizations where id = ?", params![&org.id])?;
         let settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
         if let Some(t) = settings.get("messaging_tier").and_then(|v| v.as_str()) {
             return Ok(Some(t.to_owned()));
         }
-        hops += 1;
-        if hops > 64 {
-            break;
-        }
-        current = r.opt_string(1)?;
     }
     Ok(None)
 }

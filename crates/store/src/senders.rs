@@ -106,20 +106,13 @@ pub fn all(c: &mut dyn Conn) -> Result<Vec<Sender>, StoreError> {
 /// The number an organization messages from on a channel: its own, else its nearest ancestor's
 /// (a sub-organization uses its parent's numbers unless it has its own).
 pub fn for_org(c: &mut dyn Conn, org_id: &str, channel: Channel) -> Result<Option<Sender>, StoreError> {
-    let mut current = Some(org_id.to_owned());
-    let mut hops = 0;
-    while let Some(org) = current {
+    for org in crate::orgs::ancestors(c, org_id)? {
         if let Some(r) = c.query_opt(
             &format!("select {COLS} from senders where org_id = ? and channel = ? order by created_at, id limit 1"),
-            params![&org, channel.as_str()],
+            params![&org.id, channel.as_str()],
         )? {
             return Ok(Some(from_row(&r)?));
         }
-        hops += 1;
-        if hops > 64 {
-            break;
-        }
-        current = crate::orgs::get(c, &org)?.parent_id;
     }
     Ok(None)
 }
