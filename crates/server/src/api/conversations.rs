@@ -6,6 +6,7 @@ use crate::error::{ApiQuery, AppError, ErrorBody};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
+use openline_domain::window::Window;
 use openline_store::conversations::{self, Conversation, InboxCursor};
 use openline_store::messages::{self, Message, ThreadCursor};
 use openline_store::StoreError;
@@ -40,14 +41,18 @@ pub struct ConversationView {
 
 impl ConversationView {
     pub fn new(conversation: Conversation, now: i64) -> Self {
-        let expires_at = conversation
-            .last_inbound_at
-            .map(|t| t + openline_domain::window::WINDOW_MS);
-        let remaining_ms = expires_at.map_or(0, |e| (e - now).max(0));
-        let window = WindowView {
-            open: remaining_ms > 0,
-            expires_at,
-            remaining_ms,
+        // The same rule the send decision uses, so the countdown and the policy cannot disagree.
+        let window = match openline_domain::window::window(conversation.last_inbound_at, now) {
+            Window::Open { until } => WindowView {
+                open: true,
+                expires_at: Some(until),
+                remaining_ms: until - now,
+            },
+            Window::Closed { since } => WindowView {
+                open: false,
+                expires_at: since,
+                remaining_ms: 0,
+            },
         };
         Self { conversation, window }
     }
