@@ -140,6 +140,8 @@ async fn a_template_sends_its_body_parameters_and_quick_reply_payloads() {
         language: "en_US".into(),
         body_parameters: vec!["Ms Nelson".into(), "3 pm".into()],
         quick_reply_payloads: vec!["CONFIRM".into(), "STOP".into()],
+        header_image_link: None,
+        url_button_parameters: vec![],
     };
     client(&server).send(PHONE_NUMBER_ID, &message).await.unwrap();
 }

@@ -165,9 +165,25 @@ fn template_messages_conform_to_metas_spec() {
             language: "en_US".into(),
             body_parameters,
             quick_reply_payloads,
+            header_image_link: None,
+            url_button_parameters: vec![],
         };
         assert_conforms(&message.to_request_body());
     }
+}
+
+#[test]
+fn templates_with_a_header_image_and_url_suffixes_conform_to_metas_spec() {
+    let message = OutboundMessage::Template {
+        to: "16505551234".into(),
+        name: "statement_ready".into(),
+        language: "en".into(),
+        body_parameters: vec!["Ms Nelson".to_owned()],
+        quick_reply_payloads: vec!["THANKS".to_owned()],
+        header_image_link: Some("https://cdn.example/statement.png".into()),
+        url_button_parameters: vec![(1, "2026-11".into()), (2, "help".into())],
+    };
+    assert_conforms(&message.to_request_body());
 }
 
 #[test]
@@ -235,6 +251,8 @@ fn the_check_catches_real_mistakes() {
         language: "en_US".into(),
         body_parameters: vec!["Ms Nelson".into()],
         quick_reply_payloads: vec![],
+        header_image_link: None,
+        url_button_parameters: vec![],
     }
     .to_request_body();
     let mut mistakes = Vec::new();

@@ -7,11 +7,17 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use openline_domain::clock::{Clock, SystemClock};
 use openline_domain::{Channel, PhoneNumber, ProviderKind, Role};
+use openline_store::journal::Actor;
 use openline_store::{orgs, senders, users, Store, StoreError};
 use std::io::{IsTerminal, Read};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
+    /// Outbound webhook subscriptions (archives, CRMs): list, create, disable, resume, rotate, ….
+    Webhooks {
+        #[command(subcommand)]
+        cmd: crate::webhooks::WebhooksCommand,
+    },
     /// Create an organization (optionally below a parent).
     CreateOrg {
         #[command(flatten)]
@@ -41,6 +47,16 @@ pub enum AdminCommand {
         /// Display name (default: the part of the e-mail before @)
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Change a user's role (journaled with the previous role).
+    SetRole {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long)]
+        email: String,
+        /// admin, supervisor, agent or viewer
+        #[arg(long)]
+        role: String,
     },
     /// Create an API token for a user and print it once.
     CreateToken {
@@ -97,6 +113,7 @@ fn open(common: &CommonArgs) -> anyhow::Result<Store> {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     let now = SystemClock.now();
     match cmd {
+        AdminCommand::Webhooks { cmd } => crate::webhooks::run(cmd).await?,
         AdminCommand::CreateOrg {
             common,
             name,
@@ -113,7 +130,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                         Some(p) => Some(orgs::find_by_name(c, p)?.ok_or(StoreError::NotFound)?.id),
                         None => None,
                     };
-                    orgs::create(c, &name, parent_id.as_deref(), &whatsapp, now)
+                    orgs::create_by(c, &name, parent_id.as_deref(), &whatsapp, &Actor::Cli, now)
                 })
                 .await
                 .map_err(|e| match e {
@@ -142,9 +159,9 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .write(move |c| {
                     let org = match orgs::find_by_name(c, &org)? {
                         Some(o) => o,
-                        None => orgs::create(c, &org, None, "inherit", now)?,
+                        None => orgs::create_by(c, &org, None, "inherit", &Actor::Cli, now)?,
                     };
-                    users::create(
+                    users::create_by(
                         c,
                         &users::NewUser {
                             org_id: &org.id,
@@ -154,6 +171,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                             role,
                             password_hash: &hash,
                         },
+                        &Actor::Cli,
                         now,
                     )
                 })
@@ -167,6 +185,21 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 println!("password (shown once): {password}");
             }
         }
+        AdminCommand::SetRole { common, email, role } => {
+            let role = Role::parse(&role).context("--role must be admin, supervisor, agent or viewer")?;
+            let store = open(&common)?;
+            let user = store
+                .write(move |c| {
+                    let (user, _) = users::find_for_login(c, &email)?.ok_or(StoreError::NotFound)?;
+                    users::set_role_by(c, &user.id, role, &Actor::Cli, now)
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => anyhow::anyhow!("no user with this e-mail address"),
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!("{} is now {}", user.email, user.role);
+        }
         AdminCommand::CreateToken { common, email, name } => {
             let store = open(&common)?;
             let token = openline_server::auth::new_api_token();
@@ -174,7 +207,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             let t = store
                 .write(move |c| {
                     let (user, _) = users::find_for_login(c, &email)?.ok_or(StoreError::NotFound)?;
-                    users::create_token(c, &user.id, &name, &hash, now)
+                    users::create_token_by(c, &user.id, &name, &hash, &Actor::Cli, now)
                 })
                 .await
                 .map_err(|e| match e {
@@ -189,7 +222,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             store
                 .write(move |c| {
                     let (user, _) = users::find_for_login(c, &email)?.ok_or(StoreError::NotFound)?;
-                    users::revoke_token(c, &user.id, &id, now)
+                    users::revoke_token_by(c, &user.id, &id, &Actor::Cli, now)
                 })
                 .await
                 .map_err(|e| match e {
@@ -224,7 +257,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .write(move |c| {
                     let org = orgs::find_by_name(c, &org)?.ok_or(StoreError::NotFound)?;
                     let display_name = name.unwrap_or_else(|| org.name.clone());
-                    senders::create(
+                    senders::create_by(
                         c,
                         &senders::NewSender {
                             org_id: &org.id,
@@ -236,6 +269,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                             display_name: &display_name,
                             throughput_per_s: throughput,
                         },
+                        &Actor::Cli,
                         now,
                     )
                 })

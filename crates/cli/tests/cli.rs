@@ -263,6 +263,19 @@ async fn a_standalone_simulator_and_a_separately_started_openline_deliver_a_repl
     )
     .await
     .assert_ok();
+    // The number's WABA already holds openline's opt-in template, approved (the standalone
+    // simulator starts with it): openline's record of it, as submitting it through
+    // `POST /api/v1/templates` and Meta's approval webhook would have left it.
+    let store = openline_store::Store::open(&db.url).unwrap();
+    store
+        .write(|c| {
+            let sender = openline_store::senders::all(c)?.into_iter().next().unwrap();
+            let opt_in = openline_server::consent_flow::default_opt_in_template();
+            openline_store::templates::create(c, &sender.org_id, &sender.id, &opt_in, None, 0)
+        })
+        .await
+        .unwrap();
+    drop(store);
     let (sim_port, openline_port) = (free_port(), free_port());
     let webhook_url = format!("http://127.0.0.1:{openline_port}/webhooks/whatsapp");
     let mut sim_cmd = openline();
@@ -453,4 +466,324 @@ async fn help_names_the_commands_and_their_flags() {
             create_sender.stdout
         );
     }
+}
+
+// ---- openline archive: signed checkpoints, holds, settings and exports from the command line. ----
+
+macro_rules! archive_on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod archive_sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::TestDb::sqlite()).await } )*
+        }
+        mod archive_postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::TestDb::postgres()).await } )*
+        }
+    };
+}
+
+archive_on_both_databases!(
+    an_exported_checkpoint_catches_history_rewritten_with_every_hash_recomputed,
+    holds_settings_purge_and_exports_work_from_the_command_line,
+    a_running_server_signs_checkpoints_on_its_timer_and_an_auditor_checks_the_exported_file,
+);
+
+/// `openline archive WORDS… --database-url DB` with extra environment.
+async fn archive(db: &str, words: &[&str], env: &[(&str, &str)]) -> Ran {
+    let mut cmd = openline();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut args = vec!["archive"];
+    args.extend(words);
+    args.extend(["--database-url", db]);
+    run_with(cmd, &args, None).await
+}
+
+/// What an insider with database access does to rewrite history so that the hash chain alone
+/// cannot tell: edit an entry, then recompute every hash after it and the chain's head.
+async fn rewrite_history(url: &openline_store::DatabaseUrl, from: &'static str, to: &'static str) {
+    use sha2::{Digest, Sha256};
+    let store = openline_store::Store::open(url).unwrap();
+    store
+        .write(move |c| {
+            c.execute(
+                "update journal set payload = replace(payload, ?, ?)",
+                openline_store::params![from, to],
+            )?;
+            let orgs: Vec<String> = c
+                .query("select org_id from journal_heads", &[])?
+                .iter()
+                .map(|r| r.string(0))
+                .collect::<Result<_, _>>()?;
+            for org in orgs {
+                let rows = c.query(
+                    "select seq, at, kind, subject_id, payload from journal where org_id = ? order by seq",
+                    openline_store::params![&org],
+                )?;
+                let mut prev = openline_store::journal::GENESIS.to_owned();
+                for r in rows {
+                    let (seq, at, kind, subject, payload) =
+                        (r.i64(0)?, r.i64(1)?, r.string(2)?, r.opt_string(3)?, r.string(4)?);
+                    let mut h = Sha256::new();
+                    for part in [
+                        prev.as_str(),
+                        &seq.to_string(),
+                        &org,
+                        &at.to_string(),
+                        &kind,
+                        subject.as_deref().unwrap_or(""),
+                        &payload,
+                    ] {
+                        h.update((part.len() as u64).to_be_bytes());
+                        h.update(part.as_bytes());
+                    }
+                    let hash = hex::encode(h.finalize());
+                    c.execute(
+                        "update journal set prev_hash = ?, hash = ? where org_id = ? and seq = ?",
+                        openline_store::params![&prev, &hash, &org, seq],
+                    )?;
+                    prev = hash;
+                }
+                c.execute(
+                    "update journal_heads set hash = ? where org_id = ?",
+                    openline_store::params![&prev, &org],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn an_exported_checkpoint_catches_history_rewritten_with_every_hash_recomputed(db: TestDb) {
+    let url = db.url.to_string();
+    create_org(&url, "Bank").await;
+    create_user(&url, "Bank", "compliance@bank.test", "admin", PASSWORD)
+        .await
+        .assert_ok();
+    let keys = run(&["archive", "keygen"], None).await.assert_ok();
+    let lines: Vec<&str> = keys.stdout.lines().collect();
+    let (secret, public) = (lines[1], lines[3]);
+    assert_eq!((secret.len(), public.len()), (64, 64), "{}", keys.stdout);
+
+    // Without a key, checkpointing says how to get one.
+    archive(&url, &["checkpoint"], &[])
+        .await
+        .assert_fails_saying("openline archive keygen");
+    let key = [("OPENLINE_ARCHIVE_SIGNING_KEY", secret)];
+    let signed = archive(&url, &["checkpoint"], &key).await.assert_ok();
+    assert!(signed.stdout.contains("1 new checkpoints"), "{}", signed.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checkpoints.json");
+    let file = file.to_str().unwrap();
+    archive(&url, &["checkpoints", "--export", "--output", file], &key)
+        .await
+        .assert_ok();
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(exported["public_key"], public);
+    let ok = archive(&url, &["verify", "--checkpoints", file], &[]).await.assert_ok();
+    assert!(ok.stdout.contains("1 signed checkpoints match"), "{}", ok.stdout);
+
+    // The insider renames the user in the archive and recomputes every hash: the chain verifies,
+    // the auditor's checkpoint does not.
+    rewrite_history(&db.url, "compliance@bank.test", "nobody@bank.test").await;
+    let fooled = archive(&url, &["verify"], &[]).await.assert_ok();
+    assert!(fooled.stdout.starts_with("ok"), "{}", fooled.stdout);
+    let caught = archive(&url, &["verify", "--checkpoints", file, "--public-key", public], &[]).await;
+    assert!(!caught.status.success(), "{}", caught.stdout);
+    assert!(
+        caught.stdout.contains("REWRITTEN") && caught.stdout.contains("rewritten"),
+        "{}",
+        caught.stdout
+    );
+    // A checkpoints file that is not one is refused plainly.
+    std::fs::write(file, "{}").unwrap();
+    archive(&url, &["verify", "--checkpoints", file], &[])
+        .await
+        .assert_fails_saying("not a checkpoints export");
+}
+
+async fn holds_settings_purge_and_exports_work_from_the_command_line(db: TestDb) {
+    let url = db.url.to_string();
+    create_org(&url, "Bank").await;
+    create_user(&url, "Bank", "agent@bank.test", "agent", PASSWORD)
+        .await
+        .assert_ok();
+
+    let held = archive(
+        &url,
+        &[
+            "hold",
+            "--org",
+            "Bank",
+            "--user",
+            "agent@bank.test",
+            "--reason",
+            "FINRA 4511 review",
+        ],
+        &[],
+    )
+    .await
+    .assert_ok();
+    let hold_id = held
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("hold_"))
+        .unwrap()
+        .to_owned();
+    archive(
+        &url,
+        &["hold", "--org", "Bank", "--user", "nobody@bank.test", "--reason", "x"],
+        &[],
+    )
+    .await
+    .assert_fails_saying("no such user");
+    let promoted = admin(&url, "set-role --email agent@bank.test --role supervisor", None)
+        .await
+        .assert_ok();
+    assert!(
+        promoted.stdout.contains("agent@bank.test is now supervisor"),
+        "{}",
+        promoted.stdout
+    );
+    admin(&url, "set-role --email agent@bank.test --role root", None)
+        .await
+        .assert_fails_saying("--role");
+    let listed = archive(&url, &["holds"], &[]).await.assert_ok();
+    assert!(listed.stdout.contains(&hold_id) && listed.stdout.contains("FINRA 4511 review"));
+
+    let set = archive(
+        &url,
+        &[
+            "settings",
+            "--org",
+            "Bank",
+            "--retention-days",
+            "3650",
+            "--recording",
+            "off",
+        ],
+        &[],
+    )
+    .await
+    .assert_ok();
+    assert!(
+        set.stdout.contains("retention 3650 days, recording off"),
+        "{}",
+        set.stdout
+    );
+    archive(&url, &["settings", "--org", "Bank", "--retention-days", "0"], &[])
+        .await
+        .assert_fails_saying("--retention-days");
+
+    // Nothing has expired: the purge removes nothing, and says so.
+    let purged = archive(&url, &["purge", "--dry-run"], &[]).await.assert_ok();
+    assert!(
+        purged.stdout.contains("would purge      0 entries"),
+        "{}",
+        purged.stdout
+    );
+    archive(&url, &["release", "--id", &hold_id], &[]).await.assert_ok();
+    archive(&url, &["release", "--id", &hold_id], &[])
+        .await
+        .assert_fails_saying("no active legal hold");
+
+    // Exports: CSV metadata naming the CLI as the actor of each change; a bad format is refused.
+    let csv = archive(&url, &["export", "--org", "Bank", "--format", "csv"], &[])
+        .await
+        .assert_ok();
+    let rows: Vec<&str> = csv.stdout.lines().collect();
+    assert!(rows[0].starts_with("seq,at,kind,"));
+    for kind in [
+        "legal_hold.set",
+        "legal_hold.released",
+        "organization.settings_changed",
+        "user.role_changed",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.contains(kind) && r.contains(",cli,")),
+            "{kind} by the CLI in:\n{}",
+            csv.stdout
+        );
+    }
+    let jsonl = archive(&url, &["export", "--org", "Bank", "--user", "agent@bank.test"], &[])
+        .await
+        .assert_ok();
+    assert!(
+        jsonl.stdout.lines().count() >= 3,
+        "the user, their hold and its release: {}",
+        jsonl.stdout
+    );
+    assert!(jsonl.stdout.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    archive(&url, &["export", "--org", "Bank", "--format", "pdf"], &[])
+        .await
+        .assert_fails_saying("--format must be jsonl, eml or csv");
+    let ok = archive(&url, &["verify"], &[]).await.assert_ok();
+    assert!(!ok.stdout.contains("BROKEN"), "{}", ok.stdout);
+}
+
+async fn a_running_server_signs_checkpoints_on_its_timer_and_an_auditor_checks_the_exported_file(db: TestDb) {
+    let url = db.url.to_string();
+    let data = tempfile::tempdir().unwrap();
+    create_user(&url, "Bank", "compliance@bank.test", "admin", PASSWORD)
+        .await
+        .assert_ok();
+    let keys = run(&["archive", "keygen"], None).await.assert_ok();
+    let lines: Vec<&str> = keys.stdout.lines().collect();
+    let (secret, public) = (lines[1].to_owned(), lines[3].to_owned());
+    let (server, base) = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--database-url",
+            &url,
+        ],
+        &[("OPENLINE_ARCHIVE_SIGNING_KEY", &secret)],
+    )
+    .await;
+    let client = http();
+    sign_in(&client, &base, "compliance@bank.test", PASSWORD).await;
+    // The timer signs the chain heads shortly after start, without anyone asking.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let exported = loop {
+        let v = get_json(&client, &format!("{base}/api/v1/archive/checkpoints")).await;
+        if !v["checkpoints"].as_array().unwrap().is_empty() {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoint was signed: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(exported["public_key"], public.as_str());
+    // On demand: nothing moved since, so nothing new is signed.
+    let res = client
+        .post(format!("{base}/api/v1/archive/checkpoints"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
+    assert!(server.terminate().await.success());
+
+    // The auditor checks the file the API gave them against the archive.
+    let file = data.path().join("checkpoints.json");
+    std::fs::write(&file, exported.to_string()).unwrap();
+    let ok = archive(
+        &url,
+        &[
+            "verify",
+            "--checkpoints",
+            file.to_str().unwrap(),
+            "--public-key",
+            &public,
+        ],
+        &[],
+    )
+    .await
+    .assert_ok();
+    assert!(ok.stdout.contains("signed checkpoints match"), "{}", ok.stdout);
 }

@@ -9,8 +9,10 @@
 //!
 //! Components are kept as JSON in the store, in the shape of [`TemplateComponent`] (lowercase tags, close
 //! to Meta's own `HEADER`/`BODY`/`FOOTER`/`BUTTONS` shape so the provider adapter maps them one to one).
-//! Not modelled yet, and refused by validation rather than silently mishandled: parameters in the
-//! header or in URL buttons, and Meta's special authentication (one-time password) buttons.
+//! An image header takes its image (a public https link) when the template is sent, and a URL button
+//! may end in `{{1}}`, a suffix given when it is sent (Meta's "dynamic URL"); [`send_components`]
+//! checks both. Not modelled yet, and refused by validation rather than silently mishandled:
+//! parameters in a text header, and Meta's special authentication (one-time password) buttons.
 
 use crate::model::text_enum;
 use crate::DomainError;
@@ -37,6 +39,10 @@ pub const MAX_BUTTONS: usize = 10;
 pub const MAX_URL_BUTTONS: usize = 2;
 /// Longest single parameter value.
 pub const MAX_PARAMETER_CHARS: usize = 1024;
+/// How a URL button's address ends when it takes a parameter.
+pub const DYNAMIC_URL_SUFFIX: &str = "{{1}}";
+/// Longest URL (an image link, or a URL button's address with its suffix).
+pub const MAX_URL_CHARS: usize = 2000;
 
 text_enum! {
     /// Meta's template categories; they decide pricing and which content is allowed.
@@ -116,7 +122,8 @@ pub enum TemplateHeader {
 pub enum TemplateButton {
     /// Sends `text` back as the contact's reply (and a payload the webhook carries).
     QuickReply { text: String },
-    /// Opens `url` (static; `http://` or `https://`).
+    /// Opens `url` (`http://` or `https://`); a URL ending in `{{1}}` takes that suffix when the
+    /// template is sent (e.g. `https://bank.example/appointments/{{1}}`).
     Url { text: String, url: String },
 }
 
@@ -284,9 +291,10 @@ fn validate_buttons(buttons: &[TemplateButton]) -> Result<(), DomainError> {
             if !scheme_ok || url.len() > 2000 || url.chars().any(char::is_whitespace) {
                 return Err(invalid("A URL button needs a web address starting with https://."));
             }
-            if url.contains("{{") {
+            let fixed = url.strip_suffix(DYNAMIC_URL_SUFFIX).unwrap_or(url);
+            if fixed.contains("{{") || fixed.contains("}}") {
                 return Err(invalid(
-                    "Parameters in URL buttons are not supported; use a fixed address.",
+                    "A URL button may only take a parameter as {{1}} at the very end of its address.",
                 ));
             }
         }
@@ -345,4 +353,104 @@ pub fn validate_parameter(which: &str, value: &str) -> Result<(), DomainError> {
         return bad("contains more than 4 spaces in a row, which WhatsApp does not allow");
     }
     Ok(())
+}
+
+/// What a template send gives besides the body's parameters: the header's image and the suffixes
+/// of URL buttons that end in `{{1}}`, checked and placed for the provider request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendComponents {
+    /// The image link for an image header.
+    pub header_image_link: Option<String>,
+    /// (button index among all the template's buttons, suffix), in button order.
+    pub url_buttons: Vec<(usize, String)>,
+}
+
+fn https_link(what: &str, link: &str) -> Result<(), DomainError> {
+    let ok = link.starts_with("https://")
+        && link.len() > "https://".len()
+        && link.chars().count() <= MAX_URL_CHARS
+        && !link.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::new(
+            "template_parameter_invalid",
+            format!("The {what} must be a public https:// link of at most {MAX_URL_CHARS} characters, without spaces."),
+        ))
+    }
+}
+
+/// Checks a send's header image and URL-button suffixes against the template, as Meta would
+/// (a missing or extra one is 132000, a malformed one 132012), and says where each goes.
+///
+/// Codes: `template_parameter_count` (an image header without an image, an image for a template
+/// without one, or a different number of URL suffixes than the template's `{{1}}` URL buttons),
+/// `template_parameter_invalid` (not an https link; a suffix that is empty, too long, or has spaces).
+pub fn send_components(
+    template: &Template,
+    header_image_link: Option<&str>,
+    url_parameters: &[String],
+) -> Result<SendComponents, DomainError> {
+    let count = |msg: String| Err(DomainError::new("template_parameter_count", msg));
+    let image_header = template
+        .components
+        .iter()
+        .any(|c| matches!(c, TemplateComponent::Header(TemplateHeader::Image { .. })));
+    let header_image_link = match (image_header, header_image_link) {
+        (true, Some(link)) => {
+            https_link("header image", link)?;
+            Some(link.to_owned())
+        }
+        (true, None) => {
+            return count(format!(
+                "The template {} has an image header: give the image's https link.",
+                template.name
+            ))
+        }
+        (false, Some(_)) => {
+            return count(format!(
+                "The template {} has no image header; send it without an image.",
+                template.name
+            ))
+        }
+        (false, None) => None,
+    };
+    let dynamic: Vec<usize> = template
+        .components
+        .iter()
+        .filter_map(|c| match c {
+            TemplateComponent::Buttons { buttons } => Some(buttons),
+            _ => None,
+        })
+        .flatten()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, TemplateButton::Url { url, .. } if url.ends_with(DYNAMIC_URL_SUFFIX)))
+        .map(|(i, _)| i)
+        .collect();
+    if dynamic.len() != url_parameters.len() {
+        return count(format!(
+            "The template {} has {} URL button(s) that take a parameter; {} were given.",
+            template.name,
+            dynamic.len(),
+            url_parameters.len()
+        ));
+    }
+    let mut url_buttons = Vec::with_capacity(dynamic.len());
+    for (n, (index, value)) in dynamic.into_iter().zip(url_parameters).enumerate() {
+        validate_parameter(&format!("for URL button {}", n + 1), value)?;
+        if value.chars().any(char::is_whitespace) || value.chars().count() > MAX_URL_CHARS {
+            return Err(DomainError::new(
+                "template_parameter_invalid",
+                format!(
+                    "Template parameter for URL button {} must be part of a web address: no spaces.",
+                    n + 1
+                ),
+            ));
+        }
+        url_buttons.push((index, value.clone()));
+    }
+    Ok(SendComponents {
+        header_image_link,
+        url_buttons,
+    })
 }

@@ -88,6 +88,84 @@ impl Default for TwilioSettings {
     }
 }
 
+/// Outbound webhooks (deliveries to subscribed archives and CRMs).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Allow subscription URLs that point at private, loopback or link-local addresses (refused by
+    /// default, so an admin cannot make openline probe its own network). Tests and the demo set it.
+    pub allow_private: bool,
+    /// Timeout for each delivery request, in milliseconds (connect, send and answer).
+    pub timeout_ms: u64,
+    /// The first retry waits about this long; each further one twice as long (with jitter).
+    pub backoff_base_ms: u64,
+    /// The longest wait between two attempts.
+    pub backoff_max_ms: u64,
+    /// How long an event is retried before its subscription is parked (at least 24 hours in
+    /// production; a parked subscription is resumed by an admin).
+    pub retry_hours: u64,
+    /// How often the worker looks for new journal entries and due retries, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            timeout_ms: 10_000,
+            backoff_base_ms: 10_000,
+            backoff_max_ms: 3_600_000,
+            retry_hours: 72,
+            poll_ms: 1_000,
+        }
+    }
+}
+
+/// The archive: signing its checkpoints and purging what retention lets go.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// The Ed25519 key that signs checkpoints: the 64 hex digits `openline archive keygen` prints.
+    /// Checkpoints are off while neither this nor `signing_key_file` is set.
+    pub signing_key: Secret,
+    /// A file holding the key (read at start-up), so it need not sit in the config or environment.
+    pub signing_key_file: Option<PathBuf>,
+    /// How often every moved chain head is signed, in minutes (0: only on demand).
+    pub checkpoint_minutes: u64,
+    /// How often the retention purge runs, in minutes (0: only on demand).
+    pub purge_minutes: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            signing_key: Secret::default(),
+            signing_key_file: None,
+            checkpoint_minutes: 60,
+            purge_minutes: 24 * 60,
+        }
+    }
+}
+
+impl ArchiveConfig {
+    /// The signing key, from the setting or the key file; `None` when neither is set. A key that
+    /// cannot be read or parsed is an error (start-up fails rather than silently not signing).
+    pub fn signing_key(&self) -> anyhow::Result<Option<openline_store::checkpoints::SigningKey>> {
+        use anyhow::Context;
+        let text = if !self.signing_key.is_empty() {
+            self.signing_key.expose().to_owned()
+        } else if let Some(path) = &self.signing_key_file {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the archive signing key file {}", path.display()))?
+        } else {
+            return Ok(None);
+        };
+        openline_store::checkpoints::parse_signing_key(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
 /// Everything openline needs to start.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -110,6 +188,10 @@ pub struct Config {
     /// Serve `POST /bench/ceiling` (signature check + JSON parse + 200, nothing stored), the
     /// benchmark's reference for what this machine can do without storage. Off in production.
     pub bench_ceiling: bool,
+    /// Checkpoint signing and retention purges.
+    pub archive: ArchiveConfig,
+    /// Outbound webhooks to archives and CRMs.
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -124,6 +206,8 @@ impl Default for Config {
             twilio: TwilioSettings::default(),
             session_hours: 12,
             bench_ceiling: false,
+            archive: ArchiveConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -184,6 +268,39 @@ impl Config {
         if let Some(v) = get("OPENLINE_BENCH_CEILING") {
             self.bench_ceiling = matches!(v.as_str(), "1" | "true" | "yes" | "on");
         }
+        if let Some(v) = get("OPENLINE_WEBHOOKS_ALLOW_PRIVATE") {
+            self.webhooks.allow_private = matches!(v.as_str(), "1" | "true" | "yes" | "on");
+        }
+        for (var, field) in [
+            ("OPENLINE_WEBHOOKS_TIMEOUT_MS", &mut self.webhooks.timeout_ms),
+            ("OPENLINE_WEBHOOKS_BACKOFF_BASE_MS", &mut self.webhooks.backoff_base_ms),
+            ("OPENLINE_WEBHOOKS_BACKOFF_MAX_MS", &mut self.webhooks.backoff_max_ms),
+            ("OPENLINE_WEBHOOKS_RETRY_HOURS", &mut self.webhooks.retry_hours),
+            ("OPENLINE_WEBHOOKS_POLL_MS", &mut self.webhooks.poll_ms),
+        ] {
+            if let Some(v) = get(var) {
+                *field = v.parse().map_err(|_| anyhow::anyhow!("{var} must be a whole number"))?;
+            }
+        }
+        if let Some(v) = get("OPENLINE_ARCHIVE_SIGNING_KEY") {
+            self.archive.signing_key = Secret::new(v);
+        }
+        if let Some(v) = get("OPENLINE_ARCHIVE_SIGNING_KEY_FILE") {
+            self.archive.signing_key_file = Some(PathBuf::from(v));
+        }
+        for (var, field) in [
+            (
+                "OPENLINE_ARCHIVE_CHECKPOINT_MINUTES",
+                &mut self.archive.checkpoint_minutes,
+            ),
+            ("OPENLINE_ARCHIVE_PURGE_MINUTES", &mut self.archive.purge_minutes),
+        ] {
+            if let Some(v) = get(var) {
+                *field = v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{var} must be a whole number of minutes"))?;
+            }
+        }
         if let Some(v) = get("OPENLINE_SESSION_HOURS") {
             self.session_hours = v
                 .parse()
@@ -226,5 +343,33 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:7000");
         assert_eq!(c.whatsapp.api_version, "v22.0");
         assert!(toml::from_str::<Config>("lisen = 'x'").is_err());
+    }
+
+    #[test]
+    fn the_archive_signing_key_comes_from_the_environment_or_a_file_and_is_never_shown() {
+        let seed = "07".repeat(32);
+        let mut c = Config::default();
+        assert!(
+            c.archive.signing_key().unwrap().is_none(),
+            "checkpoints are off without a key"
+        );
+        c.apply_env(|k| (k == "OPENLINE_ARCHIVE_SIGNING_KEY").then(|| seed.clone()))
+            .unwrap();
+        assert!(c.archive.signing_key().unwrap().is_some());
+        assert!(!format!("{c:?}").contains(&seed), "the key never shows in Debug output");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("archive.key");
+        std::fs::write(&file, format!("{seed}\n")).unwrap();
+        let from_file: Config = toml::from_str(&format!("[archive]\nsigning_key_file = {:?}\n", file)).unwrap();
+        assert!(from_file.archive.signing_key().unwrap().is_some());
+        let bad: Config = toml::from_str("[archive]\nsigning_key = 'not-hex'\n").unwrap();
+        assert!(
+            bad.archive.signing_key().is_err(),
+            "a bad key fails start-up instead of not signing"
+        );
+        let mut c = Config::default();
+        assert!(c
+            .apply_env(|k| (k == "OPENLINE_ARCHIVE_PURGE_MINUTES").then(|| "daily".to_owned()))
+            .is_err());
     }
 }

@@ -10,12 +10,17 @@
 use openline_domain::consent::{self, ConsentEvent, ConsentEventKind, ConsentState};
 use openline_domain::limits::{business_initiated_allowed, MessagingTier, MESSAGING_LIMIT_PERIOD_MS};
 use openline_domain::policy::{release_queued, ContactFacts, Outgoing, QueuedMessage};
-use openline_domain::{window, MessageKind};
+use openline_domain::templates::{
+    body_parameters, render, BodyParameters, Template, TemplateButton, TemplateCategory, TemplateComponent,
+    TemplateParams, TemplateStatus,
+};
+use openline_domain::{window, DomainError, MessageKind};
 use openline_store::consent as ledger;
 use openline_store::messages::{self, Message, NewOutbound, NewSystemMessage};
 use openline_store::{contacts, conversations, Conn, StoreError};
 
-/// The opt-in template openline sends (approved on the provider; quick replies Yes/No).
+/// The opt-in template openline sends unless the organization chose another (approved on the
+/// provider; quick replies Yes/No).
 pub const OPT_IN_TEMPLATE: &str = "openline_opt_in";
 pub const OPT_IN_LANGUAGE: &str = "en";
 
@@ -172,18 +177,92 @@ fn consent_changed(
     Ok(state)
 }
 
-/// The opt-in request as a template message, with its parameters and quick-reply payloads.
-pub fn opt_in_template(org_name: &str) -> (String, serde_json::Value) {
-    let body = format!(
-        "{org_name} would like to send you messages on WhatsApp. Do you agree? Tap Yes or No (or reply YES or NO)."
-    );
+/// The opt-in template an organization sends: its `opt_in_template` setting (inherited from the
+/// parent organizations like every setting), else openline's default `openline_opt_in` (`en`).
+pub fn opt_in_template_for(c: &mut dyn Conn, org_id: &str) -> Result<(String, String), StoreError> {
+    Ok(openline_store::pacing::opt_in_template(c, org_id)?
+        .unwrap_or_else(|| (OPT_IN_TEMPLATE.to_owned(), OPT_IN_LANGUAGE.to_owned())))
+}
+
+/// The definition of openline's default opt-in template, as an organization submits it for approval
+/// (the demo seeds it approved, as the simulator's WABA has it from the start): the organization's
+/// name as `{{1}}`, and Yes / No quick replies.
+pub fn default_opt_in_template() -> Template {
+    Template {
+        name: OPT_IN_TEMPLATE.into(),
+        language: OPT_IN_LANGUAGE.into(),
+        category: TemplateCategory::Utility,
+        components: vec![
+            TemplateComponent::Body {
+                text: "Hello! {{1}} would like to send you messages on WhatsApp. Do you agree? Tap Yes or No (or reply YES or NO).".into(),
+            },
+            TemplateComponent::Buttons {
+                buttons: vec![
+                    TemplateButton::QuickReply { text: "Yes".into() },
+                    TemplateButton::QuickReply { text: "No".into() },
+                ],
+            },
+        ],
+        status: TemplateStatus::Approved,
+    }
+}
+
+fn unsuitable(t: &Template, why: &str) -> DomainError {
+    DomainError::new(
+        "opt_in_template_unsuitable",
+        format!(
+            "The opt-in template {} ({}) {why}. An opt-in template has Yes and No quick replies (first Yes, then No) and at most one body parameter (the organization's name); an admin can choose another one.",
+            t.name, t.language
+        ),
+    )
+}
+
+/// The opt-in request built from the organization's opt-in template: the text the thread shows and
+/// the `template` JSON the dispatcher sends (the organization's name as the body's only parameter,
+/// if it has one; the Yes/No payloads on the first two quick replies). Refused when the template is
+/// not approved (`template_not_approved`) or cannot carry an opt-in (`opt_in_template_unsuitable`).
+pub fn opt_in_message(
+    t: &Template,
+    template_id: &str,
+    org_name: &str,
+) -> Result<(String, serde_json::Value), DomainError> {
+    let quick_replies = t
+        .components
+        .iter()
+        .filter_map(|c| match c {
+            TemplateComponent::Buttons { buttons } => Some(
+                buttons
+                    .iter()
+                    .filter(|b| matches!(b, TemplateButton::QuickReply { .. }))
+                    .count(),
+            ),
+            _ => None,
+        })
+        .sum::<usize>();
+    if quick_replies < 2 {
+        return Err(unsuitable(t, "has no Yes and No quick replies"));
+    }
+    let params = match body_parameters(t)? {
+        BodyParameters::Positional { count: 0 } => TemplateParams::Positional(Vec::new()),
+        BodyParameters::Positional { count: 1 } => TemplateParams::Positional(vec![org_name.to_owned()]),
+        BodyParameters::Named { names } if names.len() == 1 => {
+            TemplateParams::Named(names.iter().map(|n| (n.clone(), org_name.to_owned())).collect())
+        }
+        _ => return Err(unsuitable(t, "needs more than one parameter")),
+    };
+    let body = render(t, &params)?;
+    let ordered: Vec<&str> = match body_parameters(t)?.count() {
+        0 => Vec::new(),
+        _ => vec![org_name],
+    };
     let template = serde_json::json!({
-        "name": OPT_IN_TEMPLATE,
-        "language": OPT_IN_LANGUAGE,
-        "body_parameters": [org_name],
+        "name": t.name,
+        "language": t.language,
+        "template_id": template_id,
+        "body_parameters": ordered,
         "quick_reply_payloads": [consent::OPT_IN_YES_PAYLOAD, consent::OPT_IN_NO_PAYLOAD],
     });
-    (body, template)
+    Ok((body, template))
 }
 
 /// Records an opt-in request that the send path stored as `message` (already decided allowed).

@@ -60,7 +60,7 @@ pub async fn seed(store: &Store, sim: &SimConfig, now: i64) -> anyhow::Result<bo
                 )?;
             }
             let phone = format!("+{}", number.display_phone_number);
-            senders::create(
+            let whatsapp = senders::create(
                 c,
                 &senders::NewSender {
                     org_id: &sub.id,
@@ -72,6 +72,16 @@ pub async fn seed(store: &Store, sim: &SimConfig, now: i64) -> anyhow::Result<bo
                     display_name: &number.verified_name,
                     throughput_per_s: 80,
                 },
+                now,
+            )?;
+            // The simulator's WABA holds openline's opt-in template approved from the start; so does
+            // openline's record of it, so opt-in requests work out of the box.
+            openline_store::templates::create(
+                c,
+                &sub.id,
+                &whatsapp.id,
+                &crate::consent_flow::default_opt_in_template(),
+                None,
                 now,
             )?;
             if let Some(sms) = &sms_number {

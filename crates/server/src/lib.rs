@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod state;
+pub mod web;
 pub mod webhooks;
 pub mod workers;
 
@@ -45,6 +46,7 @@ pub struct ServerHandle {
     pub sim: Option<Arc<Simulator>>,
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
+    outbound_webhooks: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -56,6 +58,7 @@ impl ServerHandle {
         self.state.shutdown.send_replace(true);
         self.server.await.context("server task")?.context("server")?;
         self.dispatcher.await.context("dispatcher task")?;
+        self.outbound_webhooks.await.context("outbound webhooks task")?;
         Ok(())
     }
 
@@ -171,9 +174,15 @@ pub async fn start_with(
         app = app.nest("/sim", sim.router());
     }
     let dispatcher = tokio::spawn(workers::dispatcher::run(state.clone(), state.shutdown.subscribe()));
+    // Checkpoints and retention purges on a timer; stops with the shutdown signal.
+    tokio::spawn(workers::retention::run(state.clone(), state.shutdown.subscribe()));
+    let outbound_webhooks = tokio::spawn(workers::outbound_webhooks::run(
+        state.clone(),
+        state.shutdown.subscribe(),
+    ));
     let mut server_rx = state.shutdown.subscribe();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service())
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = server_rx.wait_for(|stop| *stop).await;
             })
@@ -187,6 +196,7 @@ pub async fn start_with(
         sim,
         server,
         dispatcher,
+        outbound_webhooks,
     })
 }
 
@@ -201,6 +211,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(bench)
         .merge(api::router())
+        .merge(web::router())
         .route(
             "/webhooks/whatsapp",
             get(webhooks::whatsapp::verify_subscription)

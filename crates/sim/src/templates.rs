@@ -170,6 +170,15 @@ pub struct TemplateButton {
     /// `QUICK_REPLY`, `URL`, `PHONE_NUMBER`, `OTP`, … (upper-cased).
     pub kind: String,
     pub text: String,
+    /// A URL button's address; one ending in `{{1}}` takes a suffix with every send.
+    pub url: Option<String>,
+}
+
+impl TemplateButton {
+    /// A URL button whose address takes a suffix per send (Meta's dynamic URL).
+    pub fn is_dynamic_url(&self) -> bool {
+        self.kind == "URL" && self.url.as_deref().is_some_and(|u| u.ends_with("{{1}}"))
+    }
 }
 
 impl TemplateRecord {
@@ -209,8 +218,21 @@ impl TemplateRecord {
             .map(|b| TemplateButton {
                 kind: b.get("type").and_then(Value::as_str).unwrap_or_default().to_uppercase(),
                 text: b.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
+                url: b.get("url").and_then(Value::as_str).map(str::to_string),
             })
             .collect()
+    }
+
+    /// The header's format (`TEXT`, `IMAGE`, `VIDEO`, `DOCUMENT`, upper-cased), if it has one.
+    pub fn header_format(&self) -> Option<String> {
+        let header = self.component("header")?;
+        Some(
+            header
+                .get("format")
+                .and_then(Value::as_str)
+                .unwrap_or("TEXT")
+                .to_uppercase(),
+        )
     }
 
     fn is_named(&self) -> bool {
@@ -400,12 +422,31 @@ impl Simulator {
                 return Err(GraphError::parameter_count("header", sent.header.len(), expected));
             }
         }
+        // A media header takes its file with every send (Meta: 132000 when it is missing).
+        if let Some(format) = record.header_format().filter(|f| f != "TEXT") {
+            let wanted = format.to_lowercase();
+            if !sent.header_media.contains(&wanted) {
+                return Err(GraphError::parameter_count("header", sent.header_media.len(), 1));
+            }
+        }
         let body = record.body_text();
         let expected = body.map_or(0, |b| placeholders(b).len());
         if expected != sent.body.len() {
             return Err(GraphError::parameter_count("body", sent.body.len(), expected));
         }
         let buttons = record.buttons();
+        // Every URL button ending in {{1}} needs its suffix, and only those take one.
+        let dynamic = buttons.iter().filter(|b| b.is_dynamic_url()).count();
+        if sent.url_buttons.len() != dynamic {
+            return Err(GraphError::parameter_count("button", sent.url_buttons.len(), dynamic));
+        }
+        for (index, _) in &sent.url_buttons {
+            if !buttons.get(*index).is_some_and(TemplateButton::is_dynamic_url) {
+                return Err(GraphError::invalid_value(format!(
+                    "Button at index {index} of the template is not a URL button that takes a parameter."
+                )));
+            }
+        }
         for (index, _) in &sent.quick_replies {
             if buttons.get(*index).is_none_or(|b| b.kind != "QUICK_REPLY") {
                 return Err(GraphError::invalid_value(format!(

@@ -143,7 +143,8 @@ pub fn list(
     c.query(&sql, &vals)?.iter().map(from_row).collect()
 }
 
-/// Adds a user to a thread's participants unless they are in it already.
+/// Adds a user to a thread's participants unless they are in it already, journaled as
+/// `participant.joined`.
 pub fn join(c: &mut dyn Conn, conversation_id: &str, user_id: &str, now: i64) -> Result<bool, StoreError> {
     if c.query_opt(
         "select 1 from participants where conversation_id = ? and user_id = ? and left_at is null",
@@ -156,6 +157,21 @@ pub fn join(c: &mut dyn Conn, conversation_id: &str, user_id: &str, now: i64) ->
     c.execute(
         "insert into participants (conversation_id, user_id, joined_at) values (?, ?, ?)",
         params![conversation_id, user_id, now],
+    )?;
+    // Participant changes are part of the record: who could see and write in the thread, from when.
+    let org_id = c
+        .query_one(
+            "select org_id from conversations where id = ?",
+            params![conversation_id],
+        )?
+        .string(0)?;
+    crate::journal::record(
+        c,
+        &org_id,
+        "participant.joined",
+        conversation_id,
+        &serde_json::json!({"conversation_id": conversation_id, "user_id": user_id, "joined_at": now}),
+        now,
     )?;
     Ok(true)
 }

@@ -13,7 +13,7 @@ pub fn set_policy(
     c: &mut dyn Conn,
     org_id: &str,
     policy: &DlpPolicy,
-    actor_user_id: &str,
+    actor: &crate::journal::Actor,
     now: i64,
 ) -> Result<(), StoreError> {
     let text = serde_json::to_string(policy).map_err(|e| StoreError::Decode(e.to_string()))?;
@@ -22,12 +22,13 @@ pub fn set_policy(
          on conflict (org_id) do update set policy = excluded.policy, updated_at = excluded.updated_at",
         params![org_id, &text, now],
     )?;
-    crate::journal::record(
+    crate::journal::record_by(
         c,
         org_id,
         "dlp.policy_set",
         org_id,
-        &serde_json::json!({"policy": policy, "by": actor_user_id}),
+        &serde_json::json!({"policy": policy}),
+        actor,
         now,
     )?;
     Ok(())

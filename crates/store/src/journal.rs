@@ -6,11 +6,18 @@
 //! `hash = SHA-256(prev_hash | seq | org_id | at | kind | subject_id | payload)`. `verify` walks a chain
 //! and reports the first entry that was edited (hash mismatch), deleted or inserted (a gap or an
 //! extra in the sequence, or a broken link), or reordered (a broken link). Nothing in openline
-//! updates or deletes an entry.
+//! updates or deletes an entry, except a retention purge (`retention.rs`), which removes only the
+//! oldest expired entries and appends an `archive.purged` entry naming the last one it removed, so
+//! `verify` can start from the oldest remaining entry.
+//!
+//! Administrative entries carry their `actor` (a user, the CLI or the system: `record_by`). When an
+//! organization's `recording` setting is off, message content (text, media references, template
+//! parameters, DLP originals) is left out of its entries; consent evidence is always kept. The
+//! resolved switch lives on the chain head, which `append` reads anyway, so it costs nothing extra.
 
 use crate::sql::{Backend, Conn};
 use crate::{params, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
@@ -58,6 +65,55 @@ fn entry_hash(
     hex::encode(h.finalize())
 }
 
+/// Who made an administrative change: a signed-in user (by API or web), the `openline` command
+/// line, or openline itself (a worker, the demo seed, a provider's webhook).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    User { id: String, email: String },
+    Cli,
+    System,
+}
+
+impl Actor {
+    pub fn user(id: impl Into<String>, email: impl Into<String>) -> Self {
+        Actor::User {
+            id: id.into(),
+            email: email.into(),
+        }
+    }
+}
+
+/// Entry kinds that carry message content, dropped when recording is off.
+fn strip_content(kind: &str, payload: &serde_json::Value) -> Option<serde_json::Value> {
+    let mut p = payload.clone();
+    let obj = p.as_object_mut()?;
+    let mut stripped = false;
+    if kind.starts_with("message.") {
+        if let Some(m) = obj.get_mut("message").and_then(|m| m.as_object_mut()) {
+            for key in ["body", "media", "raw"] {
+                if m.get(key).is_some_and(|v| !v.is_null()) {
+                    m.insert(key.to_owned(), serde_json::Value::Null);
+                    stripped = true;
+                }
+            }
+            // A template's name and language say what was sent; its parameters are content.
+            if let Some(t) = m.get_mut("template").and_then(|t| t.as_object_mut()) {
+                t.retain(|k, _| k == "name" || k == "language");
+                stripped = true;
+            }
+        }
+    }
+    if kind == "dlp.verdict" && obj.remove("original_text").is_some() {
+        stripped = true;
+    }
+    if !stripped {
+        return None;
+    }
+    obj.insert("content_recorded".to_owned(), serde_json::Value::Bool(false));
+    Some(p)
+}
+
 /// Appends an event to the organization's chain, inside the caller's transaction.
 pub fn append(
     c: &mut dyn Conn,
@@ -67,8 +123,6 @@ pub fn append(
     payload: &serde_json::Value,
     at: i64,
 ) -> Result<i64, StoreError> {
-    // serde_json's map keeps keys sorted, so this text is canonical.
-    let payload = serde_json::to_string(payload).map_err(|e| StoreError::Decode(e.to_string()))?;
     c.execute(
         "insert into journal_heads (org_id, seq, hash) values (?, 0, ?) on conflict (org_id) do nothing",
         params![org_id, GENESIS],
@@ -78,10 +132,14 @@ pub fn append(
         Backend::Sqlite => "",
     };
     let head = c.query_one(
-        &format!("select seq, hash from journal_heads where org_id = ?{lock}"),
+        &format!("select seq, hash, recording from journal_heads where org_id = ?{lock}"),
         params![org_id],
     )?;
-    let (prev_seq, prev_hash) = (head.i64(0)?, head.string(1)?);
+    let (prev_seq, prev_hash, recording) = (head.i64(0)?, head.string(1)?, head.bool(2)?);
+    let kept = if recording { None } else { strip_content(kind, payload) };
+    // serde_json's map keeps keys sorted, so this text is canonical.
+    let payload =
+        serde_json::to_string(kept.as_ref().unwrap_or(payload)).map_err(|e| StoreError::Decode(e.to_string()))?;
     let seq = prev_seq + 1;
     let hash = entry_hash(&prev_hash, seq, org_id, at, kind, subject_id, &payload);
     c.execute(
@@ -108,11 +166,64 @@ pub fn record<T: Serialize>(
     append(c, org_id, kind, Some(subject_id), &payload, at)
 }
 
+/// Archives an administrative change with who made it: the record's fields plus `actor` (a record
+/// that is not a JSON object is kept under `record`).
+pub fn record_by<T: Serialize>(
+    c: &mut dyn Conn,
+    org_id: &str,
+    kind: &str,
+    subject_id: &str,
+    value: &T,
+    actor: &Actor,
+    at: i64,
+) -> Result<i64, StoreError> {
+    let mut payload = serde_json::to_value(value).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let actor = serde_json::to_value(actor).map_err(|e| StoreError::Decode(e.to_string()))?;
+    match payload.as_object_mut() {
+        Some(obj) => {
+            obj.insert("actor".to_owned(), actor);
+        }
+        None => payload = serde_json::json!({"record": payload, "actor": actor}),
+    }
+    append(c, org_id, kind, Some(subject_id), &payload, at)
+}
+
+/// Whether message content is archived for an organization: its `recording` setting, else the
+/// nearest ancestor's; on when nobody set one.
+pub fn recording_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreError> {
+    for org in crate::orgs::ancestors(c, org_id)? {
+        let r = c.query_one("select settings from organizations where id = ?", params![&org.id])?;
+        let settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
+        if let Some(on) = settings.get("recording").and_then(|v| v.as_bool()) {
+            return Ok(on);
+        }
+    }
+    Ok(true)
+}
+
+/// Re-resolves the recording switch of an organization and everything below it onto their chain
+/// heads (after the setting changed, or when an organization is created below one with recording
+/// off).
+pub fn refresh_recording(c: &mut dyn Conn, org_id: &str) -> Result<(), StoreError> {
+    for org in crate::orgs::subtree(c, org_id)? {
+        let on = recording_enabled(c, &org)?;
+        c.execute(
+            "insert into journal_heads (org_id, seq, hash, recording) values (?, 0, ?, ?)
+             on conflict (org_id) do update set recording = excluded.recording",
+            params![&org, GENESIS, on as i64],
+        )?;
+    }
+    Ok(())
+}
+
 /// What `verify` found for one chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ChainReport {
     pub org_id: String,
     pub entries: i64,
+    /// The oldest entry still held (entries before it were purged under the retention policy, as
+    /// the chain's `archive.purged` entry attests); 1 when nothing was purged.
+    pub first_seq: i64,
     /// The first problem, if any: which entry and what is wrong with it.
     pub problem: Option<ChainProblem>,
 }
@@ -143,44 +254,83 @@ pub fn verify(c: &mut dyn Conn, org_id: Option<&str>) -> Result<Vec<ChainReport>
     Ok(out)
 }
 
+/// Entries read per query while verifying, so a chain of any length is checked in bounded memory.
+const VERIFY_PAGE: i64 = 2000;
+
+fn verify_page(c: &mut dyn Conn, org_id: &str, after_seq: i64) -> Result<Vec<crate::sql::Row>, StoreError> {
+    c.query(
+        "select seq, at, kind, subject_id, payload, prev_hash, hash from journal where org_id = ? and seq > ? order by seq limit ?",
+        params![org_id, after_seq, VERIFY_PAGE],
+    )
+}
+
 fn verify_chain(c: &mut dyn Conn, org_id: &str) -> Result<ChainReport, StoreError> {
-    let rows = c.query(
-        "select seq, at, kind, subject_id, payload, prev_hash, hash from journal where org_id = ? order by seq",
-        params![org_id],
-    )?;
+    let entries = c
+        .query_one("select count(*) from journal where org_id = ?", params![org_id])?
+        .i64(0)?;
+    let mut rows = verify_page(c, org_id, i64::MIN)?;
     let mut expected_prev = GENESIS.to_owned();
     let mut expected_seq = 1i64;
     let mut problem = None;
-    for r in &rows {
-        let (seq, at, kind, subject, payload, prev, hash) = (
-            r.i64(0)?,
-            r.i64(1)?,
-            r.string(2)?,
-            r.opt_string(3)?,
-            r.string(4)?,
-            r.string(5)?,
-            r.string(6)?,
-        );
-        let what = if seq > expected_seq {
-            Some(format!("entries {expected_seq} to {} are missing (deleted)", seq - 1))
-        } else if seq < expected_seq {
-            Some("the sequence goes backwards (an inserted or reordered entry)".to_owned())
-        } else if prev != expected_prev {
-            Some("it does not follow the entry before it (inserted, deleted or reordered entries)".to_owned())
-        } else if entry_hash(&prev, seq, org_id, at, &kind, subject.as_deref(), &payload) != hash {
-            Some("its content was altered after it was written".to_owned())
-        } else {
-            None
-        };
-        if let Some(what) = what {
-            problem = Some(ChainProblem {
-                seq: seq.min(expected_seq),
-                what,
-            });
-            break;
+    // A purge removed the oldest entries: the latest `archive.purged` entry (itself verified as
+    // part of the chain below) must name exactly the entry before the oldest remaining one.
+    if let Some(first) = rows.first() {
+        let (first_seq, first_prev) = (first.i64(0)?, first.string(5)?);
+        if first_seq > 1 {
+            match last_purge(c, org_id)? {
+                Some((through_seq, through_hash)) if through_seq == first_seq - 1 && through_hash == first_prev => {
+                    expected_seq = first_seq;
+                    expected_prev = first_prev;
+                }
+                Some((through_seq, _)) => {
+                    problem = Some(ChainProblem {
+                        seq: through_seq + 1,
+                        what: format!(
+                            "entries {} to {} are missing (deleted), and the last purge only removed entries up to {through_seq}",
+                            through_seq + 1,
+                            first_seq - 1
+                        ),
+                    })
+                }
+                None => {}
+            }
         }
-        expected_prev = hash;
-        expected_seq += 1;
+    }
+    let first_seq = expected_seq;
+    'pages: while problem.is_none() && !rows.is_empty() {
+        for r in &rows {
+            let (seq, at, kind, subject, payload, prev, hash) = (
+                r.i64(0)?,
+                r.i64(1)?,
+                r.string(2)?,
+                r.opt_string(3)?,
+                r.string(4)?,
+                r.string(5)?,
+                r.string(6)?,
+            );
+            let what = if seq > expected_seq {
+                Some(format!("entries {expected_seq} to {} are missing (deleted)", seq - 1))
+            } else if seq < expected_seq {
+                Some("the sequence goes backwards (an inserted or reordered entry)".to_owned())
+            } else if prev != expected_prev {
+                Some("it does not follow the entry before it (inserted, deleted or reordered entries)".to_owned())
+            } else if entry_hash(&prev, seq, org_id, at, &kind, subject.as_deref(), &payload) != hash {
+                Some("its content was altered after it was written".to_owned())
+            } else {
+                None
+            };
+            if let Some(what) = what {
+                problem = Some(ChainProblem {
+                    seq: seq.min(expected_seq),
+                    what,
+                });
+                break 'pages;
+            }
+            expected_prev = hash;
+            expected_seq += 1;
+        }
+        let last = rows.last().map(|r| r.i64(0)).transpose()?.unwrap_or(i64::MAX);
+        rows = verify_page(c, org_id, last)?;
     }
     if problem.is_none() {
         if let Some(head) = c.query_opt("select seq, hash from journal_heads where org_id = ?", params![org_id])? {
@@ -198,9 +348,31 @@ fn verify_chain(c: &mut dyn Conn, org_id: &str) -> Result<ChainReport, StoreErro
     }
     Ok(ChainReport {
         org_id: org_id.to_owned(),
-        entries: rows.len() as i64,
+        entries,
+        first_seq,
         problem,
     })
+}
+
+/// The last entry the latest purge removed (its sequence number and hash), from the chain's newest
+/// `archive.purged` entry.
+fn last_purge(c: &mut dyn Conn, org_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+    let Some(r) = c.query_opt(
+        "select payload from journal where org_id = ? and kind = 'archive.purged' order by seq desc limit 1",
+        params![org_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let p: serde_json::Value = serde_json::from_str(&r.string(0)?).map_err(|e| StoreError::Decode(e.to_string()))?;
+    Ok(p.get("through_seq")
+        .and_then(|v| v.as_i64())
+        .zip(p.get("through_hash").and_then(|v| v.as_str()).map(str::to_owned)))
+}
+
+/// The entry with this sequence number in an organization's chain, if it is still held.
+pub fn entry(c: &mut dyn Conn, org_id: &str, seq: i64) -> Result<Option<JournalEntry>, StoreError> {
+    Ok(page(c, org_id, seq - 1, 1)?.into_iter().find(|e| e.seq == seq))
 }
 
 /// Entries of one organization in order, `limit` after `after_seq` (for exports that stream).
@@ -223,6 +395,58 @@ pub fn page(c: &mut dyn Conn, org_id: &str, after_seq: i64, limit: i64) -> Resul
         })
     })
     .collect()
+}
+
+/// Entries of one organization after `after_seq` whose time is in `[since, until)`, in order.
+pub fn page_in_range(
+    c: &mut dyn Conn,
+    org_id: &str,
+    after_seq: i64,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: i64,
+) -> Result<Vec<JournalEntry>, StoreError> {
+    c.query(
+        "select org_id, seq, at, kind, subject_id, payload, prev_hash, hash from journal
+         where org_id = ? and seq > ? and at >= ? and at < ? order by seq limit ?",
+        params![
+            org_id,
+            after_seq,
+            since.unwrap_or(i64::MIN),
+            until.unwrap_or(i64::MAX),
+            limit
+        ],
+    )?
+    .iter()
+    .map(entry_from_row)
+    .collect()
+}
+
+fn entry_from_row(r: &crate::sql::Row) -> Result<JournalEntry, StoreError> {
+    Ok(JournalEntry {
+        org_id: r.string(0)?,
+        seq: r.i64(1)?,
+        at: r.i64(2)?,
+        kind: r.string(3)?,
+        subject_id: r.opt_string(4)?,
+        payload: serde_json::from_str(&r.string(5)?).map_err(|e| StoreError::Decode(e.to_string()))?,
+        prev_hash: r.string(6)?,
+        hash: r.string(7)?,
+    })
+}
+
+/// Switches archiving of message content on or off for an organization and the sub-organizations
+/// that inherit from it (`None`: inherit from the parent again). Journaled as a settings change.
+pub fn set_recording(
+    c: &mut dyn Conn,
+    org_id: &str,
+    on: Option<bool>,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    let value = on.map(serde_json::Value::Bool).unwrap_or(serde_json::Value::Null);
+    crate::orgs::set_setting(c, org_id, "recording", value, actor, now)?;
+    refresh_recording(c, org_id)
 }
 
 /// Every organization that has a chain.

@@ -10,6 +10,7 @@
 
 pub mod dlp;
 pub mod error;
+pub mod export;
 pub mod migrations;
 mod pg;
 mod pool;
@@ -18,18 +19,26 @@ mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub mod checkpoints;
 pub mod consent;
 pub mod contacts;
 pub mod conversations;
+pub mod holds;
 pub mod idempotency;
 pub mod journal;
 pub mod messages;
 pub mod orgs;
 pub mod outbox;
+pub mod pacing;
 pub mod provider_events;
+pub mod retention;
 pub mod senders;
 pub mod templates;
 pub mod users;
+pub mod web_admin;
+pub mod web_contacts;
+pub mod web_throttle;
+pub mod webhooks_out;
 
 pub use error::StoreError;
 pub use sql::{Backend, Conn, Row, Val};

@@ -10,6 +10,15 @@ use crate::{params, StoreError};
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
     (2, "policy", include_str!("../migrations/0002_policy.sql")),
+    (3, "pacing", include_str!("../migrations/0003_pacing.sql")),
+    (4, "archive", include_str!("../migrations/0004_archive.sql")),
+    (
+        5,
+        "outbound_webhooks",
+        include_str!("../migrations/0005_outbound_webhooks.sql"),
+    ),
+    (6, "web", include_str!("../migrations/0006_web.sql")),
+    (7, "ingest", include_str!("../migrations/0007_ingest.sql")),
 ];
 
 /// Applies every pending migration; returns the versions applied now.

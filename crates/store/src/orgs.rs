@@ -1,6 +1,7 @@
 //! Organizations: a tree, with settings (such as the WhatsApp connector switch) inherited from the
 //! parent unless set. Also the caller's scope: the organizations a user may see.
 
+use crate::journal::Actor;
 use crate::sql::{placeholders, Conn, Row, Val};
 use crate::{params, StoreError};
 use serde::Serialize;
@@ -55,13 +56,29 @@ pub fn create(
     whatsapp: &str,
     now: i64,
 ) -> Result<Organization, StoreError> {
+    create_by(c, name, parent_id, whatsapp, &Actor::System, now)
+}
+
+/// Creates an organization, journaled with who created it.
+pub fn create_by(
+    c: &mut dyn Conn,
+    name: &str,
+    parent_id: Option<&str>,
+    whatsapp: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<Organization, StoreError> {
     let id = openline_domain::ids::new_id("org");
     c.execute(
         "insert into organizations (id, parent_id, name, whatsapp, created_at) values (?, ?, ?, ?, ?)",
         params![&id, parent_id, name, whatsapp, now],
     )?;
     let org = get(c, &id)?;
-    crate::journal::record(c, &org.id, "organization.created", &org.id, &org, now)?;
+    crate::journal::record_by(c, &org.id, "organization.created", &org.id, &org, actor, now)?;
+    if parent_id.is_some() {
+        // Below a parent that switched recording off, the new chain must start with it off.
+        crate::journal::refresh_recording(c, &org.id)?;
+    }
     Ok(org)
 }
 
@@ -155,17 +172,40 @@ pub fn messaging_tier(c: &mut dyn Conn, org_id: &str) -> Result<Option<String>, 
     Ok(None)
 }
 
-/// Sets one key of an organization's settings JSON.
-pub fn set_setting(c: &mut dyn Conn, org_id: &str, key: &str, value: serde_json::Value) -> Result<(), StoreError> {
+/// Sets one key of an organization's settings JSON (`null` removes it, so the parent's applies),
+/// journaled as `organization.settings_changed` with who changed it.
+pub fn set_setting(
+    c: &mut dyn Conn,
+    org_id: &str,
+    key: &str,
+    value: serde_json::Value,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
     let r = c.query_one("select settings from organizations where id = ?", params![org_id])?;
     let mut settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_else(|_| serde_json::json!({}));
     if !settings.is_object() {
         settings = serde_json::json!({});
     }
-    settings[key] = value;
+    let previous = settings.get(key).cloned().unwrap_or(serde_json::Value::Null);
+    match (&value, settings.as_object_mut()) {
+        (serde_json::Value::Null, Some(obj)) => {
+            obj.remove(key);
+        }
+        _ => settings[key] = value.clone(),
+    }
     c.execute(
         "update organizations set settings = ? where id = ?",
         params![settings.to_string(), org_id],
+    )?;
+    crate::journal::record_by(
+        c,
+        org_id,
+        "organization.settings_changed",
+        org_id,
+        &serde_json::json!({"key": key, "value": value, "previous": previous}),
+        actor,
+        now,
     )?;
     Ok(())
 }

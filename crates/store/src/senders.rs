@@ -53,6 +53,16 @@ pub struct NewSender<'a> {
 }
 
 pub fn create(c: &mut dyn Conn, s: &NewSender<'_>, now: i64) -> Result<Sender, StoreError> {
+    create_by(c, s, &crate::journal::Actor::System, now)
+}
+
+/// Registers a sender, journaled with who registered it.
+pub fn create_by(
+    c: &mut dyn Conn,
+    s: &NewSender<'_>,
+    actor: &crate::journal::Actor,
+    now: i64,
+) -> Result<Sender, StoreError> {
     let id = openline_domain::ids::new_id("snd");
     c.execute(
         "insert into senders (id, org_id, channel, provider, phone_number, phone_number_id, waba_id, display_name, throughput_per_s, created_at)
@@ -60,7 +70,7 @@ pub fn create(c: &mut dyn Conn, s: &NewSender<'_>, now: i64) -> Result<Sender, S
         params![&id, s.org_id, s.channel.as_str(), s.provider.as_str(), s.phone_number, s.phone_number_id, s.waba_id, s.display_name, s.throughput_per_s, now],
     )?;
     let sender = get_any(c, &id)?;
-    crate::journal::record(c, &sender.org_id, "sender.created", &sender.id, &sender, now)?;
+    crate::journal::record_by(c, &sender.org_id, "sender.created", &sender.id, &sender, actor, now)?;
     Ok(sender)
 }
 

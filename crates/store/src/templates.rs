@@ -63,6 +63,27 @@ pub fn create(
     provider_template_id: Option<&str>,
     now: i64,
 ) -> Result<TemplateRecord, StoreError> {
+    create_by(
+        c,
+        org_id,
+        sender_id,
+        t,
+        provider_template_id,
+        &crate::journal::Actor::System,
+        now,
+    )
+}
+
+/// Stores a template, journaled with who submitted it.
+pub fn create_by(
+    c: &mut dyn Conn,
+    org_id: &str,
+    sender_id: &str,
+    t: &Template,
+    provider_template_id: Option<&str>,
+    actor: &crate::journal::Actor,
+    now: i64,
+) -> Result<TemplateRecord, StoreError> {
     let id = openline_domain::ids::new_id("tpl");
     let components = serde_json::to_string(&t.components).map_err(|e| StoreError::Decode(e.to_string()))?;
     c.execute(
@@ -83,7 +104,7 @@ pub fn create(
         ],
     )?;
     let record = get_any(c, &id)?;
-    crate::journal::record(c, org_id, "template.created", &record.id, &record, now)?;
+    crate::journal::record_by(c, org_id, "template.created", &record.id, &record, actor, now)?;
     Ok(record)
 }
 
@@ -176,12 +197,14 @@ pub fn set_status_from_provider(
             params![status.as_str(), reason(status), now, &id],
         )?;
         let record = get_any(c, &id)?;
-        crate::journal::record(
+        // Decided by the provider (Meta's review), reported by its webhook.
+        crate::journal::record_by(
             c,
             &record.org_id,
             "template.status",
             &record.id,
-            &record.template.status,
+            &serde_json::json!({"status": record.template.status}),
+            &crate::journal::Actor::System,
             now,
         )?;
         changed.push(record);

@@ -1,6 +1,7 @@
 //! Users, browser sessions and API tokens. Secrets are never stored: passwords as argon2 hashes
 //! (made by the server), session cookies and API tokens as SHA-256 digests of 256-bit random values.
 
+use crate::journal::Actor;
 use crate::sql::{Conn, Row};
 use crate::{params, StoreError};
 use openline_domain::Role;
@@ -45,6 +46,11 @@ pub struct NewUser<'a> {
 
 /// Creates a user. E-mail addresses are unique (compared lower-cased): `Conflict` otherwise.
 pub fn create(c: &mut dyn Conn, u: &NewUser<'_>, now: i64) -> Result<User, StoreError> {
+    create_by(c, u, &Actor::System, now)
+}
+
+/// Creates a user, journaled with who created them.
+pub fn create_by(c: &mut dyn Conn, u: &NewUser<'_>, actor: &Actor, now: i64) -> Result<User, StoreError> {
     let id = openline_domain::ids::new_id("usr");
     c.execute(
         "insert into users (id, org_id, team_id, email, name, role, password_hash, whatsapp_enabled, created_at)
@@ -61,7 +67,28 @@ pub fn create(c: &mut dyn Conn, u: &NewUser<'_>, now: i64) -> Result<User, Store
         ],
     )?;
     let user = get(c, &id)?;
-    crate::journal::record(c, &user.org_id, "user.created", &user.id, &user, now)?;
+    crate::journal::record_by(c, &user.org_id, "user.created", &user.id, &user, actor, now)?;
+    Ok(user)
+}
+
+/// Changes a user's role, journaled as `user.role_changed` with the previous role and who changed
+/// it. `NotFound` for an unknown or disabled user.
+pub fn set_role_by(c: &mut dyn Conn, user_id: &str, role: Role, actor: &Actor, now: i64) -> Result<User, StoreError> {
+    let before = get(c, user_id)?;
+    c.execute(
+        "update users set role = ? where id = ? and disabled_at is null",
+        params![role.as_str(), user_id],
+    )?;
+    let user = get(c, user_id)?;
+    crate::journal::record_by(
+        c,
+        &user.org_id,
+        "user.role_changed",
+        &user.id,
+        &serde_json::json!({"user_id": user.id, "email": user.email, "role": role, "previous": before.role}),
+        actor,
+        now,
+    )?;
     Ok(user)
 }
 
@@ -128,6 +155,18 @@ pub fn create_token(
     token_hash: &str,
     now: i64,
 ) -> Result<ApiToken, StoreError> {
+    create_token_by(c, user_id, name, token_hash, &Actor::System, now)
+}
+
+/// Creates an API token for a user, journaled with who created it (the user, or the CLI).
+pub fn create_token_by(
+    c: &mut dyn Conn,
+    user_id: &str,
+    name: &str,
+    token_hash: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<ApiToken, StoreError> {
     let id = openline_domain::ids::new_id("tok");
     c.execute(
         "insert into api_tokens (id, user_id, name, token_hash, created_at) values (?, ?, ?, ?, ?)",
@@ -140,12 +179,13 @@ pub fn create_token(
         revoked_at: None,
     };
     let org = get(c, user_id)?.org_id;
-    crate::journal::record(
+    crate::journal::record_by(
         c,
         &org,
         "token.created",
         &token.id,
         &serde_json::json!({"token": token, "user_id": user_id}),
+        actor,
         now,
     )?;
     Ok(token)
@@ -183,6 +223,17 @@ pub fn list_tokens(c: &mut dyn Conn, user_id: &str) -> Result<Vec<ApiToken>, Sto
 
 /// Revokes one of the user's tokens. `NotFound` if it is not theirs or already revoked.
 pub fn revoke_token(c: &mut dyn Conn, user_id: &str, token_id: &str, now: i64) -> Result<(), StoreError> {
+    revoke_token_by(c, user_id, token_id, &Actor::System, now)
+}
+
+/// Revokes one of the user's tokens, journaled with who revoked it.
+pub fn revoke_token_by(
+    c: &mut dyn Conn,
+    user_id: &str,
+    token_id: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
     let n = c.execute(
         "update api_tokens set revoked_at = ? where id = ? and user_id = ? and revoked_at is null",
         params![now, token_id, user_id],
@@ -191,12 +242,13 @@ pub fn revoke_token(c: &mut dyn Conn, user_id: &str, token_id: &str, now: i64) -
         return Err(StoreError::NotFound);
     }
     let org = get(c, user_id)?.org_id;
-    crate::journal::record(
+    crate::journal::record_by(
         c,
         &org,
         "token.revoked",
         token_id,
         &serde_json::json!({"user_id": user_id}),
+        actor,
         now,
     )?;
     Ok(())

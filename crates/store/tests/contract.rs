@@ -756,3 +756,1037 @@ async fn archive(store: Store) {
         .expect("a truncation is detected");
     assert!(truncated.what.contains("head"), "{} (last was {last})", truncated.what);
 }
+
+// ---- The archive's second half: actors, signed checkpoints, retention and holds, recording. ----
+
+macro_rules! archive_both_backends {
+    ($($name:ident => $body:ident;)*) => {
+        mod archive_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Sqlite, super::$body).await } )* }
+        mod archive_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Postgres, super::$body).await } )* }
+    };
+}
+
+archive_both_backends! {
+    administrative_entries_name_who_made_the_change => archive_actors;
+    a_signed_checkpoint_catches_history_rewritten_with_every_hash_recomputed => archive_checkpoints;
+    a_purge_removes_only_expired_entries_not_under_a_hold_and_the_chain_still_verifies => archive_purge;
+    with_recording_off_message_content_is_not_archived_but_consent_evidence_is => archive_recording;
+    exports_select_by_contact_and_time_and_csv_carries_no_content => archive_exports;
+    a_participant_joining_is_journaled_once => archive_participants;
+    verify_walks_a_long_chain_page_by_page_and_still_finds_a_late_edit => archive_long_chain;
+}
+
+use openline_store::journal::Actor;
+use openline_store::{checkpoints, export, holds, retention};
+
+async fn entries(store: &Store, org: &str) -> Vec<journal::JournalEntry> {
+    let org = org.to_owned();
+    store.read(move |c| journal::page(c, &org, 0, 10_000)).await.unwrap()
+}
+
+async fn verify_org(store: &Store, org: &str) -> journal::ChainReport {
+    let org = org.to_owned();
+    store
+        .read(move |c| journal::verify(c, Some(&org)))
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+async fn archive_actors(store: Store) {
+    let admin = Actor::user("usr_admin", "admin@bank.test");
+    let a = admin.clone();
+    let org = store
+        .write(move |c| {
+            let org = orgs::create_by(c, "Bank", None, "on", &Actor::Cli, NOW)?;
+            users::create_by(
+                c,
+                &users::NewUser {
+                    org_id: &org.id,
+                    team_id: None,
+                    email: "agent@bank.test",
+                    name: "Agent",
+                    role: Role::Agent,
+                    password_hash: "x",
+                },
+                &a,
+                NOW,
+            )?;
+            let agent = users::find_for_login(c, "agent@bank.test")?.unwrap().0;
+            users::set_role_by(c, &agent.id, Role::Supervisor, &a, NOW)?;
+            orgs::set_setting(c, &org.id, "messaging_tier", serde_json::json!("tier_2k"), &a, NOW)?;
+            retention::set_retention_days(c, &org.id, Some(3650), &a, NOW)?;
+            Ok(org.id)
+        })
+        .await
+        .unwrap();
+    let e = entries(&store, &org).await;
+    let kinds: Vec<&str> = e.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "organization.created",
+            "user.created",
+            "user.role_changed",
+            "organization.settings_changed",
+            "organization.settings_changed"
+        ]
+    );
+    assert_eq!(
+        (e[2].payload["previous"].as_str(), e[2].payload["role"].as_str()),
+        (Some("agent"), Some("supervisor"))
+    );
+    assert_eq!(e[2].payload["actor"]["email"], "admin@bank.test");
+    let e: Vec<_> = e.into_iter().filter(|e| e.kind != "user.role_changed").collect();
+    assert_eq!(e[0].payload["actor"], serde_json::json!({"type": "cli"}));
+    assert_eq!(
+        e[1].payload["actor"],
+        serde_json::json!({"type": "user", "id": "usr_admin", "email": "admin@bank.test"})
+    );
+    assert_eq!(e[2].payload["key"], "messaging_tier");
+    assert_eq!(e[2].payload["value"], "tier_2k");
+    assert_eq!(e[3].payload["previous"], serde_json::Value::Null);
+    let o = org.clone();
+    assert_eq!(
+        store.read(move |c| retention::retention_days(c, &o)).await.unwrap(),
+        3650
+    );
+    assert_eq!(verify_org(&store, &org).await.problem, None);
+}
+
+/// What someone with database access would do to rewrite history unnoticed by `verify`: recompute
+/// every hash from the edited entry on, and the head.
+fn recompute_chain(c: &mut dyn openline_store::Conn, org: &str) -> Result<(), StoreError> {
+    use sha2::{Digest, Sha256};
+    let rows = c.query(
+        "select seq, at, kind, subject_id, payload from journal where org_id = ? order by seq",
+        params![org],
+    )?;
+    let mut prev = journal::GENESIS.to_owned();
+    for r in rows {
+        let (seq, at, kind, subject, payload) = (r.i64(0)?, r.i64(1)?, r.string(2)?, r.opt_string(3)?, r.string(4)?);
+        let mut h = Sha256::new();
+        for part in [
+            prev.as_str(),
+            &seq.to_string(),
+            org,
+            &at.to_string(),
+            &kind,
+            subject.as_deref().unwrap_or(""),
+            &payload,
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        let hash = hex::encode(h.finalize());
+        c.execute(
+            "update journal set prev_hash = ?, hash = ? where org_id = ? and seq = ?",
+            params![&prev, &hash, org, seq],
+        )?;
+        prev = hash;
+    }
+    c.execute(
+        "update journal_heads set hash = ? where org_id = ?",
+        params![&prev, org],
+    )?;
+    Ok(())
+}
+
+async fn archive_checkpoints(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    store_inbound(&store, &w, "wamid.C1", "+447700900001", "buy 100 shares", NOW + 1).await;
+    store_inbound(&store, &w, "wamid.C2", "+447700900001", "thanks", NOW + 2).await;
+    let key = checkpoints::parse_signing_key(&"07".repeat(32)).unwrap();
+    let public = checkpoints::public_key_hex(&key);
+    let k = key.clone();
+    let made = store
+        .write(move |c| checkpoints::create(c, &k, None, NOW + 10))
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 1);
+    assert!(checkpoints::signature_valid(&made[0]));
+    // Nothing moved: no second checkpoint of the same head.
+    let k = key.clone();
+    assert!(store
+        .write(move |c| checkpoints::create(c, &k, None, NOW + 11))
+        .await
+        .unwrap()
+        .is_empty());
+    let export = checkpoints::CheckpointExport {
+        format: checkpoints::EXPORT_FORMAT.into(),
+        public_key: Some(public.clone()),
+        checkpoints: store.read(|c| checkpoints::list(c, None)).await.unwrap(),
+    };
+    let ex = export.clone();
+    let findings = store.read(move |c| checkpoints::check(c, &ex, None)).await.unwrap();
+    assert!(findings.iter().all(|f| f.ok), "{findings:?}");
+
+    // A forged checkpoint (signature no longer matches) and a foreign key are refused.
+    let mut forged = export.clone();
+    forged.checkpoints[0].seq -= 1;
+    let findings = store.read(move |c| checkpoints::check(c, &forged, None)).await.unwrap();
+    assert!(
+        !findings[0].ok && findings[0].what.contains("signature"),
+        "{findings:?}"
+    );
+    let ex = export.clone();
+    let findings = store
+        .read(move |c| checkpoints::check(c, &ex, Some(&"ab".repeat(32))))
+        .await
+        .unwrap();
+    assert!(!findings[0].ok, "{findings:?}");
+
+    // Rewrite a message and recompute every hash: verify is satisfied, the checkpoint is not.
+    let org = w.org.clone();
+    store
+        .write(move |c| {
+            c.execute(
+                "update journal set payload = replace(payload, 'buy 100 shares', 'buy 10 shares') where org_id = ?",
+                params![&org],
+            )?;
+            recompute_chain(c, &org)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        verify_org(&store, &w.org).await.problem,
+        None,
+        "a consistent rewrite fools the hash chain alone"
+    );
+    let ex = export.clone();
+    let findings = store.read(move |c| checkpoints::check(c, &ex, None)).await.unwrap();
+    assert!(!findings[0].ok, "{findings:?}");
+    assert!(findings[0].what.contains("rewritten"), "{findings:?}");
+}
+
+const YEAR_MS: i64 = 365 * 86_400_000;
+
+async fn archive_purge(store: Store) {
+    let w = world(&store, "Bank", "pn1").await; // organization and sender at NOW
+    store_inbound(&store, &w, "wamid.P1", "+447700900001", "Ada, long ago", NOW + 1).await;
+    store_inbound(&store, &w, "wamid.P2", "+447700900002", "Dan, long ago", NOW + 2).await;
+    let later = NOW + 8 * YEAR_MS;
+    store_inbound(
+        &store,
+        &w,
+        "wamid.P3",
+        "+447700900001",
+        "Ada, recently",
+        later - 86_400_000,
+    )
+    .await;
+    let scope = w.scope.clone();
+    let ada = store
+        .read(move |c| contacts::list(c, &scope, None, None, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|ct| ct.phone.as_deref() == Some("+447700900001"))
+        .unwrap()
+        .id;
+    let before = entries(&store, &w.org).await.len();
+    let admin = Actor::user("usr_admin", "admin@bank.test");
+
+    // A hold on the whole organization: nothing is purged, not even the expired entries.
+    let (scope, a) = (w.scope.clone(), admin.clone());
+    let org = w.org.clone();
+    let org_hold = store
+        .write(move |c| {
+            holds::set(
+                c,
+                &scope,
+                &holds::NewHold {
+                    scope: "organization".into(),
+                    subject_id: org,
+                    reason: "SEC inquiry 2031-17".into(),
+                },
+                &a,
+                later,
+            )
+            .map_err(|e| StoreError::Db(format!("{e:?}")))
+        })
+        .await
+        .unwrap();
+    let org = w.org.clone();
+    let r = store
+        .write(move |c| retention::purge(c, &org, later, false, &Actor::System))
+        .await
+        .unwrap();
+    assert_eq!((r.purged, r.held_by.as_deref()), (0, Some(org_hold.id.as_str())));
+    assert_eq!(
+        entries(&store, &w.org).await.len(),
+        before + 1,
+        "only the hold itself was added"
+    );
+
+    // A hold on Ada instead: the purge stops at her first message.
+    let (scope, a, id) = (w.scope.clone(), admin.clone(), org_hold.id.clone());
+    store
+        .write(move |c| holds::release(c, &scope, &id, &a, later))
+        .await
+        .unwrap();
+    let (scope, a, ada2) = (w.scope.clone(), admin.clone(), ada.clone());
+    let ada_hold = store
+        .write(move |c| {
+            holds::set(
+                c,
+                &scope,
+                &holds::NewHold {
+                    scope: "contact".into(),
+                    subject_id: ada2,
+                    reason: "complaint 42".into(),
+                },
+                &a,
+                later,
+            )
+            .map_err(|e| StoreError::Db(format!("{e:?}")))
+        })
+        .await
+        .unwrap();
+    let org = w.org.clone();
+    let dry = store
+        .write(move |c| retention::purge(c, &org, later, true, &Actor::Cli))
+        .await
+        .unwrap();
+    let org = w.org.clone();
+    let r = store
+        .write(move |c| retention::purge(c, &org, later, false, &Actor::Cli))
+        .await
+        .unwrap();
+    assert_eq!(dry.purged, r.purged, "a dry run reports what the purge then does");
+    assert_eq!(r.purged, 2, "organization and sender entries; Ada's message is held");
+    assert_eq!(r.held_by.as_deref(), Some(ada_hold.id.as_str()));
+    let remaining = entries(&store, &w.org).await;
+    assert_eq!(remaining[0].seq, 3);
+    assert_eq!(remaining[0].payload["message"]["body"], "Ada, long ago");
+    let report = verify_org(&store, &w.org).await;
+    assert_eq!(
+        (report.problem, report.first_seq),
+        (None, 3),
+        "verify starts after the purge"
+    );
+
+    // Released: everything expired goes, recent entries stay, and message content goes with it.
+    let (scope, a, id) = (w.scope.clone(), admin.clone(), ada_hold.id.clone());
+    store
+        .write(move |c| holds::release(c, &scope, &id, &a, later))
+        .await
+        .unwrap();
+    let org = w.org.clone();
+    let r = store
+        .write(move |c| retention::purge(c, &org, later, false, &Actor::System))
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 2, "Ada's and Dan's old messages; the recent message stops it");
+    assert_eq!(r.messages_cleared, 2);
+    let remaining = entries(&store, &w.org).await;
+    assert!(
+        remaining.iter().all(|e| e.at >= later - 86_400_000),
+        "only recent entries remain"
+    );
+    assert!(remaining
+        .iter()
+        .any(|e| e.payload["message"]["body"] == "Ada, recently"));
+    assert_eq!(remaining.last().unwrap().kind, "archive.purged");
+    let bodies = store
+        .read(|c| {
+            c.query("select body from messages order by created_at", &[])?
+                .iter()
+                .map(|r| r.opt_string(0))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap();
+    assert_eq!(bodies, [None, None, Some("Ada, recently".to_owned())]);
+    assert_eq!(verify_org(&store, &w.org).await.problem, None);
+
+    // Tampering after a purge is still found: an edit, and a deletion of the oldest remaining entry.
+    let first = remaining[0].seq;
+    let org = w.org.clone();
+    store
+        .write(move |c| {
+            c.execute(
+                "update journal set payload = replace(payload, 'recently', 'RECENTLY') where org_id = ?",
+                params![&org],
+            )
+        })
+        .await
+        .unwrap();
+    let p = verify_org(&store, &w.org)
+        .await
+        .problem
+        .expect("an edit after a purge is found");
+    assert!(p.what.contains("altered"), "{}", p.what);
+    let org = w.org.clone();
+    store
+        .write(move |c| {
+            c.execute(
+                "update journal set payload = replace(payload, 'RECENTLY', 'recently') where org_id = ?",
+                params![&org],
+            )?;
+            c.execute("delete from journal where org_id = ? and seq = ?", params![&org, first])
+        })
+        .await
+        .unwrap();
+    let p = verify_org(&store, &w.org)
+        .await
+        .problem
+        .expect("a deletion after a purge is found");
+    assert!(p.what.contains("missing"), "{}", p.what);
+}
+
+async fn archive_recording(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let org = w.org.clone();
+    let sub = store
+        .write(move |c| {
+            journal::set_recording(c, &org, Some(false), &Actor::user("usr_a", "a@bank.test"), NOW)?;
+            // Created after the switch: inherits it.
+            Ok(orgs::create(c, "Bank / Desk", Some(&org), "inherit", NOW)?.id)
+        })
+        .await
+        .unwrap();
+    let InboundOutcome::Stored(m) =
+        store_inbound(&store, &w, "wamid.R1", "+447700900001", "my PIN is 1234", NOW + 1).await
+    else {
+        panic!("stored")
+    };
+    assert_eq!(m.body.as_deref(), Some("my PIN is 1234"), "the inbox still shows it");
+    let (org, contact) = (w.org.clone(), m.conversation_id.clone());
+    store
+        .write(move |c| {
+            let contact_id = c
+                .query_one("select contact_id from conversations where id = ?", params![&contact])?
+                .string(0)?;
+            consent::append(
+                c,
+                &consent::NewConsentEvent {
+                    org_id: &org,
+                    contact_id: &contact_id,
+                    kind: "accepted",
+                    actor_user_id: None,
+                    message_id: None,
+                    provider_message_id: Some("wamid.R2"),
+                    evidence: &serde_json::json!({"reply": "YES, I agree"}),
+                    at: NOW + 2,
+                },
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let e = entries(&store, &w.org).await;
+    let msg = e.iter().find(|e| e.kind == "message.received").unwrap();
+    assert_eq!(msg.payload["message"]["body"], serde_json::Value::Null);
+    assert_eq!(msg.payload["content_recorded"], false);
+    assert_eq!(
+        msg.payload["message"]["provider_message_id"], "wamid.R1",
+        "metadata is kept"
+    );
+    let consent = e.iter().find(|e| e.kind == "consent.accepted").unwrap();
+    assert_eq!(
+        consent.payload["evidence"]["reply"], "YES, I agree",
+        "consent evidence is kept"
+    );
+    assert_eq!(verify_org(&store, &w.org).await.problem, None);
+    let s = sub.clone();
+    let on = store.read(move |c| journal::recording_enabled(c, &s)).await.unwrap();
+    assert!(!on, "the sub-organization inherits recording off");
+    let s = sub.clone();
+    let heads = store
+        .read(move |c| {
+            c.query_one("select recording from journal_heads where org_id = ?", params![&s])?
+                .i64(0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(heads, 0);
+
+    // Back on (inherit the default): content is archived again.
+    let org = w.org.clone();
+    store
+        .write(move |c| journal::set_recording(c, &org, None, &Actor::Cli, NOW + 3))
+        .await
+        .unwrap();
+    store_inbound(&store, &w, "wamid.R3", "+447700900001", "recorded again", NOW + 4).await;
+    let e = entries(&store, &w.org).await;
+    assert!(e.iter().any(|e| e.payload["message"]["body"] == "recorded again"));
+}
+
+async fn export_all(store: &Store, filter: export::Filter, format: export::Format) -> String {
+    let mut ex = export::Export::new(filter, format);
+    let mut out = Vec::new();
+    loop {
+        let (back, chunk) = store
+            .read(move |c| {
+                let chunk = ex.next_chunk(c)?;
+                Ok((ex, chunk))
+            })
+            .await
+            .unwrap();
+        ex = back;
+        match chunk {
+            Some(bytes) => out.extend(bytes),
+            None => break,
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn archive_exports(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    store_inbound(&store, &w, "wamid.E1", "+447700900001", "Ada one", NOW + 1).await;
+    store_inbound(&store, &w, "wamid.E2", "+447700900002", "Dan one", NOW + 2).await;
+    store_inbound(&store, &w, "wamid.E3", "+447700900001", "Ada two", NOW + 3).await;
+    let scope = w.scope.clone();
+    let ada = store
+        .read(move |c| contacts::list(c, &scope, None, None, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|ct| ct.phone.as_deref() == Some("+447700900001"))
+        .unwrap()
+        .id;
+    let all = export::Filter {
+        org_id: w.org.clone(),
+        ..Default::default()
+    };
+    let jsonl = export_all(&store, all.clone(), export::Format::Jsonl).await;
+    assert_eq!(jsonl.lines().count(), entries(&store, &w.org).await.len());
+    let only_ada = export::Filter {
+        contact_id: Some(ada),
+        ..all.clone()
+    };
+    let jsonl = export_all(&store, only_ada.clone(), export::Format::Jsonl).await;
+    assert!(jsonl.contains("Ada one") && jsonl.contains("Ada two") && !jsonl.contains("Dan one"));
+    let ranged = export::Filter {
+        since: Some(NOW + 2),
+        until: Some(NOW + 3),
+        ..all.clone()
+    };
+    let jsonl = export_all(&store, ranged, export::Format::Jsonl).await;
+    assert_eq!(jsonl.lines().count(), 1, "{jsonl}");
+    assert!(jsonl.contains("Dan one"));
+    let csv = export_all(&store, all.clone(), export::Format::Csv).await;
+    assert!(csv.starts_with("seq,at,kind,"));
+    assert_eq!(csv.lines().count(), 1 + entries(&store, &w.org).await.len());
+    assert!(!csv.contains("Ada one"), "metadata only");
+    assert!(csv.contains("message.received"));
+    let mbox = export_all(&store, only_ada, export::Format::Eml).await;
+    assert_eq!(
+        mbox.matches("From archive@openline ").count(),
+        1,
+        "one e-mail: one conversation, one day"
+    );
+    assert!(mbox.contains("X-Openline-Messages: 2"), "{mbox}");
+}
+
+// ---- outbound webhooks: subscriptions walk the journal ----
+
+/// `outbound_webhooks::NAME` on both backends (a module of its own, beside the list at the top).
+macro_rules! webhook_contract {
+    ($($name:ident => $body:ident;)*) => {
+        mod outbound_webhooks_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Sqlite, super::$body).await } )* }
+        mod outbound_webhooks_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Postgres, super::$body).await } )* }
+    };
+}
+
+webhook_contract! {
+    a_subscription_walks_its_chains_in_order_skips_what_it_did_not_ask_for_and_keeps_a_failed_event_at_the_head => webhook_cursor_walk;
+    a_subscription_is_leased_scoped_parked_resumed_and_deleted_with_every_change_journaled => webhook_lifecycle;
+}
+
+struct HookWorld {
+    root: String,
+    child: String,
+    sub: openline_store::webhooks_out::Subscription,
+}
+
+/// A root organization with a child, an entry from before the subscription, and a subscription of
+/// the root (and its children) to received messages and consent changes.
+async fn hook_world(store: &Store) -> HookWorld {
+    use openline_store::webhooks_out::{self, NewSubscription};
+    store
+        .write(|c| {
+            let root = orgs::create(c, "Hook Root", None, "on", NOW)?;
+            let child = orgs::create(c, "Hook Child", Some(&root.id), "inherit", NOW)?;
+            journal::append(
+                c,
+                &root.id,
+                "message.received",
+                Some("msg_before"),
+                &serde_json::json!({"message": {"id": "msg_before", "body": "before"}}),
+                NOW,
+            )?;
+            let sub = webhooks_out::create(
+                c,
+                &NewSubscription {
+                    org_id: &root.id,
+                    url: "https://archive.example.com/hook",
+                    description: "archive",
+                    events: &["message.received".to_owned(), "consent.changed".to_owned()],
+                    include_sub_organizations: true,
+                    secret: "whsec_test",
+                    from_beginning: false,
+                    actor: &journal::Actor::Cli,
+                    now: NOW,
+                },
+            )?;
+            Ok(HookWorld {
+                root: root.id,
+                child: child.id,
+                sub,
+            })
+        })
+        .await
+        .unwrap()
+}
+
+fn hook_attempt<'a>(
+    e: &'a journal::JournalEntry,
+    id: &'a str,
+    attempt: i64,
+    at: i64,
+    delivered: bool,
+    park: bool,
+) -> openline_store::webhooks_out::AttemptResult<'a> {
+    openline_store::webhooks_out::AttemptResult {
+        event_id: id,
+        event_type: "message.received",
+        org_id: &e.org_id,
+        seq: e.seq,
+        attempt,
+        at,
+        duration_ms: 12,
+        http_status: Some(if delivered { 200 } else { 503 }),
+        error: (!delivered).then_some("HTTP 503 Service Unavailable"),
+        response_excerpt: None,
+        delivered,
+        next_attempt_at: at + 1_000,
+        park,
+        lease_until: at + 60_000,
+    }
+}
+
+async fn webhook_cursor_walk(store: Store) {
+    use openline_store::webhooks_out;
+    let w = hook_world(&store).await;
+    let (root, child, sid) = (w.root.clone(), w.child.clone(), w.sub.id.clone());
+    // Nothing new since the subscription: the worker has nothing to do and writes nothing.
+    let sid2 = sid.clone();
+    let idle = store
+        .read(move |c| Ok(webhooks_out::due_with_work(c, NOW + 5, 10)?.contains(&sid2)))
+        .await
+        .unwrap();
+    assert!(!idle);
+    store
+        .write(move |c| {
+            let m = |id: &str, body: &str| serde_json::json!({"message": {"id": id, "body": body, "direction": "in"}});
+            journal::append(c, &root, "message.received", Some("msg_1"), &m("msg_1", "hello"), NOW + 1)?;
+            journal::append(c, &root, "template.created", Some("tpl_1"), &serde_json::json!({}), NOW + 2)?;
+            journal::append(
+                c,
+                &child,
+                "consent.accepted",
+                Some("cns_1"),
+                &serde_json::json!({"id": "cns_1", "contact_id": "con_1", "kind": "accepted", "evidence": {"reply": "YES"}}),
+                NOW + 3,
+            )?;
+            journal::append(c, &root, "message.status", Some("msg_1"), &serde_json::json!({"status_now": "read"}), NOW + 4)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let step = |owner: &'static str, now: i64| {
+        let sid = sid.clone();
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c| {
+                    let Some(t) = webhooks_out::claim(c, &sid, owner, now + 60_000, now)? else {
+                        return Ok(None);
+                    };
+                    let next = webhooks_out::next_event(c, &t)?;
+                    let event = next
+                        .entry
+                        .as_ref()
+                        .map(|e| webhooks_out::build_event(c, e))
+                        .transpose()?;
+                    Ok(Some((next, event)))
+                })
+                .await
+                .unwrap()
+        }
+    };
+
+    let sid2 = sid.clone();
+    let busy = store
+        .read(move |c| Ok(webhooks_out::due_with_work(c, NOW + 5, 10)?.contains(&sid2)))
+        .await
+        .unwrap();
+    assert!(busy, "new entries in a chain make the subscription worth a turn");
+
+    // The entry from before the subscription is not delivered; the first one after it is.
+    let (next, event) = step("node-a", NOW + 10).await.unwrap();
+    let (entry, event) = (next.entry.clone().unwrap(), event.unwrap());
+    assert_eq!(event.id, format!("{}:{}", w.root, entry.seq));
+    assert_eq!(
+        (
+            event.event_type.as_str(),
+            event.message.as_ref().unwrap().text.as_deref()
+        ),
+        ("message.received", Some("hello"))
+    );
+    assert_eq!(event.references.journal_hash, entry.hash);
+    assert_eq!(event.organization.name, "Hook Root");
+
+    // Another node cannot take the subscription while node A holds it.
+    assert!(step("node-b", NOW + 10).await.is_none());
+
+    // A failure keeps the event at the head; nothing moves.
+    let (sid2, e2, id2) = (sid.clone(), entry.clone(), event.id.clone());
+    let recorded = store
+        .write(move |c| {
+            webhooks_out::record_attempt(
+                c,
+                &sid2,
+                "node-a",
+                &[],
+                &hook_attempt(&e2, &id2, 1, NOW + 11, false, false),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(recorded);
+    let (next_again, _) = step("node-a", NOW + 1_011).await.unwrap();
+    assert_eq!(
+        next_again.entry.unwrap().seq,
+        entry.seq,
+        "the failed event is still first"
+    );
+
+    // Delivered: the cursor moves; next comes the child's consent event, then nothing (the
+    // template and the status are not subscribed), and the cursors reach both heads.
+    let (sid2, e2, id2, skipped) = (sid.clone(), entry.clone(), event.id.clone(), next.skipped_to.clone());
+    store
+        .write(move |c| {
+            webhooks_out::record_attempt(
+                c,
+                &sid2,
+                "node-a",
+                &skipped,
+                &hook_attempt(&e2, &id2, 2, NOW + 1_012, true, false),
+            )
+        })
+        .await
+        .unwrap();
+    let (next, event) = step("node-a", NOW + 1_013).await.unwrap();
+    let (consent_entry, event) = (next.entry.clone().unwrap(), event.unwrap());
+    assert_eq!(consent_entry.org_id, w.child);
+    assert_eq!(event.event_type, "consent.changed");
+    assert_eq!(event.consent.as_ref().unwrap().evidence["reply"], "YES");
+    let (sid2, id2) = (sid.clone(), event.id.clone());
+    store
+        .write(move |c| {
+            webhooks_out::record_attempt(
+                c,
+                &sid2,
+                "node-a",
+                &next.skipped_to,
+                &hook_attempt(&consent_entry, &id2, 1, NOW + 1_014, true, false),
+            )
+        })
+        .await
+        .unwrap();
+    let (next, event) = step("node-a", NOW + 1_015).await.unwrap();
+    assert!(next.entry.is_none() && event.is_none());
+    let (sid2, skipped) = (sid.clone(), next.skipped_to.clone());
+    store
+        .write(move |c| webhooks_out::advance_cursors(c, &sid2, &skipped))
+        .await
+        .unwrap();
+    let (root, child, sid2) = (w.root.clone(), w.child.clone(), sid.clone());
+    let (sub, heads) = store
+        .read(move |c| {
+            let heads: Vec<(String, i64)> = [root, child]
+                .into_iter()
+                .map(|o| {
+                    Ok((
+                        o.clone(),
+                        c.query_one("select seq from journal_heads where org_id = ?", params![&o])?
+                            .i64(0)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok((webhooks_out::get_any(c, &sid2)?, heads))
+        })
+        .await
+        .unwrap();
+    for (org, head) in heads {
+        let cursor = sub.cursors.iter().find(|c| c.org_id == org).unwrap();
+        assert_eq!(cursor.seq, head, "caught up in {org}");
+    }
+    assert!(sub.pending.is_none());
+    let scope = Scope {
+        org_ids: vec![w.root.clone()],
+    };
+    let sid2 = sid.clone();
+    let attempts = store
+        .read(move |c| webhooks_out::attempts(c, &scope, &sid2, 10))
+        .await
+        .unwrap();
+    let outcomes: Vec<(&str, i64)> = attempts.iter().map(|a| (a.outcome.as_str(), a.attempt)).collect();
+    assert_eq!(outcomes, vec![("delivered", 1), ("delivered", 2), ("failed", 1)]);
+}
+
+async fn webhook_lifecycle(store: Store) {
+    use openline_store::webhooks_out::{self, SubscriptionChange};
+    let w = hook_world(&store).await;
+    let other = world(&store, "Elsewhere", "pnid-elsewhere").await;
+    let (sid, root) = (w.sub.id.clone(), w.root.clone());
+    let mine = Scope {
+        org_ids: vec![w.root.clone()],
+    };
+
+    // Another organization neither sees nor changes it.
+    let (sid2, theirs) = (sid.clone(), other.scope.clone());
+    let seen = store
+        .write(move |c| {
+            Ok((
+                webhooks_out::get(c, &theirs, &sid2).err(),
+                webhooks_out::list(c, &theirs)?.len(),
+                webhooks_out::delete(c, &theirs, &sid2, &journal::Actor::Cli, NOW).err(),
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        seen,
+        (Some(StoreError::NotFound), 0, Some(StoreError::NotFound))
+    ));
+
+    // A new event fails for good: the subscription is parked (journaled) and not due any more.
+    let r = root.clone();
+    store
+        .write(move |c| {
+            journal::append(
+                c,
+                &r,
+                "message.received",
+                Some("msg_2"),
+                &serde_json::json!({"message": {"id": "msg_2"}}),
+                NOW + 5,
+            )
+        })
+        .await
+        .unwrap();
+    let sid2 = sid.clone();
+    let (entry, id) = store
+        .write(move |c| {
+            let t = webhooks_out::claim(c, &sid2, "node-a", NOW + 60_000, NOW + 10)?.unwrap();
+            let e = webhooks_out::next_event(c, &t)?.entry.unwrap();
+            let id = format!("{}:{}", e.org_id, e.seq);
+            Ok((e, id))
+        })
+        .await
+        .unwrap();
+    let (sid2, e2, id2) = (sid.clone(), entry.clone(), id.clone());
+    store
+        .write(move |c| {
+            webhooks_out::record_attempt(
+                c,
+                &sid2,
+                "node-a",
+                &[],
+                &hook_attempt(&e2, &id2, 9, NOW + 11, false, true),
+            )?;
+            webhooks_out::release(c, &sid2, "node-a")
+        })
+        .await
+        .unwrap();
+    let (sid2, scope) = (sid.clone(), mine.clone());
+    let (sub, due, claimed) = store
+        .write(move |c| {
+            Ok((
+                webhooks_out::get(c, &scope, &sid2)?,
+                webhooks_out::due(c, NOW + 100_000, 10)?,
+                webhooks_out::claim(c, &sid2, "node-b", NOW + 200_000, NOW + 100_000)?.is_some(),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(sub.state, "parked");
+    assert_eq!(sub.pending.as_ref().unwrap().event_id, id);
+    assert_eq!(sub.pending.as_ref().unwrap().attempts, 9);
+    assert!(
+        !due.contains(&sid) && !claimed,
+        "a parked subscription is not delivered"
+    );
+
+    // Resumed, it is due at once and another node may take it (the lease was released).
+    let (sid2, scope) = (sid.clone(), mine.clone());
+    let claimed = store
+        .write(move |c| {
+            let s = webhooks_out::resume(c, &scope, &sid2, &journal::Actor::Cli, NOW + 100_001)?;
+            assert_eq!(
+                (s.state.as_str(), s.pending.as_ref().map(|p| p.attempts)),
+                ("active", Some(0))
+            );
+            Ok(webhooks_out::claim(c, &sid2, "node-b", NOW + 200_000, NOW + 100_002)?.map(|t| t.head_event_id))
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed, Some(Some(id.clone())));
+
+    // Disabled subscriptions are not due; enabling makes them due again.
+    let (sid2, scope) = (sid.clone(), mine.clone());
+    let states = store
+        .write(move |c| {
+            webhooks_out::release(c, &sid2, "node-b")?;
+            let off = SubscriptionChange {
+                disabled: Some(true),
+                ..SubscriptionChange::default()
+            };
+            let a = webhooks_out::update(c, &scope, &sid2, &off, &journal::Actor::Cli, NOW + 100_003)?.state;
+            let due_off = webhooks_out::due(c, NOW + 100_004, 10)?.contains(&sid2);
+            let on = SubscriptionChange {
+                disabled: Some(false),
+                ..SubscriptionChange::default()
+            };
+            let b = webhooks_out::update(c, &scope, &sid2, &on, &journal::Actor::Cli, NOW + 100_005)?.state;
+            let due_on = webhooks_out::due(c, NOW + 100_006, 10)?.contains(&sid2);
+            Ok((a, due_off, b, due_on))
+        })
+        .await
+        .unwrap();
+    assert_eq!(states, ("disabled".to_owned(), false, "active".to_owned(), true));
+
+    // A rotation keeps the previous secret signing until the grace period ends.
+    let (sid2, scope) = (sid.clone(), mine.clone());
+    let secrets = store
+        .write(move |c| {
+            webhooks_out::rotate_secret(
+                c,
+                &scope,
+                &sid2,
+                "whsec_new",
+                NOW + 200_000,
+                &journal::Actor::Cli,
+                NOW + 100_007,
+            )?;
+            let during = webhooks_out::claim(c, &sid2, "node-a", NOW + 150_000, NOW + 100_008)?.unwrap();
+            webhooks_out::release(c, &sid2, "node-a")?;
+            let after = webhooks_out::claim(c, &sid2, "node-a", NOW + 300_000, NOW + 200_001)?.unwrap();
+            Ok((during.secret, during.previous_secret, after.previous_secret))
+        })
+        .await
+        .unwrap();
+    assert_eq!(secrets, ("whsec_new".to_owned(), Some("whsec_test".to_owned()), None));
+
+    // Deleted with its cursors and attempts; every change is in the journal, which still verifies,
+    // and no secret is.
+    let (sid2, scope, r) = (sid.clone(), mine.clone(), root.clone());
+    let (kinds, payloads, reports, leftovers) = store
+        .write(move |c| {
+            webhooks_out::delete(c, &scope, &sid2, &journal::Actor::Cli, NOW + 200_002)?;
+            let rows = c.query(
+                "select kind, payload from journal where org_id = ? and kind like 'webhook_subscription.%' order by seq",
+                params![&r],
+            )?;
+            let kinds: Vec<String> = rows.iter().map(|r| r.string(0)).collect::<Result<_, _>>()?;
+            let payloads: Vec<String> = rows.iter().map(|r| r.string(1)).collect::<Result<_, _>>()?;
+            let leftovers = c
+                .query_one(
+                    "select (select count(*) from webhook_cursors where subscription_id = ?) + (select count(*) from webhook_attempts where subscription_id = ?)",
+                    params![&sid2, &sid2],
+                )?
+                .i64(0)?;
+            Ok((kinds, payloads, journal::verify(c, Some(&r))?, leftovers))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds,
+        vec![
+            "webhook_subscription.created",
+            "webhook_subscription.parked",
+            "webhook_subscription.resumed",
+            "webhook_subscription.updated",
+            "webhook_subscription.updated",
+            "webhook_subscription.secret_rotated",
+            "webhook_subscription.deleted",
+        ]
+    );
+    assert!(payloads.iter().all(|p| !p.contains("whsec_")), "{payloads:?}");
+    assert!(payloads[0].contains("\"cli\""), "who made it: {}", payloads[0]);
+    assert!(reports.iter().all(|r| r.problem.is_none()), "{reports:?}");
+    assert_eq!(leftovers, 0);
+}
+
+async fn archive_participants(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let InboundOutcome::Stored(m) = store_inbound(&store, &w, "wamid.J1", "+447700900001", "hi", NOW).await else {
+        panic!("stored")
+    };
+    let org = w.org.clone();
+    let conv = m.conversation_id.clone();
+    let joined = store
+        .write(move |c| {
+            let user = users::create(
+                c,
+                &users::NewUser {
+                    org_id: &org,
+                    team_id: None,
+                    email: "agent@bank.test",
+                    name: "Agent",
+                    role: Role::Agent,
+                    password_hash: "x",
+                },
+                NOW,
+            )?;
+            Ok((
+                conversations::join(c, &conv, &user.id, NOW + 1)?,
+                conversations::join(c, &conv, &user.id, NOW + 2)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(joined, (true, false), "the second join is a no-op");
+    let e = entries(&store, &w.org).await;
+    let joins: Vec<_> = e.iter().filter(|e| e.kind == "participant.joined").collect();
+    assert_eq!(joins.len(), 1);
+    assert_eq!(joins[0].subject_id.as_deref(), Some(m.conversation_id.as_str()));
+    assert_eq!(verify_org(&store, &w.org).await.problem, None);
+}
+
+async fn archive_long_chain(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let org = w.org.clone();
+    // More entries than one page of verification (2000), so an edit past the first page is found
+    // by the second.
+    store
+        .write(move |c| {
+            for i in 0..2100 {
+                journal::append(c, &org, "test.event", None, &serde_json::json!({"n": i}), NOW + i)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let report = verify_org(&store, &w.org).await;
+    assert_eq!((report.problem, report.entries), (None, 2102));
+    let org = w.org.clone();
+    store
+        .write(move |c| {
+            c.execute(
+                "update journal set payload = '{\"n\":0}' where org_id = ? and seq = 2050",
+                params![&org],
+            )
+        })
+        .await
+        .unwrap();
+    let p = verify_org(&store, &w.org).await.problem.expect("found");
+    assert_eq!(p.seq, 2050);
+    assert!(p.what.contains("altered"), "{}", p.what);
+}

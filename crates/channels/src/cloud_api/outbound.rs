@@ -36,6 +36,10 @@ pub enum OutboundMessage {
         /// Payloads for the template's quick-reply buttons, by button index (0, 1, …); returned in
         /// the `button` webhook when the contact taps one.
         quick_reply_payloads: Vec<String>,
+        /// The image of an image header: a public https link Meta downloads.
+        header_image_link: Option<String>,
+        /// Suffixes of URL buttons whose address ends in `{{1}}`: (button index, suffix).
+        url_button_parameters: Vec<(usize, String)>,
     },
     /// An image, video, audio, document or sticker, by uploaded media id or public link.
     Media {
@@ -146,10 +150,19 @@ impl OutboundMessage {
                 language,
                 body_parameters,
                 quick_reply_payloads,
+                header_image_link,
+                url_button_parameters,
             } => envelope(
                 to,
                 "template",
-                template_object(name, language, body_parameters, quick_reply_payloads),
+                template_object(
+                    name,
+                    language,
+                    body_parameters,
+                    quick_reply_payloads,
+                    header_image_link.as_deref(),
+                    url_button_parameters,
+                ),
                 None,
             ),
             Self::Media {
@@ -202,8 +215,21 @@ fn envelope(to: &str, message_type: &str, content: Value, reply_to: Option<&str>
     Value::Object(body)
 }
 
-fn template_object(name: &str, language: &str, body_parameters: &[String], quick_reply_payloads: &[String]) -> Value {
+fn template_object(
+    name: &str,
+    language: &str,
+    body_parameters: &[String],
+    quick_reply_payloads: &[String],
+    header_image_link: Option<&str>,
+    url_button_parameters: &[(usize, String)],
+) -> Value {
     let mut components = Vec::new();
+    if let Some(link) = header_image_link {
+        components.push(json!({
+            "type": "header",
+            "parameters": [{ "type": "image", "image": { "link": link } }],
+        }));
+    }
     if !body_parameters.is_empty() {
         let parameters: Vec<Value> = body_parameters
             .iter()
@@ -217,6 +243,14 @@ fn template_object(name: &str, language: &str, body_parameters: &[String], quick
             "sub_type": "quick_reply",
             "index": index.to_string(),
             "parameters": [{ "type": "payload", "payload": payload }],
+        }));
+    }
+    for (index, suffix) in url_button_parameters {
+        components.push(json!({
+            "type": "button",
+            "sub_type": "url",
+            "index": index.to_string(),
+            "parameters": [{ "type": "text", "text": suffix }],
         }));
     }
     let mut template = json!({ "name": name, "language": { "policy": "deterministic", "code": language } });
@@ -252,11 +286,35 @@ mod tests {
             language: "en_US".into(),
             body_parameters: vec![],
             quick_reply_payloads: vec![],
+            header_image_link: None,
+            url_button_parameters: vec![],
         }
         .to_request_body();
         assert_eq!(
             body["template"],
             json!({ "name": "hello_world", "language": { "policy": "deterministic", "code": "en_US" } })
+        );
+    }
+
+    #[test]
+    fn a_header_image_and_url_suffixes_go_in_their_components() {
+        let body = OutboundMessage::Template {
+            to: "16505551234".into(),
+            name: "statement_ready".into(),
+            language: "en".into(),
+            body_parameters: vec!["Ada".into()],
+            quick_reply_payloads: vec![],
+            header_image_link: Some("https://cdn.example/s.png".into()),
+            url_button_parameters: vec![(1, "2026-11".into())],
+        }
+        .to_request_body();
+        assert_eq!(
+            body["template"]["components"],
+            json!([
+                { "type": "header", "parameters": [{ "type": "image", "image": { "link": "https://cdn.example/s.png" } }] },
+                { "type": "body", "parameters": [{ "type": "text", "text": "Ada" }] },
+                { "type": "button", "sub_type": "url", "index": "1", "parameters": [{ "type": "text", "text": "2026-11" }] },
+            ])
         );
     }
 

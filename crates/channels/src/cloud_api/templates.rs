@@ -3,7 +3,7 @@
 //! the example values Meta requires for every parameter.
 
 use openline_domain::templates::{
-    body_parameters, BodyParameters, Template, TemplateButton, TemplateComponent, TemplateHeader,
+    body_parameters, BodyParameters, Template, TemplateButton, TemplateComponent, TemplateHeader, DYNAMIC_URL_SUFFIX,
 };
 use serde_json::{json, Value};
 
@@ -52,7 +52,11 @@ pub fn template_request_body(t: &Template) -> Value {
                 "type": "BUTTONS",
                 "buttons": buttons.iter().map(|b| match b {
                     TemplateButton::QuickReply { text } => json!({"type": "QUICK_REPLY", "text": text}),
-                    TemplateButton::Url { text, url } => json!({"type": "URL", "text": text, "url": url}),
+                    // A URL ending in {{1}} takes a suffix per send; Meta wants an example of one.
+                    TemplateButton::Url { text, url } => match url.strip_suffix(DYNAMIC_URL_SUFFIX) {
+                        Some(base) => json!({"type": "URL", "text": text, "url": url, "example": [format!("{base}example")]}),
+                        None => json!({"type": "URL", "text": text, "url": url}),
+                    },
                 }).collect::<Vec<_>>(),
             }),
         });
@@ -88,7 +92,13 @@ mod tests {
                     text: "Demo Bank".into(),
                 },
                 TemplateComponent::Buttons {
-                    buttons: vec![TemplateButton::QuickReply { text: "Confirm".into() }],
+                    buttons: vec![
+                        TemplateButton::QuickReply { text: "Confirm".into() },
+                        TemplateButton::Url {
+                            text: "Reschedule".into(),
+                            url: "https://bank.example/book/{{1}}".into(),
+                        },
+                    ],
                 },
             ],
             status: TemplateStatus::Pending,
@@ -101,6 +111,10 @@ mod tests {
             2
         );
         assert_eq!(b["components"][2]["buttons"][0]["type"], "QUICK_REPLY");
+        assert_eq!(
+            b["components"][2]["buttons"][1]["example"],
+            json!(["https://bank.example/book/example"])
+        );
         assert!(b.get("parameter_format").is_none());
     }
 }

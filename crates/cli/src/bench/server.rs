@@ -157,6 +157,12 @@ fn log_tail(path: &Path) -> String {
 
 impl BenchServer {
     pub async fn start(backend: &Backend) -> anyhow::Result<Self> {
+        Self::start_with_env(backend, &[]).await
+    }
+
+    /// [`Self::start`], with extra environment for `openline serve` (e.g. a Graph API base URL
+    /// pointing at a simulator the benchmark runs).
+    pub async fn start_with_env(backend: &Backend, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding the openline binary")?;
         let dir = tempfile::Builder::new()
             .prefix("openline-bench-")
@@ -202,6 +208,9 @@ impl BenchServer {
         let log = dir.path().join("serve.log");
         let log_file = std::fs::File::create(&log).context("creating the server's log file")?;
         let mut cmd = openline(&exe).into_std();
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
         cmd.arg("serve")
             .args(&db_args)
             .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -190,7 +190,7 @@ fn component_rules_are_checked() {
     assert_eq!(
         code(validate_template(&with(vec![
             ok.clone(),
-            buttons(vec![url("https://a.example/{{1}}")])
+            buttons(vec![url("https://a.example/{{1}}/x")])
         ]))),
         Some("template_invalid")
     );
@@ -388,4 +388,106 @@ proptest! {
         let _ = body_parameters(&template(&text));
         let _ = render(&template(&text), &positional(&["x"]));
     }
+}
+
+fn with_media_and_links() -> Template {
+    Template {
+        name: "statement_ready".to_owned(),
+        language: "en".to_owned(),
+        category: TemplateCategory::Utility,
+        components: vec![
+            TemplateComponent::Header(TemplateHeader::Image { example_url: None }),
+            body("Hello {{1}}, your statement is ready."),
+            TemplateComponent::Buttons {
+                buttons: vec![
+                    TemplateButton::QuickReply {
+                        text: "Thanks".to_owned(),
+                    },
+                    TemplateButton::Url {
+                        text: "Open".to_owned(),
+                        url: "https://bank.example/statements/{{1}}".to_owned(),
+                    },
+                    TemplateButton::Url {
+                        text: "Help".to_owned(),
+                        url: "https://bank.example/help".to_owned(),
+                    },
+                ],
+            },
+        ],
+        status: TemplateStatus::Approved,
+    }
+}
+
+#[test]
+fn url_buttons_take_a_parameter_only_at_the_end() {
+    assert_eq!(validate_template(&with_media_and_links()), Ok(()));
+    for url in [
+        "https://bank.example/{{1}}/statements",
+        "https://bank.example/{{2}}",
+        "https://bank.example/{{1}}{{1}}",
+        "https://bank.example/}}",
+    ] {
+        let mut t = with_media_and_links();
+        t.components[2] = TemplateComponent::Buttons {
+            buttons: vec![TemplateButton::Url {
+                text: "Open".to_owned(),
+                url: url.to_owned(),
+            }],
+        };
+        assert_eq!(validate_template(&t).unwrap_err().code, "template_invalid", "{url}");
+    }
+}
+
+#[test]
+fn a_send_gives_the_header_image_and_each_url_suffix() {
+    let t = with_media_and_links();
+    let ok = send_components(&t, Some("https://cdn.example/s.png"), &["2026-11".to_owned()]).unwrap();
+    assert_eq!(ok.header_image_link.as_deref(), Some("https://cdn.example/s.png"));
+    assert_eq!(ok.url_buttons, vec![(1, "2026-11".to_owned())]);
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let table: &[(Option<&str>, Vec<String>, &str)] = &[
+        (None, s(&["2026-11"]), "template_parameter_count"),
+        (Some("https://cdn.example/s.png"), s(&[]), "template_parameter_count"),
+        (
+            Some("https://cdn.example/s.png"),
+            s(&["a", "b"]),
+            "template_parameter_count",
+        ),
+        (
+            Some("http://cdn.example/s.png"),
+            s(&["a"]),
+            "template_parameter_invalid",
+        ),
+        (
+            Some("https://cdn.example/a b.png"),
+            s(&["a"]),
+            "template_parameter_invalid",
+        ),
+        (
+            Some("https://cdn.example/s.png"),
+            s(&["a b"]),
+            "template_parameter_invalid",
+        ),
+        (
+            Some("https://cdn.example/s.png"),
+            s(&[" "]),
+            "template_parameter_invalid",
+        ),
+    ];
+    for (link, params, code) in table {
+        assert_eq!(
+            send_components(&t, *link, params).unwrap_err().code,
+            *code,
+            "{link:?} {params:?}"
+        );
+    }
+    // A template without an image header or dynamic URL takes neither.
+    let plain = template("Hello {{1}}.");
+    assert_eq!(send_components(&plain, None, &[]), Ok(SendComponents::default()));
+    assert_eq!(
+        send_components(&plain, Some("https://cdn.example/s.png"), &[])
+            .unwrap_err()
+            .code,
+        "template_parameter_count"
+    );
 }

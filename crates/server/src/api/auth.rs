@@ -141,9 +141,10 @@ pub async fn create_token(
     }
     let token = auth::new_api_token();
     let (hash, uid, now) = (auth::digest(&token), me.user.id.clone(), st.now());
+    let actor = super::archive::actor(&me);
     let t = st
         .store
-        .write(move |c| users::create_token(c, &uid, &name, &hash, now))
+        .write(move |c| users::create_token_by(c, &uid, &name, &hash, &actor, now))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -171,9 +172,9 @@ pub async fn revoke_token(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let (uid, now) = (me.user.id.clone(), st.now());
+    let (uid, now, actor) = (me.user.id.clone(), st.now(), super::archive::actor(&me));
     st.store
-        .write(move |c| users::revoke_token(c, &uid, &id, now))
+        .write(move |c| users::revoke_token_by(c, &uid, &id, &actor, now))
         .await
         .map_err(|e| match e {
             openline_store::StoreError::NotFound => AppError::not_found("token"),

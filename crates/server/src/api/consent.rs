@@ -13,7 +13,7 @@ use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts};
 use openline_domain::{Channel, MessageKind};
 use openline_store::consent::ConsentRecord;
 use openline_store::messages::{self, Message, NewOutbound};
-use openline_store::{contacts, conversations, orgs, senders, StoreError};
+use openline_store::{contacts, conversations, orgs, senders, templates, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -27,7 +27,9 @@ pub struct OptInSent {
 /// `POST /api/v1/contacts/{id}/opt-in`: sends the opt-in request. Refused when the contact already
 /// agreed (`consent_already_granted`), declined or opted out (`consent_refused`: they can opt in by
 /// replying YES), or was asked less than 24 hours ago (`opt_in_too_soon`, saying when it becomes
-/// possible). The outcome arrives later as `consent.changed` events: accepted, declined, or not on
+/// possible). The organization's opt-in template (see `PUT /api/v1/settings/opt-in-template`) must
+/// exist for its number (`opt_in_template_missing`) and be approved (`opt_in_template_not_approved`,
+/// with its current status). The outcome arrives later as `consent.changed` events: accepted, declined, or not on
 /// WhatsApp (then offer SMS).
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/opt-in", tag = "consent", params(("id" = String, Path)),
     responses((status = 202, body = OptInSent), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -57,14 +59,43 @@ pub async fn request_opt_in(
                 ));
             };
             let org = orgs::get(c, &contact.org_id)?;
-            let (body, template) = consent_flow::opt_in_template(&org.name);
+            // The organization's opt-in template, as the provider last reported its review.
+            let (name, language) = consent_flow::opt_in_template_for(c, &contact.org_id)?;
+            let Some(record) = templates::find(c, &sender.id, &name, &language)? else {
+                return Ok((
+                    Err(AppError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "opt_in_template_missing",
+                        format!(
+                            "The opt-in template {name} ({language}) does not exist for your WhatsApp number. An admin can submit it (POST /api/v1/templates) or choose another (PUT /api/v1/settings/opt-in-template)."
+                        ),
+                    )),
+                    fx,
+                ));
+            };
+            let (body, template) = match consent_flow::opt_in_message(&record.template, &record.id, &org.name) {
+                Ok(built) => built,
+                Err(e) if e.code == "template_not_approved" => {
+                    return Ok((
+                        Err(AppError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "opt_in_template_not_approved",
+                            format!("{} Until then no opt-in request can be sent; an admin can choose another template.", e.message),
+                        )),
+                        fx,
+                    ))
+                }
+                Err(e) => return Ok((Err(e.into()), fx)),
+            };
             let facts = SendFacts {
                 channel: Channel::Whatsapp,
                 author_role: me.user.role,
                 org_whatsapp_enabled: orgs::whatsapp_enabled(c, &contact.org_id)?,
                 user_whatsapp_enabled: me.user.whatsapp_enabled,
                 text: &body,
-                outgoing: Outgoing::OptInRequest { approved: true },
+                outgoing: Outgoing::OptInRequest {
+                    approved: record.template.status.is_approved(),
+                },
                 contact: consent_flow::contact_facts(c, &contact.org_id, &contact.id, &sender.id, now)?,
             };
             let queue_reason = match decide_send(&facts, now) {
@@ -162,4 +193,146 @@ pub async fn get_consent(
         opt_in_request_possible_at,
         history,
     }))
+}
+
+/// An organization's opt-in template and where its review stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OptInTemplateSetting {
+    /// The organization the setting applies to.
+    pub org_id: String,
+    pub name: String,
+    pub language: String,
+    /// Whether the organization chose it itself (else it is inherited, or openline's default).
+    pub own_setting: bool,
+    /// The template's approval status for the organization's WhatsApp number (`pending`,
+    /// `approved`, `rejected`, `paused`, `disabled`), or `missing` when the number has no such
+    /// template: then no opt-in request can be sent.
+    pub status: String,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct SetOptInTemplate {
+    /// The organization (yours, or one below it); yours when absent.
+    pub org_id: Option<String>,
+    /// The template's name; `null` removes the organization's own choice (the parent's applies).
+    pub name: Option<String>,
+    pub language: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct OrgQuery {
+    /// The organization (yours, or one below it); yours when absent.
+    pub org_id: Option<String>,
+}
+
+fn opt_in_setting(c: &mut dyn openline_store::Conn, org_id: &str) -> Result<OptInTemplateSetting, StoreError> {
+    let (name, language) = consent_flow::opt_in_template_for(c, org_id)?;
+    let own = openline_store::pacing::own_opt_in_template(c, org_id)?.is_some();
+    let status = whatsapp_template(c, org_id, &name, &language)?
+        .map_or("missing", |t| t.template.status.as_str())
+        .to_owned();
+    Ok(OptInTemplateSetting {
+        org_id: org_id.to_owned(),
+        name,
+        language,
+        own_setting: own,
+        status,
+    })
+}
+
+/// The template with this name and language on the WhatsApp number the organization sends from
+/// (its own or inherited), else on the first number of an organization below it (a parent's
+/// setting applies to the sub-organizations that own the numbers).
+fn whatsapp_template(
+    c: &mut dyn openline_store::Conn,
+    org_id: &str,
+    name: &str,
+    language: &str,
+) -> Result<Option<templates::TemplateRecord>, StoreError> {
+    let mut candidates: Vec<senders::Sender> = senders::for_org(c, org_id, Channel::Whatsapp)?.into_iter().collect();
+    let below = orgs::Scope {
+        org_ids: orgs::subtree(c, org_id)?,
+    };
+    candidates.extend(
+        senders::list(c, &below)?
+            .into_iter()
+            .filter(|s| s.channel == Channel::Whatsapp),
+    );
+    for sender in candidates {
+        if let Some(t) = templates::find(c, &sender.id, name, language)? {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+/// `GET /api/v1/settings/opt-in-template`: the opt-in template your organization (or `org_id`, one
+/// you oversee) sends, and whether it is approved for its WhatsApp number.
+#[utoipa::path(get, path = "/api/v1/settings/opt-in-template", tag = "consent", params(OrgQuery),
+    responses((status = 200, body = OptInTemplateSetting), (status = 404, body = ErrorBody)))]
+pub async fn get_opt_in_template(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    axum::extract::Query(q): axum::extract::Query<OrgQuery>,
+) -> Result<Json<OptInTemplateSetting>, AppError> {
+    let org_id = q.org_id.unwrap_or_else(|| me.user.org_id.clone());
+    if !me.scope.contains(&org_id) {
+        return Err(AppError::not_found("organization"));
+    }
+    Ok(Json(st.store.read(move |c| opt_in_setting(c, &org_id)).await?))
+}
+
+/// `PUT /api/v1/settings/opt-in-template` (admins): chooses the opt-in template of your organization
+/// (or of `org_id`, one below it; sub-organizations inherit it unless they choose their own). The
+/// template must exist for the organization's WhatsApp number (`template_not_found`); it may still
+/// be pending, but opt-in requests are refused until it is approved.
+#[utoipa::path(put, path = "/api/v1/settings/opt-in-template", tag = "consent", request_body = SetOptInTemplate,
+    responses((status = 200, body = OptInTemplateSetting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn put_opt_in_template(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    crate::error::ApiJson(req): crate::error::ApiJson<SetOptInTemplate>,
+) -> Result<Json<OptInTemplateSetting>, AppError> {
+    if !me.user.role.is_admin() {
+        return Err(AppError::forbidden("Only admins can choose the opt-in template."));
+    }
+    let org_id = req.org_id.clone().unwrap_or_else(|| me.user.org_id.clone());
+    if !me.scope.contains(&org_id) {
+        return Err(AppError::not_found("organization"));
+    }
+    let choice = match (req.name, req.language) {
+        (Some(n), Some(l)) => Some((n, l)),
+        (None, None) => None,
+        _ => {
+            return Err(AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "opt_in_template_invalid",
+                "Give both the template's name and language, or neither to use the parent organization's.",
+            ))
+        }
+    };
+    let now = st.now();
+    let result = st
+        .store
+        .write(move |c| {
+            if let Some((name, language)) = &choice {
+                if whatsapp_template(c, &org_id, name, language)?.is_none() {
+                    return Ok(Err(AppError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "template_not_found",
+                        format!(
+                            "There is no template {name:?} in language {language:?} for the organization's WhatsApp number. Submit it first (POST /api/v1/templates)."
+                        ),
+                    )));
+                }
+            }
+            let chosen = choice.as_ref().map(|(n, l)| (n.as_str(), l.as_str()));
+            openline_store::pacing::set_opt_in_template(c, &org_id, chosen, now)?;
+            Ok(Ok(opt_in_setting(c, &org_id)?))
+        })
+        .await?;
+    let setting = result?;
+    tracing::info!(user_id = %me.user.id, org_id = %setting.org_id, "opt-in template chosen");
+    Ok(Json(setting))
 }

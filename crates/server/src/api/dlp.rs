@@ -56,10 +56,10 @@ pub async fn put_policy(
         return Err(AppError::forbidden("Only admins can change the data-loss policy."));
     }
     validate_policy(&policy)?;
-    let (org, uid, now) = (me.user.org_id.clone(), me.user.id.clone(), st.now());
+    let (org, actor, now) = (me.user.org_id.clone(), super::archive::actor(&me), st.now());
     let p = policy.clone();
     st.store
-        .write(move |c| openline_store::dlp::set_policy(c, &org, &p, &uid, now))
+        .write(move |c| openline_store::dlp::set_policy(c, &org, &p, &actor, now))
         .await?;
     tracing::info!(user_id = %me.user.id, rules = policy.rules.len(), "DLP policy changed");
     get_policy(State(st), me).await

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`, JSON in and out, described by the OpenAPI document at
 //! `/api/openapi.json` (generated from the handlers and types, so it cannot drift from them).
 
+pub mod archive;
 pub mod auth;
 pub mod consent;
 pub mod contacts;
@@ -10,7 +11,9 @@ pub mod dlp;
 pub mod events;
 pub mod messages;
 pub mod openapi;
+pub mod pacing;
 pub mod templates;
+pub mod webhook_subscriptions;
 
 use crate::state::AppState;
 use axum::routing::{delete, get, post};
@@ -31,6 +34,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/contacts/{id}/opt-in", post(consent::request_opt_in))
         .route("/api/v1/contacts/{id}/consent", get(consent::get_consent))
         .route("/api/v1/senders", get(contacts::list_senders))
+        .route(
+            "/api/v1/senders/{id}/throughput",
+            axum::routing::put(pacing::put_throughput),
+        )
+        .route(
+            "/api/v1/settings/opt-in-template",
+            get(consent::get_opt_in_template).put(consent::put_opt_in_template),
+        )
         .route("/api/v1/conversations", get(conversations::list_conversations))
         .route("/api/v1/conversations/{id}", get(conversations::get_conversation))
         .route("/api/v1/conversations/{id}/messages", get(conversations::list_messages))
@@ -48,6 +59,44 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/templates/{id}", get(templates::get_template))
         .route("/api/v1/templates/{id}/preview", post(templates::preview_template))
         .route("/api/v1/events", get(events::stream_events))
+        .route(
+            "/api/v1/webhook-subscriptions",
+            get(webhook_subscriptions::list_subscriptions).post(webhook_subscriptions::create_subscription),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions/{id}",
+            get(webhook_subscriptions::get_subscription)
+                .patch(webhook_subscriptions::update_subscription)
+                .delete(webhook_subscriptions::delete_subscription),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions/{id}/rotate-secret",
+            post(webhook_subscriptions::rotate_secret),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions/{id}/resume",
+            post(webhook_subscriptions::resume_subscription),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions/{id}/deliveries",
+            get(webhook_subscriptions::list_deliveries),
+        )
+        .route(
+            "/api/v1/archive/settings",
+            get(archive::get_settings).put(archive::put_settings),
+        )
+        .route("/api/v1/archive/verify", get(archive::verify_archive))
+        .route(
+            "/api/v1/archive/checkpoints",
+            get(archive::list_checkpoints).post(archive::create_checkpoints),
+        )
+        .route(
+            "/api/v1/archive/holds",
+            get(archive::list_holds).post(archive::create_hold),
+        )
+        .route("/api/v1/archive/holds/{id}/release", post(archive::release_hold))
+        .route("/api/v1/archive/purge", post(archive::purge_archive))
+        .route("/api/v1/archive/export", get(archive::export_archive))
         .route("/api/openapi.json", get(openapi::openapi_json))
 }
 

@@ -117,10 +117,20 @@ pub async fn create_template(
     if submitted.status.eq_ignore_ascii_case("APPROVED") {
         template.status = TemplateStatus::Approved;
     }
-    let now = st.now();
+    let (now, actor) = (st.now(), super::archive::actor(&me));
     let record = st
         .store
-        .write(move |c| templates::create(c, &sender.org_id, &sender.id, &template, Some(&submitted.id), now))
+        .write(move |c| {
+            templates::create_by(
+                c,
+                &sender.org_id,
+                &sender.id,
+                &template,
+                Some(&submitted.id),
+                &actor,
+                now,
+            )
+        })
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => {

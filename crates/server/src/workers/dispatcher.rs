@@ -7,12 +7,22 @@
 //! provider's Retry-After), or failed for good (permanent errors, with the provider's code, which the
 //! API explains to the agent). Woken at once when a message is enqueued; otherwise it sleeps until the
 //! next row is due (at most a second).
+//!
+//! Every WhatsApp send is paced first (see [`super::pacing`]): the number's throughput and the
+//! per-contact pair limit, shared by all concurrent sends; a row that must wait goes back to the
+//! outbox until its slot. A provider's 130429 or 131056 pushes the pacer back.
+//!
+//! On a timer (every [`LIMIT_CHECK_MS`] of the clock) it also re-checks messages held by the
+//! messaging limit: once the rolling 24 hours hold fewer business-initiated conversations than the
+//! tier allows, held templates are released in the order they were written.
 
+use super::pacing::{Pacers, Slot};
 use crate::state::AppState;
 use openline_channels::cloud_api::OutboundMessage;
 use openline_channels::twilio::TwilioMessage;
 use openline_domain::{Channel, MessageKind, ProviderKind};
-use openline_store::{messages, outbox};
+use openline_store::senders::Sender;
+use openline_store::{messages, outbox, pacing};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +36,17 @@ const CLAIM_BATCH: i64 = 64;
 const CONCURRENCY: usize = 64;
 /// After this many attempts a transiently failing message is failed for good.
 pub const MAX_ATTEMPTS: i64 = 12;
+/// How often (in the clock's time) messages held by the messaging limit are re-checked.
+pub const LIMIT_CHECK_MS: i64 = 10_000;
+/// Contacts re-checked per round of the messaging-limit timer.
+const LIMIT_CHECK_BATCH: i64 = 500;
 
 /// Runs until `shutdown` turns true, then waits for sends in flight to be recorded.
 pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let pacers = Arc::new(Pacers::default());
     let mut last_gauge = 0i64;
+    let mut last_limit_check = 0i64;
     loop {
         if *shutdown.borrow() {
             break;
@@ -46,9 +62,9 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         break;
                     };
-                    let st = st.clone();
+                    let (st, pacers) = (st.clone(), pacers.clone());
                     tokio::spawn(async move {
-                        send_one(&st, job).await;
+                        send_one(&st, &pacers, job).await;
                         drop(permit);
                     });
                 }
@@ -65,6 +81,10 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
             last_gauge = now;
             update_gauges(&st, now).await;
         }
+        if now - last_limit_check >= LIMIT_CHECK_MS || now < last_limit_check {
+            last_limit_check = now;
+            release_limit_holds(&st, now).await;
+        }
         let wait_ms = match st.store.read(outbox::next_due_at).await {
             Ok(Some(due)) => (due - now).clamp(5, 1000),
             _ => 1000,
@@ -78,6 +98,34 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
     // Let sends in flight finish and record their outcome.
     let _ = permits.acquire_many(CONCURRENCY as u32).await;
     tracing::info!("dispatcher stopped");
+}
+
+/// Releases messages held by the messaging limit as far as the organization's tier now allows, the
+/// contact waiting longest first. Once one contact of an organization stays held, the organization
+/// is full: its other contacts wait for the next round.
+async fn release_limit_holds(st: &AppState, now: i64) {
+    let result = st
+        .store
+        .write(move |c| {
+            let mut fx = crate::consent_flow::Effects::default();
+            let mut full: Vec<String> = Vec::new();
+            for hold in pacing::messaging_limit_holds(c, LIMIT_CHECK_BATCH)? {
+                if full.contains(&hold.org_id) {
+                    continue;
+                }
+                let before = fx.messages.len();
+                crate::consent_flow::release_held(c, &hold.org_id, &hold.contact_id, &hold.sender_id, now, &mut fx)?;
+                if fx.messages.len() == before {
+                    full.push(hold.org_id);
+                }
+            }
+            Ok(fx)
+        })
+        .await;
+    match result {
+        Ok(fx) => fx.publish(st),
+        Err(e) => tracing::error!(error = %e, "could not re-check messages held by the messaging limit"),
+    }
 }
 
 async fn update_gauges(st: &AppState, now: i64) {
@@ -98,7 +146,32 @@ pub fn backoff_ms(attempt: i64, retry_after: Option<Duration>) -> i64 {
     jittered.max(floor)
 }
 
-async fn send_one(st: &AppState, job: outbox::Claimed) {
+/// Waits for the pacer's slot for this send. `false` when the row went back to the outbox (or could
+/// not be put back: then its lease runs out and it is claimed again).
+async fn paced(st: &AppState, pacers: &Pacers, job: &outbox::Claimed, sender: &Sender, contact: &str) -> bool {
+    let now = st.now();
+    match pacers.slot(&sender.id, sender.throughput_per_s, contact, now) {
+        Slot::Now => true,
+        Slot::Booked(at) => {
+            tokio::time::sleep(Duration::from_millis(u64::try_from(at - now).unwrap_or(0))).await;
+            true
+        }
+        Slot::Later(at) => {
+            st.metrics.send("paced");
+            let outbox_id = job.outbox_id.clone();
+            if let Err(e) = st
+                .store
+                .write(move |c| pacing::defer_claim(c, &outbox_id, at, now))
+                .await
+            {
+                tracing::error!(error = %e, "could not put a paced message back; its lease will expire and retry it");
+            }
+            false
+        }
+    }
+}
+
+async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
     let attempt = job.attempts + 1;
     let message_id = job.message_id.clone();
     let target = st.store.read(move |c| messages::delivery_target(c, &message_id)).await;
@@ -115,6 +188,9 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
     };
     let result = match sender.provider {
         ProviderKind::CloudApi => {
+            if !paced(st, pacers, &job, &sender, &phone).await {
+                return;
+            }
             let request = match message.kind {
                 MessageKind::Text => OutboundMessage::Text {
                     to: phone.trim_start_matches('+').to_owned(),
@@ -158,6 +234,10 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
                 return;
             }
             let prefix = if sender.channel == Channel::Whatsapp {
+                // Meta's limits hold through Twilio too; SMS is Twilio's own queue's business.
+                if !paced(st, pacers, &job, &sender, &phone).await {
+                    return;
+                }
                 "whatsapp:"
             } else {
                 ""
@@ -201,6 +281,24 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
                 }
             }
         }
+        Err(e) if matches!(e.code, Some(130429 | 131056)) && attempt < MAX_ATTEMPTS => {
+            // The provider counts more strictly than the pacer: slow the number (or the person) down
+            // for every later send, and try this one at the pacer's next slot.
+            st.metrics.send("retry");
+            let now = st.now();
+            let code = e.code.unwrap_or_default();
+            let retry_after = e.retry_after.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let next = pacers.refused(&sender.id, sender.throughput_per_s, &phone, code, retry_after, now);
+            tracing::warn!(message_id = %job.message_id, attempt, code, "provider asked to slow down; paced retry");
+            let (outbox_id, reason) = (job.outbox_id.clone(), e.message.clone());
+            if let Err(err) = st
+                .store
+                .write(move |c| outbox::retry_at(c, &outbox_id, next, &reason, now))
+                .await
+            {
+                tracing::error!(error = %err, "could not schedule a retry; the lease will expire and retry it");
+            }
+        }
         Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
             st.metrics.send("retry");
             let now = st.now();
@@ -223,7 +321,9 @@ async fn send_one(st: &AppState, job: outbox::Claimed) {
 }
 
 /// A template message's request, from the `template` JSON the send path stored
-/// (`{"name","language","body_parameters":[…],"quick_reply_payloads":[…]}`).
+/// (`{"name","language","body_parameters":[…],"quick_reply_payloads":[…]}`, and for templates with
+/// an image header or `{{1}}` URL buttons `"header_image_link"` and `"url_buttons":[[index, suffix]]`
+/// as `openline_domain::templates::send_components` placed them).
 fn template_request(message: &messages::Message, phone: &str) -> Option<OutboundMessage> {
     let t = message.template.as_ref()?;
     let strings = |key: &str| -> Vec<String> {
@@ -238,6 +338,19 @@ fn template_request(message: &messages::Message, phone: &str) -> Option<Outbound
         language: t.get("language")?.as_str()?.to_owned(),
         body_parameters: strings("body_parameters"),
         quick_reply_payloads: strings("quick_reply_payloads"),
+        header_image_link: t.get("header_image_link").and_then(|v| v.as_str()).map(str::to_owned),
+        url_button_parameters: t
+            .get("url_buttons")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|pair| {
+                        let index = usize::try_from(pair.get(0)?.as_u64()?).ok()?;
+                        Some((index, pair.get(1)?.as_str()?.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

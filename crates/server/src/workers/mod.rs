@@ -1,3 +1,6 @@
 //! Background work that runs beside the HTTP server and stops with it.
 
 pub mod dispatcher;
+pub mod outbound_webhooks;
+pub mod pacing;
+pub mod retention;

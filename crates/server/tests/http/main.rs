@@ -3,15 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod archive;
 mod common;
 mod conversation;
 mod dispatch;
 mod dlp;
 mod fixtures;
+mod outbound_webhooks;
+mod pacing;
 mod policy;
 mod security;
 mod sms;
 mod templates;
+mod web;
 
 /// Declares `name::sqlite` and `name::postgres` tests running `body(backend)`.
 #[macro_export]

@@ -20,6 +20,7 @@ crate::both_backends! {
     a_number_not_on_whatsapp_is_reported_and_sms_is_offered => not_on_whatsapp;
     stop_opts_out_and_yes_opts_back_in => stop_and_yes;
     outside_the_window_free_form_waits_until_the_contact_writes_again => window;
+    each_organization_chooses_its_opt_in_template_and_only_an_approved_one_is_sent => opt_in_template;
 }
 
 async fn accepts(backend: Backend) {
@@ -264,5 +265,154 @@ async fn window(backend: Backend) {
     );
     let (_, conv) = app.get(&format!("/api/v1/conversations/{conv_id}")).await;
     assert_eq!(conv["window"]["open"], true);
+    app.stop().await;
+}
+
+async fn put(app: &TestApp, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let res = app.http.put(app.at(path)).json(&body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Submits a template as the admin and has the simulator (Meta) approve it.
+async fn approved_template(app: &TestApp, template: serde_json::Value) {
+    let (status, t) = app.post("/api/v1/templates", template).await;
+    assert_eq!(status, 201, "{t}");
+    let (status, _) = app
+        .post(
+            &format!("/sim/templates/{}/approve", t["provider_template_id"].as_str().unwrap()),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, got) = app
+            .get(&format!("/api/v1/templates/{}", t["id"].as_str().unwrap()))
+            .await;
+        if got["status"]["state"] == "approved" {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never approved: {got}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn opt_in_template(backend: Backend) {
+    use serde_json::json;
+    const ADMIN: &str = "admin@demo.openline.dev";
+    const SETTING: &str = "/api/v1/settings/opt-in-template";
+    let app = spawn_app(backend).await;
+    app.sign_in(ADMIN).await;
+    // Out of the box: openline's own template, approved (the demo seeds it).
+    let (status, s) = app.get(SETTING).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(
+        (s["name"].as_str(), s["status"].as_str(), s["own_setting"].as_bool()),
+        (Some("openline_opt_in"), Some("approved"), Some(false))
+    );
+
+    // The admin submits the bank's own wording and chooses it while Meta still reviews it.
+    let consent_request = json!({
+        "name": "bank_consent_request", "language": "en", "category": "utility",
+        "components": [
+            {"type": "body", "text": "Hello, this is {{1}}. May we write to you here on WhatsApp?"},
+            {"type": "buttons", "buttons": [{"type": "quick_reply", "text": "Yes please"}, {"type": "quick_reply", "text": "No thanks"}]}
+        ]
+    });
+    let (status, t) = app.post("/api/v1/templates", consent_request).await;
+    assert_eq!(status, 201, "{t}");
+    let (status, s) = put(&app, SETTING, json!({"name": "bank_consent_request", "language": "en"})).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(
+        (s["status"].as_str(), s["own_setting"].as_bool()),
+        (Some("pending"), Some(true))
+    );
+    // Bad choices are refused with what to do.
+    let (status, err) = put(&app, SETTING, json!({"name": "no_such_template", "language": "en"})).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("template_not_found")),
+        "{err}"
+    );
+    let (status, err) = put(&app, SETTING, json!({"name": "bank_consent_request"})).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("opt_in_template_invalid")),
+        "{err}"
+    );
+
+    // The sub-organization inherits the choice; agents may read it, not change it.
+    app.sign_in(AGENT).await;
+    let (_, s) = app.get(SETTING).await;
+    assert_eq!(
+        (s["name"].as_str(), s["own_setting"].as_bool()),
+        (Some("bank_consent_request"), Some(false)),
+        "{s}"
+    );
+    let (status, err) = put(&app, SETTING, json!({"name": "openline_opt_in", "language": "en"})).await;
+    assert_eq!((status, err["error"].as_str()), (403, Some("forbidden")), "{err}");
+    // Not approved yet: no opt-in request goes, and the agent is told why.
+    let (status, err) = app.request_opt_in(ADA).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("opt_in_template_not_approved")),
+        "{err}"
+    );
+    assert!(err["message"].as_str().unwrap().contains("pending"), "{err}");
+    assert!(app.phone_received(ADA).await.is_empty());
+
+    // Once Meta approves it, the request goes with the bank's template, and Ada's Yes counts.
+    app.sign_in(ADMIN).await;
+    let (_, t) = app
+        .get(&format!("/api/v1/templates/{}", t["id"].as_str().unwrap()))
+        .await;
+    app.post(
+        &format!("/sim/templates/{}/approve", t["provider_template_id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.get(SETTING).await.1["status"] != "approved" {
+        assert!(tokio::time::Instant::now() < deadline, "never approved");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.sign_in(AGENT).await;
+    let (status, sent) = app.request_opt_in(ADA).await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["message"]["template"]["name"], "bank_consent_request");
+    assert!(
+        sent["message"]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Hello, this is Demo Bank Private Clients."),
+        "{sent}"
+    );
+    app.wait_for_consent(ADA, "granted").await;
+    assert_eq!(app.phone_received(ADA).await[0], "bank_consent_request");
+
+    // A template without Yes/No quick replies cannot carry an opt-in.
+    app.sign_in(ADMIN).await;
+    approved_template(
+        &app,
+        json!({
+            "name": "plain_notice", "language": "en", "category": "utility",
+            "components": [{"type": "body", "text": "Hello {{1}}, a notice from us."}]
+        }),
+    )
+    .await;
+    let (status, s) = put(&app, SETTING, json!({"name": "plain_notice", "language": "en"})).await;
+    assert_eq!(status, 200, "{s}");
+    app.sign_in(AGENT).await;
+    let (status, err) = app.request_opt_in("+447700900003").await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("opt_in_template_unsuitable")),
+        "{err}"
+    );
+    // Removing the choice brings back the default.
+    app.sign_in(ADMIN).await;
+    let (status, s) = put(&app, SETTING, json!({"name": null, "language": null})).await;
+    assert_eq!((status, s["name"].as_str()), (200, Some("openline_opt_in")), "{s}");
     app.stop().await;
 }

@@ -16,6 +16,7 @@ crate::both_backends! {
     an_approved_template_restarts_a_conversation_after_the_window_closed => approved_template;
     a_rejected_template_shows_its_reason_and_cannot_be_sent => rejected_template;
     past_the_messaging_limit_business_initiated_templates_wait => messaging_limit;
+    held_templates_go_once_the_rolling_24_hours_have_room_again => messaging_limit_timer;
 }
 
 fn reminder() -> Value {
@@ -170,7 +171,9 @@ async fn rejected_template(backend: Backend) {
     app.stop().await;
 }
 
-async fn messaging_limit(backend: Backend) {
+/// Ada opts in; a day later 250 other contacts were reached with business-initiated conversations,
+/// so a template to Ada is held by the messaging limit. Returns the app, the clock and the held message.
+async fn held_by_the_messaging_limit(backend: Backend) -> (TestApp, ManualClock, Value) {
     let clock = ManualClock::starting_now();
     let app = spawn_app_with_clock(backend, Arc::new(clock.clone())).await;
     app.sign_in(ADMIN).await;
@@ -232,9 +235,36 @@ async fn messaging_limit(backend: Backend) {
     assert_eq!(status, 202, "{held}");
     assert_eq!(held["queue_reason"], "messaging_limit", "{held}");
     assert!(held["queue_explanation"].as_str().unwrap().contains("limit"));
+    (app, clock, held)
+}
+
+async fn messaging_limit(backend: Backend) {
+    let (app, _clock, held) = held_by_the_messaging_limit(backend).await;
     // Inside the window the limit does not apply: Ada writes, and the held template goes.
     app.phone_writes(ADA, "Hello?").await;
     app.wait_for_message(held["id"].as_str().unwrap(), |m| m["status"] == "read")
         .await;
+    app.stop().await;
+}
+
+async fn messaging_limit_timer(backend: Backend) {
+    let (app, clock, held) = held_by_the_messaging_limit(backend).await;
+    let id = held["id"].as_str().unwrap();
+    let (_, m) = app.get(&format!("/api/v1/messages/{id}")).await;
+    assert_eq!(
+        (m["status"].as_str(), m["queue_reason"].as_str()),
+        (Some("queued"), Some("messaging_limit"))
+    );
+    // Ada does not write. A day later the 250 conversations have left the rolling 24 hours: the
+    // dispatcher's timer finds room under the tier and sends the held template on its own.
+    clock.advance_ms(24 * HOUR + 60_000);
+    app.sign_in(AGENT).await; // a day later the session has expired
+    let sent = app.wait_for_message(id, |m| m["status"] == "read").await;
+    assert!(sent["queue_reason"].is_null(), "{sent}");
+    assert!(app
+        .phone_received(ADA)
+        .await
+        .iter()
+        .any(|t| t == "appointment_reminder"));
     app.stop().await;
 }

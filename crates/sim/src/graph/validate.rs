@@ -69,6 +69,10 @@ pub struct TemplateSend {
     pub body: Vec<SentParam>,
     /// Quick-reply button components: (index, payload if given).
     pub quick_replies: Vec<(usize, Option<String>)>,
+    /// Media parameters of the header, by type (`image`, `video`, `document`).
+    pub header_media: Vec<String>,
+    /// URL button components: (index, the URL suffix).
+    pub url_buttons: Vec<(usize, String)>,
 }
 
 impl OutboundMessage {

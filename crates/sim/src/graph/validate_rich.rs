@@ -97,7 +97,9 @@ pub fn validate_template(template: &Map<String, Value>) -> Result<Shown, GraphEr
         }
         let params = template_parameters(component, &path)?;
         if kind == "button" {
-            if let Some((index, payload)) = template_button(component, &params, &path)? {
+            if let Some((index, suffix)) = url_button(component, &params, &path)? {
+                send.url_buttons.push((index, suffix));
+            } else if let Some((index, payload)) = template_button(component, &params, &path)? {
                 if let Some(label) = &payload {
                     // Replaced by the registered template's labels once it is found.
                     buttons.push(ButtonView {
@@ -116,6 +118,12 @@ pub fn validate_template(template: &Map<String, Value>) -> Result<Shown, GraphEr
                 shown: rendered(p),
             });
             if kind == "header" {
+                send.header_media.extend(
+                    params
+                        .iter()
+                        .filter_map(|p| p.get("type").and_then(Value::as_str).map(str::to_lowercase))
+                        .filter(|t| matches!(t.as_str(), "image" | "video" | "document")),
+                );
                 send.header.extend(sent);
             } else {
                 send.body.extend(sent);
@@ -198,6 +206,42 @@ fn rendered(param: &Map<String, Value>) -> Option<String> {
         "text" => param.get("text")?.as_str().map(str::to_string),
         "currency" | "date_time" => param.get(&kind)?.get("fallback_value")?.as_str().map(str::to_string),
         _ => None,
+    }
+}
+
+/// A URL button component (`sub_type: url`): its index and the one text parameter, the suffix of
+/// the button's address. `None` for other buttons.
+fn url_button(
+    component: &Map<String, Value>,
+    params: &[&Map<String, Value>],
+    path: &str,
+) -> Result<Option<(usize, String)>, GraphError> {
+    let is_url = component
+        .get("sub_type")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.eq_ignore_ascii_case("url"));
+    if !is_url {
+        return Ok(None);
+    }
+    let index = match component.get("index") {
+        Some(Value::Number(n)) => n.as_u64().filter(|n| *n <= 9),
+        Some(Value::String(s)) => s.parse::<u64>().ok().filter(|n| *n <= 9),
+        Some(_) => None,
+        None => return Err(GraphError::missing(&format!("{path}.index"))),
+    };
+    let Some(index) = index.and_then(|n| usize::try_from(n).ok()) else {
+        return Err(GraphError::invalid_value(format!(
+            "Param {path}.index must be a number from 0 to 9."
+        )));
+    };
+    match params {
+        [one] if one.get("type").and_then(Value::as_str) == Some("text") => {
+            let suffix = one.get("text").and_then(Value::as_str).unwrap_or_default();
+            Ok(Some((index, suffix.to_string())))
+        }
+        _ => Err(GraphError::invalid_value(format!(
+            "Param {path}.parameters must hold exactly one text parameter: the URL's suffix."
+        ))),
     }
 }
 

@@ -58,6 +58,7 @@ fn send_order_update(to: &str, body_params: &[&str]) -> Value {
         "name":"order_update","language":{"code":"en_US"},"components":[
             {"type":"header","parameters":[{"type":"text","text":"A-1"}]},
             {"type":"body","parameters":params},
+            {"type":"button","sub_type":"url","index":"0","parameters":[{"type":"text","text":"A-1"}]},
             {"type":"button","sub_type":"quick_reply","index":"2","parameters":[{"type":"payload","payload":"STOP_UPDATES"}]}]}})
 }
 
@@ -218,6 +219,43 @@ async fn a_wrong_number_of_parameters_fails_with_132000() {
     headless["template"]["components"].as_array_mut().unwrap().remove(0);
     let (status, refused) = t.send(&headless).await;
     assert_send_refused(status, &refused, 132000);
+    // A URL button ending in {{1}} needs its suffix, and only such a button takes one.
+    let mut no_suffix = send_order_update(MANUAL, &["Ada", "A-1"]);
+    no_suffix["template"]["components"].as_array_mut().unwrap().remove(2);
+    let (status, refused) = t.send(&no_suffix).await;
+    assert_send_refused(status, &refused, 132000);
+    assert!(
+        refused["error"]["error_data"]["details"]
+            .as_str()
+            .unwrap()
+            .starts_with("button:"),
+        "{refused}"
+    );
+    let mut wrong_index = send_order_update(MANUAL, &["Ada", "A-1"]);
+    wrong_index["template"]["components"][2]["index"] = json!("1");
+    let (status, refused) = t.send(&wrong_index).await;
+    assert_send_refused(status, &refused, 131009);
+    let (status, ok) = t.send(&send_order_update(MANUAL, &["Ada", "A-1"])).await;
+    assert_eq!(status, 200, "{ok}");
+    // An image header takes its image with every send.
+    let statement = json!({"name":"statement_ready","language":"en","category":"UTILITY","components":[
+        {"type":"HEADER","format":"IMAGE","example":{"header_handle":["https://example.com/s.png"]}},
+        {"type":"BODY","text":"Hello {{1}}, your statement is ready.","example":{"body_text":[["Ada"]]}}]});
+    let (_, created) = submit(&t, &statement).await;
+    decide(&t, created["id"].as_str().unwrap(), "approve", None).await;
+    let send_statement = |header: Option<Value>| {
+        let mut components = vec![json!({"type":"body","parameters":[{"type":"text","text":"Ada"}]})];
+        if let Some(h) = header {
+            components.insert(0, h);
+        }
+        json!({"messaging_product":"whatsapp","to":MANUAL,"type":"template","template":{
+            "name":"statement_ready","language":{"code":"en"},"components":components}})
+    };
+    let image = json!({"type":"header","parameters":[{"type":"image","image":{"link":"https://example.com/s.png"}}]});
+    let (status, refused) = t.send(&send_statement(None)).await;
+    assert_send_refused(status, &refused, 132000);
+    let (status, ok) = t.send(&send_statement(Some(image))).await;
+    assert_eq!(status, 200, "{ok}");
     // A quick-reply payload for a button that is not a quick reply.
     let mut wrong_button = openline_opt_in(MANUAL);
     wrong_button["template"]["components"][2]["index"] = json!("5");

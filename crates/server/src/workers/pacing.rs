@@ -1,0 +1,150 @@
+//! Pacing shared by every send of this node: one [`Pacer`] per sender number, so the number's
+//! throughput (its `throughput_per_s`, 80 by default, up to 1,000) and the per-contact pair limit
+//! hold across all the dispatcher's concurrent sends, and a provider's 130429 / 131056 answers slow
+//! every later send from that number (or to that person), not just the one that was refused.
+//!
+//! A send asks for a slot: now; booked ahead when the number's throughput is what it waits for (the
+//! sending task waits for it, holding the booking so no other send takes the same place; the
+//! dispatcher's bounded concurrency keeps bookings within a fraction of a second at real rates, at
+//! most [`BOOK_AHEAD_MS`]); or later, when the contact's bucket is empty: the row goes back to the
+//! outbox until then, without counting as an attempt. (Putting rows back for the number's sake would
+//! make a large backlog churn through the database every second; booking does not.)
+//!
+//! The pacers live in this process. Several nodes sending from the same number each pace to the
+//! full rate; run one dispatcher per number's traffic, or lower the number's throughput accordingly.
+
+use openline_domain::limits::{Pacer, Throughput};
+use openline_domain::Millis;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How far ahead a send may book a slot and wait for it in memory; later slots go back to the
+/// outbox (so a crash never loses them and the claim's lease never runs out while waiting).
+pub const BOOK_AHEAD_MS: Millis = 30_000;
+/// Throughput is counted over a second and this much more, so sends that reach the provider a few
+/// milliseconds off their booked instant (scheduling, the network) still never put more than the
+/// rate in any second the provider counts. At full load it costs under 5% of the rate.
+pub const JITTER_MARGIN_MS: Millis = 50;
+
+/// Where a send stands with the pacer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Send now (the send is recorded).
+    Now,
+    /// Booked at this instant: wait until then, then send.
+    Booked(Millis),
+    /// Not before this instant: put the row back until then.
+    Later(Millis),
+}
+
+/// Every sender number's pacer.
+#[derive(Debug, Default)]
+pub struct Pacers {
+    by_sender: Mutex<HashMap<String, Pacer>>,
+}
+
+/// The sender's configured throughput; a value out of range in the database (it cannot be set so
+/// through openline) falls back to the default rather than stopping or unleashing the number.
+fn throughput(per_second: i64) -> Throughput {
+    u32::try_from(per_second)
+        .ok()
+        .and_then(|n| Throughput::new(n).ok())
+        .unwrap_or_default()
+}
+
+impl Pacers {
+    fn with<T>(&self, sender_id: &str, per_second: i64, f: impl FnOnce(&mut Pacer) -> T) -> T {
+        let mut map = match self.by_sender.lock() {
+            Ok(m) => m,
+            // A panic while holding the lock cannot leave a pacer half-updated in a way that
+            // matters more than losing pacing altogether; carry on with what is there.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let tp = throughput(per_second);
+        let pacer = map
+            .entry(sender_id.to_owned())
+            .or_insert_with(|| Pacer::with_margin(tp, JITTER_MARGIN_MS));
+        if pacer.throughput() != tp {
+            pacer.set_throughput(tp);
+        }
+        f(pacer)
+    }
+
+    /// Asks for a slot to send to `contact` from the sender.
+    pub fn slot(&self, sender_id: &str, per_second: i64, contact: &str, now: Millis) -> Slot {
+        self.with(sender_id, per_second, |p| {
+            let at = p.next_send_at(contact, now);
+            if at <= now {
+                p.record_send(contact, now);
+                Slot::Now
+            } else if p.contact_ready_at(contact, now) <= now && at - now <= BOOK_AHEAD_MS {
+                Slot::Booked(p.reserve(contact, now))
+            } else {
+                Slot::Later(at)
+            }
+        })
+    }
+
+    /// The provider answered 130429 (throughput) or 131056 (too many to this person): pushes the
+    /// pacer back and returns when this message may be tried again.
+    pub fn refused(
+        &self,
+        sender_id: &str,
+        per_second: i64,
+        contact: &str,
+        code: i64,
+        retry_after_ms: Option<Millis>,
+        now: Millis,
+    ) -> Millis {
+        self.with(sender_id, per_second, |p| {
+            if code == 131056 {
+                p.provider_refused_contact(contact, now);
+            } else {
+                // The number's second is spent: nothing until the next one (or the provider's word).
+                p.provider_refused_throughput(now + retry_after_ms.unwrap_or(1_000).max(1));
+            }
+            p.next_send_at(contact, now)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_from_one_number_share_its_rate_and_numbers_do_not_share() {
+        let pacers = Pacers::default();
+        let slots: Vec<Slot> = (0..5).map(|i| pacers.slot("a", 2, &format!("c{i}"), 0)).collect();
+        assert_eq!(
+            slots,
+            [
+                Slot::Now,
+                Slot::Booked(525),
+                Slot::Booked(1_050),
+                Slot::Booked(1_575),
+                Slot::Booked(2_100)
+            ]
+        );
+        // A contact whose bucket is empty waits in the outbox, not in memory.
+        for _ in 0..9 {
+            pacers.slot("c", 1_000, "busy", 0);
+        }
+        // (1,000/s: one a millisecond.)
+        assert_eq!(pacers.slot("c", 1_000, "busy", 0), Slot::Booked(9));
+        assert_eq!(pacers.slot("c", 1_000, "busy", 0), Slot::Later(6_000));
+        assert_eq!(pacers.slot("b", 2, "c0", 0), Slot::Now);
+        // An out-of-range stored value falls back to the default (80/s), never to "no pacing".
+        assert_eq!(throughput(0).per_second(), 80);
+        assert_eq!(throughput(5_000).per_second(), 80);
+    }
+
+    #[test]
+    fn a_refusal_pushes_back_the_number_or_the_contact() {
+        let pacers = Pacers::default();
+        assert_eq!(pacers.refused("a", 80, "c", 130429, None, 10_000), 11_000);
+        assert_eq!(pacers.refused("a", 80, "c", 130429, Some(3_000), 10_000), 13_000);
+        assert_eq!(pacers.refused("b", 80, "c", 131056, None, 10_000), 16_000);
+        assert_eq!(pacers.slot("b", 80, "d", 10_000), Slot::Now);
+    }
+}
