@@ -584,10 +584,13 @@ pub fn insert_notice(c: &mut dyn Conn, n: &NewSystemMessage<'_>) -> Result<Messa
 }
 
 /// The contacts an organization started business-initiated conversations with since `since`.
+/// A message still held (by consent, the window or the limit itself) has started nothing yet: were
+/// it counted, a template held by the limit would make room for itself on the next re-check.
 pub fn business_initiated_contacts(c: &mut dyn Conn, org_id: &str, since: i64) -> Result<Vec<String>, StoreError> {
     c.query(
         "select distinct v.contact_id from messages m join conversations v on v.id = m.conversation_id
-         where m.org_id = ? and m.business_initiated = 1 and m.created_at > ? and m.status <> 'cancelled'",
+         where m.org_id = ? and m.business_initiated = 1 and m.created_at > ? and m.status <> 'cancelled'
+           and m.queue_reason is null",
         params![org_id, since],
     )?
     .iter()
