@@ -11,7 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use openline_domain::dlp;
 use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts};
-use openline_domain::templates::{body_parameters, render, BodyParameters, TemplateParams};
+use openline_domain::templates::{
+    body_parameters, render, send_components, BodyParameters, SendComponents, TemplateButton, TemplateComponent,
+    TemplateParams, DYNAMIC_URL_SUFFIX, MAX_URL_CHARS,
+};
 use openline_domain::{Channel, DomainError, MessageKind};
 use openline_store::messages::{self, Message, NewOutbound};
 use openline_store::{contacts, conversations, idempotency, orgs, senders, StoreError};
@@ -40,6 +43,24 @@ pub struct TemplateSend {
     /// `["Ada", "Thursday"]` for `{{1}}`-style bodies, or `{"name": "Ada"}` for named ones.
     #[serde(default)]
     pub parameters: TemplateParams,
+    /// The header's image, required when the template has an image header and refused otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_image: Option<HeaderImage>,
+    /// The suffix for each URL button whose address ends in `{{1}}`, in button order: `["A1B2"]`
+    /// opens `https://bank.example/appointments/A1B2` for `https://bank.example/appointments/{{1}}`.
+    /// One per such button (none for templates without one); no spaces, and the whole address
+    /// at most 2000 characters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub url_button_suffixes: Vec<String>,
+}
+
+/// An image for a template's image header, fetched by the provider when it sends the message.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderImage {
+    /// A public `https://` address of a JPEG or PNG image (at most 2000 characters, no spaces).
+    #[schema(example = "https://cdn.bank.example/statement.png")]
+    pub link: String,
 }
 
 /// What is being sent, resolved inside the transaction.
@@ -47,6 +68,8 @@ struct Content {
     kind: MessageKind,
     body: String,
     template: Option<serde_json::Value>,
+    /// URL button suffixes: sent to the contact beside the body, so DLP checks them too.
+    url_suffixes: Vec<String>,
     outgoing: Outgoing,
 }
 
@@ -61,6 +84,7 @@ fn resolve_content(
             kind: MessageKind::Text,
             body: text.clone(),
             template: None,
+            url_suffixes: Vec::new(),
             outgoing: Outgoing::FreeForm,
         })),
         (None, Some(t)) => {
@@ -78,6 +102,14 @@ fn resolve_content(
                 Ok(b) => b,
                 Err(e) => return Ok(Err(e.into())),
             };
+            let header_link = t.header_image.as_ref().map(|h| h.link.as_str());
+            let extras = match send_components(&record.template, header_link, &t.url_button_suffixes)
+                .map_err(AppError::from)
+                .and_then(|x| url_lengths(&record.template, &x).map(|()| x))
+            {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(e)),
+            };
             // The Cloud API takes body parameters in order; named ones go in order of first appearance.
             let ordered: Vec<String> = match (&t.parameters, body_parameters(&record.template)) {
                 (TemplateParams::Positional(v), _) => v.clone(),
@@ -86,13 +118,22 @@ fn resolve_content(
                 }
                 (TemplateParams::Named(map), _) => map.values().cloned().collect(),
             };
+            let mut stored = serde_json::json!({
+                "name": record.template.name, "language": record.template.language,
+                "body_parameters": ordered, "template_id": record.id,
+            });
+            // What the dispatcher turns into the header and URL button components.
+            if let Some(link) = extras.header_image_link {
+                stored["header_image_link"] = link.into();
+            }
+            if !extras.url_buttons.is_empty() {
+                stored["url_buttons"] = serde_json::json!(extras.url_buttons);
+            }
             Ok(Ok(Content {
                 kind: MessageKind::Template,
                 body,
-                template: Some(serde_json::json!({
-                    "name": record.template.name, "language": record.template.language,
-                    "body_parameters": ordered, "template_id": record.id,
-                })),
+                template: Some(stored),
+                url_suffixes: t.url_button_suffixes.clone(),
                 outgoing: Outgoing::Template {
                     approved: record.template.status.is_approved(),
                 },
@@ -104,6 +145,38 @@ fn resolve_content(
             "Give either `text` or `template` (with its name, language and parameters), not both.",
         ))),
     }
+}
+
+/// A URL button's address with its suffix must stay a URL the provider takes (at most
+/// `MAX_URL_CHARS`); the suffix alone is checked by `send_components`.
+fn url_lengths(template: &openline_domain::templates::Template, extras: &SendComponents) -> Result<(), AppError> {
+    let buttons: Vec<&TemplateButton> = template
+        .components
+        .iter()
+        .filter_map(|c| match c {
+            TemplateComponent::Buttons { buttons } => Some(buttons),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    for (n, (index, suffix)) in extras.url_buttons.iter().enumerate() {
+        let Some(TemplateButton::Url { url, .. }) = buttons.get(*index) else {
+            continue;
+        };
+        let fixed = url.strip_suffix(DYNAMIC_URL_SUFFIX).unwrap_or(url);
+        let total = fixed.chars().count() + suffix.chars().count();
+        if total > MAX_URL_CHARS {
+            return Err(AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "template_parameter_invalid",
+                format!(
+                    "Template parameter for URL button {} makes the button's address {total} characters long; at most {MAX_URL_CHARS} are allowed. Use a shorter suffix.",
+                    n + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The refusal an agent sees when DLP blocks a message: it names the rules, never the matched text.
@@ -125,8 +198,11 @@ enum Outcome {
     Refused(AppError),
 }
 
-/// `POST /api/v1/messages`: sends a text or an approved template to a contact. Answers 202 with the message (status
-/// `queued`); its status then follows the provider (`accepted`, `sent`, `delivered`, `read` or
+/// `POST /api/v1/messages`: sends a text or an approved template to a contact. A template with an
+/// image header needs `template.header_image.link` (https only), and one with URL buttons ending in
+/// `{{1}}` needs `template.url_button_suffixes`; missing, extra or malformed ones are refused with
+/// 422 `template_parameter_count` or `template_parameter_invalid` before anything is stored.
+/// Answers 202 with the message (status `queued`); its status then follows the provider (`accepted`, `sent`, `delivered`, `read` or
 /// `failed` with the provider's code and an explanation), by `GET /api/v1/messages/{id}` or live
 /// events.
 ///
@@ -207,6 +283,19 @@ pub async fn send_message(
             let rules = openline_store::dlp::rules_for(c, &contact.org_id)?;
             let verdict =
                 (!rules.is_empty()).then(|| dlp::scan(&rules, openline_domain::Direction::Out, &content.body));
+            // A suffix cannot be masked (it would break the link): any Block or Redact match refuses.
+            if let Some(v) = (!rules.is_empty())
+                .then(|| {
+                    content
+                        .url_suffixes
+                        .iter()
+                        .map(|s| dlp::scan(&rules, openline_domain::Direction::Out, s))
+                        .find(|v| v.is_blocked() || v.redacted.is_some())
+                })
+                .flatten()
+            {
+                return Ok(Outcome::Refused(dlp_blocked(&v)));
+            }
             let mut original = None;
             if let Some(v) = &verdict {
                 let masks = v.redacted.is_some();
@@ -351,4 +440,44 @@ pub async fn cancel_message(
         })?;
     st.events.message("message.status", &m);
     Ok(Json(m))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use openline_domain::templates::{Template, TemplateCategory, TemplateStatus};
+
+    fn with_url(url: &str) -> Template {
+        Template {
+            name: "t".into(),
+            language: "en".into(),
+            category: TemplateCategory::Utility,
+            components: vec![
+                TemplateComponent::Body { text: "Hi".into() },
+                TemplateComponent::Buttons {
+                    buttons: vec![TemplateButton::Url {
+                        text: "Open".into(),
+                        url: url.into(),
+                    }],
+                },
+            ],
+            status: TemplateStatus::Approved,
+        }
+    }
+
+    #[test]
+    fn a_url_button_address_with_its_suffix_is_at_most_2000_characters() {
+        let base = format!("https://bank.example/{}", "p".repeat(1_500));
+        let t = with_url(&format!("{base}{DYNAMIC_URL_SUFFIX}"));
+        let fits = "s".repeat(MAX_URL_CHARS - base.len());
+        let ok = send_components(&t, None, std::slice::from_ref(&fits)).unwrap();
+        assert!(url_lengths(&t, &ok).is_ok());
+        let long = send_components(&t, None, &[format!("{fits}s")]).unwrap();
+        let err = url_lengths(&t, &long).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "template_parameter_invalid")
+        );
+    }
 }

@@ -625,6 +625,8 @@ pub async fn send_from_composer(
             name: t.template.name.clone(),
             language: t.template.language.clone(),
             parameters: template_params(t, &fields),
+            header_image: None,
+            url_button_suffixes: Vec::new(),
         }),
         channel: Some(channel),
     };

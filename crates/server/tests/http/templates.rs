@@ -17,6 +17,8 @@ crate::both_backends! {
     a_rejected_template_shows_its_reason_and_cannot_be_sent => rejected_template;
     past_the_messaging_limit_business_initiated_templates_wait => messaging_limit;
     held_templates_go_once_the_rolling_24_hours_have_room_again => messaging_limit_timer;
+    a_header_image_and_a_url_button_suffix_reach_the_provider => image_and_url_button;
+    a_missing_or_malformed_header_image_or_url_suffix_is_refused_and_nothing_is_stored => image_and_url_button_refused;
 }
 
 fn reminder() -> Value {
@@ -29,6 +31,161 @@ fn reminder() -> Value {
             {"type": "footer", "text": "Demo Bank"}
         ]
     })
+}
+
+/// An image header, a body, and a quick reply before a URL button that takes a suffix (so the
+/// suffix's button index, 1, counts every button).
+fn statement() -> Value {
+    json!({
+        "name": "statement_ready",
+        "language": "en",
+        "category": "utility",
+        "components": [
+            {"type": "header", "format": "image", "example_url": "https://cdn.bank.example/sample.png"},
+            {"type": "body", "text": "Hello {{1}}, your statement is ready."},
+            {"type": "buttons", "buttons": [
+                {"type": "quick_reply", "text": "Thanks"},
+                {"type": "url", "text": "Open statement", "url": "https://bank.example/statements/{{1}}"}
+            ]}
+        ]
+    })
+}
+
+const STATEMENT_IMAGE: &str = "https://cdn.bank.example/statements/2026-04.png";
+
+/// The statement template submitted and approved; Ada has opted in. Returns the app and Ada's id.
+async fn with_statement_template(backend: Backend) -> (TestApp, String) {
+    let app = spawn_app(backend).await;
+    app.sign_in(ADMIN).await;
+    let (status, t) = app.post("/api/v1/templates", statement()).await;
+    assert_eq!(status, 201, "{t}");
+    let (status, _) = app
+        .post(
+            &format!("/sim/templates/{}/approve", t["provider_template_id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_for_template(&app, t["id"].as_str().unwrap(), "approved").await;
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let ada = app.contact_id(ADA).await;
+    (app, ada)
+}
+
+fn send_statement(contact_id: &str, extra: Value) -> Value {
+    let mut template = json!({"name": "statement_ready", "language": "en", "parameters": ["Ada"]});
+    for (k, v) in extra.as_object().unwrap() {
+        template[k] = v.clone();
+    }
+    json!({"contact_id": contact_id, "template": template})
+}
+
+async fn image_and_url_button(backend: Backend) {
+    let (app, ada) = with_statement_template(backend).await;
+    let (status, sent) = app
+        .post(
+            "/api/v1/messages",
+            send_statement(
+                &ada,
+                json!({"header_image": {"link": STATEMENT_IMAGE}, "url_button_suffixes": ["ST-2026-04"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["body"], "Hello Ada, your statement is ready.");
+    // What the dispatcher builds the header and button components from.
+    assert_eq!(sent["template"]["header_image_link"], STATEMENT_IMAGE, "{sent}");
+    assert_eq!(sent["template"]["url_buttons"], json!([[1, "ST-2026-04"]]), "{sent}");
+    // The simulator, like Meta, refuses (132000) an image-header template sent without its image
+    // and a suffix that is missing or not at a `{{1}}` URL button's index: read means both arrived.
+    let m = app
+        .wait_for_message(sent["id"].as_str().unwrap(), |m| {
+            m["status"] == "read" || m["status"] == "failed"
+        })
+        .await;
+    assert_eq!(m["status"], "read", "{m}");
+    assert!(app.phone_received(ADA).await.iter().any(|t| t == "statement_ready"));
+    let (_, shown) = app.get(&format!("/sim/phones/{ADA}/messages")).await;
+    let shown = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["template"]["name"] == "statement_ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        shown["template"]["body"], "Hello Ada, your statement is ready.",
+        "{shown}"
+    );
+    // The OpenAPI document describes the new fields.
+    let (_, doc) = app.get("/api/openapi.json").await;
+    let props = &doc["components"]["schemas"]["TemplateSend"]["properties"];
+    assert!(
+        props["header_image"].is_object() && props["url_button_suffixes"].is_object(),
+        "{props}"
+    );
+    app.stop().await;
+}
+
+async fn image_and_url_button_refused(backend: Backend) {
+    let (app, ada) = with_statement_template(backend).await;
+    let stored = app.count("select count(*) from messages").await;
+    let image = json!({"link": STATEMENT_IMAGE});
+    for (extra, code, mentions) in [
+        (
+            json!({"url_button_suffixes": ["ST-2026-04"]}),
+            "template_parameter_count",
+            "image",
+        ),
+        (
+            json!({"header_image": {"link": "http://cdn.bank.example/s.png"}, "url_button_suffixes": ["ST-2026-04"]}),
+            "template_parameter_invalid",
+            "https://",
+        ),
+        (
+            json!({"header_image": {"link": "ftp://cdn.bank.example/s.png"}, "url_button_suffixes": ["ST-2026-04"]}),
+            "template_parameter_invalid",
+            "https://",
+        ),
+        (json!({"header_image": image}), "template_parameter_count", "URL button"),
+        (
+            json!({"header_image": image, "url_button_suffixes": ["a", "b"]}),
+            "template_parameter_count",
+            "URL button",
+        ),
+        (
+            json!({"header_image": image, "url_button_suffixes": ["x".repeat(1025)]}),
+            "template_parameter_invalid",
+            "1024",
+        ),
+        (
+            json!({"header_image": image, "url_button_suffixes": ["ST 2026"]}),
+            "template_parameter_invalid",
+            "no spaces",
+        ),
+    ] {
+        let (status, err) = app.post("/api/v1/messages", send_statement(&ada, extra.clone())).await;
+        assert_eq!((status, err["error"].as_str()), (422, Some(code)), "{extra}: {err}");
+        assert!(err["message"].as_str().unwrap().contains(mentions), "{extra}: {err}");
+    }
+    // An unknown field in the image object is malformed JSON for this API, not ignored.
+    let (status, _) = app
+        .post(
+            "/api/v1/messages",
+            send_statement(
+                &ada,
+                json!({"header_image": {"url": STATEMENT_IMAGE}, "url_button_suffixes": ["ST-2026-04"]}),
+            ),
+        )
+        .await;
+    assert!((400..500).contains(&status), "{status}");
+    assert_eq!(
+        app.count("select count(*) from messages").await,
+        stored,
+        "nothing stored for a refused send"
+    );
+    app.stop().await;
 }
 
 async fn wait_for_template(app: &TestApp, id: &str, state: &str) -> Value {
