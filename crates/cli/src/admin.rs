@@ -6,6 +6,7 @@ use crate::{load_config, CommonArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use openline_domain::clock::{Clock, SystemClock};
+use openline_domain::limits::{Throughput, MAX_THROUGHPUT_PER_SECOND};
 use openline_domain::{Channel, PhoneNumber, ProviderKind, Role};
 use openline_store::journal::Actor;
 use openline_store::{orgs, senders, users, Store, StoreError};
@@ -98,7 +99,7 @@ pub enum AdminCommand {
         /// The display name clients see (default: the organization's name)
         #[arg(long)]
         name: Option<String>,
-        /// Sends per second the dispatcher allows on this number
+        /// Sends per second the dispatcher allows on this number (1 to 1000)
         #[arg(long, default_value_t = 80)]
         throughput: i64,
     },
@@ -248,9 +249,13 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             if phone_number_id.is_empty() {
                 bail!("--phone-number-id must not be empty");
             }
-            if throughput < 1 {
-                bail!("--throughput must be at least 1 message per second");
-            }
+            // The same rule and words as the API's `PUT /api/v1/senders/{id}/throughput`.
+            let throughput = match u32::try_from(throughput) {
+                Ok(per_second) => Throughput::new(per_second).map_err(|e| anyhow::anyhow!("--throughput: {}", e.message))?,
+                Err(_) => bail!(
+                    "--throughput: Throughput must be 1 to {MAX_THROUGHPUT_PER_SECOND} messages per second; {throughput} was given."
+                ),
+            };
             let waba_id = waba_id.map(|w| w.trim().to_owned()).filter(|w| !w.is_empty());
             let store = open(&common)?;
             let sender = store
@@ -267,7 +272,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                             phone_number_id: &phone_number_id,
                             waba_id: waba_id.as_deref(),
                             display_name: &display_name,
-                            throughput_per_s: throughput,
+                            throughput_per_s: i64::from(throughput.per_second()),
                         },
                         &Actor::Cli,
                         now,

@@ -159,9 +159,10 @@ impl Row {
         for (k, v) in &self.extra {
             obj.insert(k.clone(), v.clone());
         }
+        // A row's own figures win: the pacing rows carry their own `seconds`.
         if let Value::Object(c) = common {
             for (k, v) in c {
-                obj.insert(k.clone(), v.clone());
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
         Value::Object(obj)
@@ -205,6 +206,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
 
     let mut rows = Vec::new();
+    // What the table's header says each run lasted: the pacing scenario has its own duration.
+    let mut durations = Vec::new();
+    if run_server {
+        durations.push(format!("{seconds} s per run"));
+    }
     let mut correctness: Option<(u64, i64, i64)> = None;
     if run_server {
         progress(&format!("starting openline serve on {backend_name} ({build} build)"));
@@ -419,7 +425,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if !(pacing_seconds > 0.0 && pacing_seconds <= 3600.0) {
             bail!("--pacing-seconds must be more than 0 and at most 3600");
         }
-        rows.extend(pacing::run(&backend, pacing_seconds).await?);
+        for mut row in pacing::run(&backend, pacing_seconds).await? {
+            row.extra.insert("seconds".into(), json!(pacing_seconds));
+            rows.push(row);
+        }
+        durations.push(format!("pacing {pacing_seconds} s of sending per rate"));
     }
 
     for (scenario, what) in [
@@ -446,7 +456,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", row.to_json(&common));
         }
     } else {
-        print_table(&rows, backend_name, seconds, build);
+        print_table(&rows, backend_name, &durations.join(", "), build);
         if let Some((acked, stored, distinct)) = correctness {
             let ok = check_passes(acked, stored, distinct);
             println!(
@@ -496,9 +506,15 @@ async fn count_stored(srv: &BenchServer, run_id: &str) -> anyhow::Result<(i64, i
         .map_err(|e| anyhow::anyhow!("counting stored messages: {e}"))
 }
 
-fn print_table(rows: &[Row], backend: &str, seconds: f64, build: &str) {
+/// `durations` says how long the runs lasted (`5 s per run, pacing 20 s of sending per rate`).
+fn print_table(rows: &[Row], backend: &str, durations: &str, build: &str) {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("openline bench: {backend}, {seconds} s per run, {cpus} CPUs, {build} build (load generator on the same machine)");
+    let durations = if durations.is_empty() {
+        String::new()
+    } else {
+        format!("{durations}, ")
+    };
+    println!("openline bench: {backend}, {durations}{cpus} CPUs, {build} build (load generator on the same machine)");
     if build == "debug" {
         println!("(a debug build: figures are not representative; measure with a release build)");
     }
