@@ -150,7 +150,7 @@ impl Connector for PgConnector {
     }
     fn repair(&self, conn: &mut Box<dyn Conn + Send>) -> Result<(), StoreError> {
         // A broken connection answers every statement with an error; replace it.
-        if conn.batch("select 1").is_err() {
+        if conn.is_closed() || conn.batch("select 1").is_err() {
             *conn = self.open(false)?;
         }
         Ok(())

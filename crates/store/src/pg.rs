@@ -115,4 +115,7 @@ impl Conn for PgConn {
         self.client.batch_execute(sql)?;
         Ok(())
     }
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
 }

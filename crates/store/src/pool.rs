@@ -54,22 +54,26 @@ pub(crate) fn spawn_writer(
                     Err(_) => break,
                 }
             }
-            run_group(&mut conn, begin, jobs);
-            if let Err(e) = connector.repair(&mut conn) {
-                tracing::error!(error = %e, "database connection could not be repaired");
+            // A clean commit proves the connection works: only a failed group pays for a check.
+            if !run_group(&mut conn, begin, jobs) || conn.is_closed() {
+                if let Err(e) = connector.repair(&mut conn) {
+                    tracing::error!(error = %e, "database connection could not be repaired");
+                }
             }
         }
     })
 }
 
-fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) {
+/// Runs one group in one transaction; `true` when it committed without a statement failing.
+fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) -> bool {
     if let Err(e) = conn.batch(begin) {
         tracing::error!(error = %e, "could not begin a transaction");
         // The jobs never ran; dropping them drops their reply channels, and each caller gets an error.
         drop(jobs);
-        return;
+        return false;
     }
     let mut finishers = Vec::with_capacity(jobs.len());
+    let mut all_ok = true;
     for job in jobs {
         if let Err(e) = conn.batch("savepoint job") {
             tracing::error!(error = %e, "could not open a savepoint");
@@ -77,7 +81,7 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
             for f in finishers {
                 call(f, Some(e.clone()));
             }
-            return;
+            return false;
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| job(conn.as_mut())));
         let (ok, finisher) = match outcome {
@@ -100,8 +104,9 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
             for f in finishers {
                 call(f, Some(e.clone()));
             }
-            return;
+            return false;
         }
+        all_ok &= ok;
         finishers.push(finisher);
     }
     match conn.batch("commit") {
@@ -109,6 +114,7 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
             for f in finishers {
                 call(f, None);
             }
+            all_ok
         }
         Err(e) => {
             tracing::error!(error = %e, "commit failed; every job in the group fails");
@@ -116,6 +122,7 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
             for f in finishers {
                 call(f, Some(e.clone()));
             }
+            false
         }
     }
 }
@@ -132,11 +139,15 @@ pub(crate) fn spawn_reader(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name).spawn(move || {
         while let Ok(job) = rx.recv() {
-            if catch_unwind(AssertUnwindSafe(|| job(conn.as_mut()))).is_err() {
+            let panicked = catch_unwind(AssertUnwindSafe(|| job(conn.as_mut()))).is_err();
+            if panicked {
                 tracing::error!("a read job panicked");
             }
-            if let Err(e) = connector.repair(&mut conn) {
-                tracing::error!(error = %e, "database connection could not be repaired");
+            // A read's errors go to its caller; a closed connection is noticed without a round trip.
+            if panicked || conn.is_closed() {
+                if let Err(e) = connector.repair(&mut conn) {
+                    tracing::error!(error = %e, "database connection could not be repaired");
+                }
             }
         }
     })

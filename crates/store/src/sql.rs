@@ -123,6 +123,11 @@ pub trait Conn {
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError>;
     /// Runs statements without parameters (migrations, transaction control).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    /// Whether the connection is known to be unusable (the server closed it), found without a round
+    /// trip. `false` does not promise it works; a failed statement finds that out.
+    fn is_closed(&self) -> bool {
+        false
+    }
 
     /// The first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, StoreError> {

@@ -84,6 +84,16 @@ impl Conn for SqliteConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        // Transaction control (begin, savepoint, release, commit) runs several times per write job:
+        // a single statement goes through the statement cache instead of being parsed every time.
+        // Several statements, or one that returns rows (`select 1`), take the general path.
+        if !sql.contains(';') {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            if stmt.column_count() == 0 {
+                stmt.raw_execute()?;
+                return Ok(());
+            }
+        }
         self.conn.execute_batch(sql)?;
         Ok(())
     }
