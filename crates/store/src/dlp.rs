@@ -42,11 +42,23 @@ pub fn get_policy(c: &mut dyn Conn, org_id: &str) -> Result<Option<DlpPolicy>, S
 
 /// The rules in force for an organization: its own policy's, then its ancestors' (nearer wins).
 pub fn rules_for(c: &mut dyn Conn, org_id: &str) -> Result<Vec<DlpRule>, StoreError> {
-    let mut chain = Vec::new();
-    for org in crate::orgs::ancestors(c, org_id)? {
-        if let Some(p) = get_policy(c, &org.id)? {
-            chain.push(p);
+    let rows = c.query(
+        &format!(
+            "{} select chain.id, p.policy from chain join dlp_policies p on p.org_id = chain.id
+             order by chain.depth",
+            crate::orgs::ANCESTOR_CHAIN
+        ),
+        params![org_id],
+    )?;
+    let mut seen: Vec<String> = Vec::with_capacity(rows.len());
+    let mut chain: Vec<DlpPolicy> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id = r.string(0)?;
+        if seen.contains(&id) {
+            break; // a cycle in a hand-edited tree
         }
+        seen.push(id);
+        chain.push(serde_json::from_str(&r.string(1)?).map_err(|e| StoreError::Decode(e.to_string()))?);
     }
     let refs: Vec<&DlpPolicy> = chain.iter().collect();
     Ok(effective_rules(&refs))

@@ -123,18 +123,22 @@ pub fn append(
     payload: &serde_json::Value,
     at: i64,
 ) -> Result<i64, StoreError> {
-    c.execute(
-        "insert into journal_heads (org_id, seq, hash) values (?, 0, ?) on conflict (org_id) do nothing",
-        params![org_id, GENESIS],
-    )?;
     let lock = match c.backend() {
         Backend::Postgres => " for update",
         Backend::Sqlite => "",
     };
-    let head = c.query_one(
-        &format!("select seq, hash, recording from journal_heads where org_id = ?{lock}"),
-        params![org_id],
-    )?;
+    let select = format!("select seq, hash, recording from journal_heads where org_id = ?{lock}");
+    // The head exists after an organization's first entry: read it first, create it only if missing.
+    let head = match c.query_opt(&select, params![org_id])? {
+        Some(head) => head,
+        None => {
+            c.execute(
+                "insert into journal_heads (org_id, seq, hash) values (?, 0, ?) on conflict (org_id) do nothing",
+                params![org_id, GENESIS],
+            )?;
+            c.query_one(&select, params![org_id])?
+        }
+    };
     let (prev_seq, prev_hash, recording) = (head.i64(0)?, head.string(1)?, head.bool(2)?);
     let kept = if recording { None } else { strip_content(kind, payload) };
     // serde_json's map keeps keys sorted, so this text is canonical.
@@ -191,9 +195,7 @@ pub fn record_by<T: Serialize>(
 /// Whether message content is archived for an organization: its `recording` setting, else the
 /// nearest ancestor's; on when nobody set one.
 pub fn recording_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreError> {
-    for org in crate::orgs::ancestors(c, org_id)? {
-        let r = c.query_one("select settings from organizations where id = ?", params![&org.id])?;
-        let settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
+    for settings in crate::orgs::ancestor_settings(c, org_id)? {
         if let Some(on) = settings.get("recording").and_then(|v| v.as_bool()) {
             return Ok(on);
         }

@@ -133,17 +133,57 @@ pub fn subtree(c: &mut dyn Conn, root: &str) -> Result<Vec<String>, StoreError> 
 /// switch, the messaging tier, sender numbers, DLP rules) is resolved along. Stops at the root, and
 /// at a cycle or after 64 levels should the tree have been edited by hand.
 pub fn ancestors(c: &mut dyn Conn, org_id: &str) -> Result<Vec<Organization>, StoreError> {
-    let mut chain: Vec<Organization> = Vec::new();
-    let mut current = Some(org_id.to_owned());
-    while let Some(id) = current {
-        if chain.len() >= 64 || chain.iter().any(|o| o.id == id) {
-            break;
+    let rows = c.query(
+        &format!(
+            "{ANCESTOR_CHAIN} select o.id, o.parent_id, o.name, o.whatsapp, o.created_at
+             from chain join organizations o on o.id = chain.id order by chain.depth"
+        ),
+        params![org_id],
+    )?;
+    let mut chain: Vec<Organization> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let org = from_row(r)?;
+        if chain.iter().any(|o| o.id == org.id) {
+            break; // a cycle
         }
-        let org = get(c, &id)?;
-        current = org.parent_id.clone();
         chain.push(org);
     }
+    if chain.is_empty() {
+        return Err(StoreError::NotFound);
+    }
     Ok(chain)
+}
+
+/// A recursive common table expression `chain(id, depth)`: the organization bound to its one
+/// parameter (depth 0) and its ancestors, up to 64 levels (a cycle repeats ids; callers keep the
+/// first of each). One query instead of one per level, for the settings every request resolves.
+pub(crate) const ANCESTOR_CHAIN: &str = "with recursive chain(id, depth) as (
+        select id, 0 from organizations where id = ?
+        union all
+        select o.parent_id, chain.depth + 1 from chain join organizations o on o.id = chain.id
+        where o.parent_id is not null and chain.depth < 63
+    )";
+
+/// The settings JSON of an organization and its ancestors, nearest first (see [`ancestors`]).
+pub(crate) fn ancestor_settings(c: &mut dyn Conn, org_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+    let rows = c.query(
+        &format!(
+            "{ANCESTOR_CHAIN} select o.id, o.settings from chain join organizations o on o.id = chain.id
+             order by chain.depth"
+        ),
+        params![org_id],
+    )?;
+    let mut seen: Vec<String> = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id = r.string(0)?;
+        if seen.contains(&id) {
+            break;
+        }
+        seen.push(id);
+        out.push(serde_json::from_str(&r.string(1)?).unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// Whether WhatsApp is on for an organization: its own setting, else its parent's, up to the root
@@ -162,9 +202,7 @@ pub fn whatsapp_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreErr
 /// The messaging-limit tier (`tier_250`, `tier_2k`, …) set in the organization's settings or the
 /// nearest ancestor's; `None` when nobody set one.
 pub fn messaging_tier(c: &mut dyn Conn, org_id: &str) -> Result<Option<String>, StoreError> {
-    for org in ancestors(c, org_id)? {
-        let r = c.query_one("select settings from organizations where id = ?", params![&org.id])?;
-        let settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
+    for settings in ancestor_settings(c, org_id)? {
         if let Some(t) = settings.get("messaging_tier").and_then(|v| v.as_str()) {
             return Ok(Some(t.to_owned()));
         }
