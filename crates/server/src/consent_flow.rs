@@ -313,10 +313,15 @@ pub fn after_inbound(
 ) -> Result<(), StoreError> {
     let contact_id = conversations::contact_of(c, &message.conversation_id)?;
     let org_id = message.org_id.clone();
-    let events = consent_events(c, &org_id, &contact_id)?;
-    let state = consent::consent_state(&events);
+    // Most messages are not consent answers: the ledger is read only for those that could be.
     let reply = consent::classify_reply(message.body.as_deref().unwrap_or(""), reply_payload);
-    if let Some(kind) = reply.and_then(|r| consent::consent_event_for_reply(state, r)) {
+    let kind = match reply {
+        Some(r) => {
+            consent::consent_event_for_reply(consent::consent_state(&consent_events(c, &org_id, &contact_id)?), r)
+        }
+        None => None,
+    };
+    if let Some(kind) = kind {
         ledger::append(
             c,
             &ledger::NewConsentEvent {

@@ -202,7 +202,34 @@ pub fn insert_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOut
         preview(m.kind, m.body).as_deref(),
         m.now,
     )?;
-    let message = get_any(c, &id)?;
+    // Built from what was just inserted rather than read back: this runs for every webhook.
+    let message = Message {
+        id,
+        org_id: m.org_id.to_owned(),
+        conversation_id,
+        direction: Direction::In,
+        kind: m.kind,
+        body: m.body.map(str::to_owned),
+        media: m.media.cloned(),
+        template: None,
+        author_user_id: None,
+        status: DeliveryStatus::Received,
+        provider: Some(m.provider),
+        provider_message_id: Some(m.provider_message_id.to_owned()),
+        reply_to: m.reply_to.map(str::to_owned),
+        error_code: None,
+        error_title: None,
+        error_explanation: None,
+        created_at: m.now,
+        updated_at: m.now,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+        queue_reason: None,
+        queue_explanation: None,
+        dlp: None,
+        dlp_flagged: false,
+    };
     archive_message(c, "message.received", &message, m.now)?;
     Ok(InboundOutcome::Stored(Box::new(message)))
 }

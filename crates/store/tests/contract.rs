@@ -150,6 +150,10 @@ async fn inbound_dedupe(store: Store) {
         .await
         .unwrap();
     assert_eq!(msgs.len(), 1, "a retried webhook stores one message");
+    // The stored message handed back (and archived) is exactly what a later read returns.
+    let id = m.id.clone();
+    let read = store.read(move |c| messages::get_any(c, &id)).await.unwrap();
+    assert_eq!(serde_json::to_value(&*m).unwrap(), serde_json::to_value(&read).unwrap());
 }
 
 async fn thread_and_window(store: Store) {

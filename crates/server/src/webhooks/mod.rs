@@ -63,33 +63,31 @@ pub(crate) fn record_inbound_dlp(
     messages::get_any(c, &message.id)
 }
 
+/// A message a webhook has just stored, with the facts of the webhook that follow-up steps need.
+pub(crate) struct StoredInbound<'a> {
+    pub message: openline_store::messages::Message,
+    /// The thread's channel (the webhook knows it; no need to read it back).
+    pub channel: openline_domain::Channel,
+    pub verdict: Option<&'a openline_domain::dlp::DlpVerdict>,
+    /// The text as the contact wrote it, before DLP redaction.
+    pub original: Option<&'a str>,
+    /// A quick-reply button's payload, when the message is a button tap.
+    pub reply_payload: Option<&'a str>,
+    pub sender_id: &'a str,
+}
+
 /// What follows a newly stored inbound message, whatever the provider: its DLP verdict, then (on
 /// WhatsApp) a consent answer it carries or the window it re-opens, then the live event.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the facts of one stored message, each from a different part of the webhook"
-)]
 pub(crate) fn after_stored_inbound(
     c: &mut dyn Conn,
-    message: openline_store::messages::Message,
-    verdict: Option<&openline_domain::dlp::DlpVerdict>,
-    original: Option<&str>,
-    reply_payload: Option<&str>,
-    sender_id: &str,
+    stored: StoredInbound<'_>,
     now: i64,
     fx: &mut Effects,
 ) -> Result<(), StoreError> {
-    let message = record_inbound_dlp(c, message, verdict, original, now)?;
-    let whatsapp = c
-        .query_one(
-            "select channel from conversations where id = ?",
-            openline_store::params![&message.conversation_id],
-        )?
-        .string(0)?
-        == openline_domain::Channel::Whatsapp.as_str();
-    if whatsapp {
+    let message = record_inbound_dlp(c, stored.message, stored.verdict, stored.original, now)?;
+    if stored.channel == openline_domain::Channel::Whatsapp {
         // A consent answer, or the window re-opening, may release held messages.
-        consent_flow::after_inbound(c, &message, reply_payload, sender_id, now, fx)?;
+        consent_flow::after_inbound(c, &message, stored.reply_payload, stored.sender_id, now, fx)?;
     }
     fx.messages.insert(0, ("message.received", message));
     Ok(())

@@ -143,8 +143,15 @@ fn apply(
             )?;
             Ok(match outcome {
                 InboundOutcome::Stored(msg) => {
-                    let (payload, original) = (m.button_payload.as_deref(), m.body.as_deref());
-                    super::after_stored_inbound(c, *msg, verdict.as_ref(), original, payload, &sender.id, now, fx)?;
+                    let stored = super::StoredInbound {
+                        message: *msg,
+                        channel: m.channel,
+                        verdict: verdict.as_ref(),
+                        original: m.body.as_deref(),
+                        reply_payload: m.button_payload.as_deref(),
+                        sender_id: &sender.id,
+                    };
+                    super::after_stored_inbound(c, stored, now, fx)?;
                     "stored"
                 }
                 InboundOutcome::Duplicate => "duplicate",
