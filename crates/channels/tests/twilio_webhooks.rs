@@ -3,6 +3,10 @@
 //! status callbacks, including bodies from the internet that must never panic the parser.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use openline_channels::twilio::signature::{
+    body_sha256_param, sign_twilio_body, sign_twilio_with, verify_twilio_body_signature, verify_twilio_signature_with,
+    SignatureAlgorithm, SignatureSettings,
+};
 use openline_channels::twilio::{
     classify, parse_form, sign_twilio, verify_twilio_signature, TwilioEvent, TwilioInbound, TwilioStatus,
     TwilioWebhookError,
@@ -200,6 +204,165 @@ fn a_signature_over_the_url_with_or_without_the_default_port_verifies_either_way
             Some(DOC_SIGNATURE)
         ),
         Err(SignatureError::Mismatch)
+    );
+}
+
+/// The same documented request signed the SHA-256 way (a Webhook Setting with a SharedKey whose
+/// secret is `12345`). Computed independently with Python's `hmac`:
+/// `base64(hmac.new(b"12345", <the signed string above>, sha256))`.
+const DOC_SIGNATURE_SHA256: &str = "Rmm4Vzj+Ky7JGoWXMCsZDZuHDszLr9xvdbvitrDr4/M=";
+
+#[test]
+fn hmac_sha256_signs_the_same_string_and_verifies_only_as_sha256() {
+    let sha256 = SignatureAlgorithm::HmacSha256;
+    assert_eq!(
+        sign_twilio_with(sha256, DOC_TOKEN, DOC_URL, &doc_params()),
+        DOC_SIGNATURE_SHA256
+    );
+    assert_eq!(
+        verify_twilio_signature_with(sha256, DOC_TOKEN, DOC_URL, &doc_params(), Some(DOC_SIGNATURE_SHA256)),
+        Ok(())
+    );
+    // Each algorithm's digest has its own length: one never passes for the other.
+    assert_eq!(
+        verify_twilio_signature_with(sha256, DOC_TOKEN, DOC_URL, &doc_params(), Some(DOC_SIGNATURE)),
+        Err(SignatureError::Malformed)
+    );
+    assert_eq!(
+        verify_twilio_signature(DOC_TOKEN, DOC_URL, &doc_params(), Some(DOC_SIGNATURE_SHA256)),
+        Err(SignatureError::Malformed)
+    );
+    // A wrong key, a changed parameter or another URL is a mismatch, as with SHA-1.
+    assert_eq!(
+        verify_twilio_signature_with(sha256, "54321", DOC_URL, &doc_params(), Some(DOC_SIGNATURE_SHA256)),
+        Err(SignatureError::Mismatch)
+    );
+    let mut changed = doc_params();
+    changed[2].1 = "1235".into();
+    assert_eq!(
+        verify_twilio_signature_with(sha256, DOC_TOKEN, DOC_URL, &changed, Some(DOC_SIGNATURE_SHA256)),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify_twilio_signature_with(
+            sha256,
+            DOC_TOKEN,
+            "https://mycompany.com/myapp.php?foo=1&bar=3",
+            &doc_params(),
+            Some(DOC_SIGNATURE_SHA256)
+        ),
+        Err(SignatureError::Mismatch)
+    );
+    // The default port may be added or removed, as for SHA-1.
+    assert_eq!(
+        verify_twilio_signature_with(
+            sha256,
+            DOC_TOKEN,
+            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+            &doc_params(),
+            Some(DOC_SIGNATURE_SHA256)
+        ),
+        Ok(())
+    );
+    // An empty key proves nothing.
+    let empty = sign_twilio_with(sha256, "", DOC_URL, &doc_params());
+    assert_eq!(
+        verify_twilio_signature_with(sha256, "", DOC_URL, &doc_params(), Some(&empty)),
+        Err(SignatureError::Mismatch)
+    );
+}
+
+#[test]
+fn the_signature_settings_header_names_the_key_and_an_algorithm_we_can_check() {
+    assert_eq!(
+        SignatureSettings::parse("key=KS0123456789abcdef0123456789abcdef,algorithm=HMAC_SHA256"),
+        Ok(SignatureSettings {
+            key_sid: Some("KS0123456789abcdef0123456789abcdef".into()),
+            algorithm: SignatureAlgorithm::HmacSha256,
+        })
+    );
+    // Spaces, case and unknown fields do not matter; the key may be left out.
+    assert_eq!(
+        SignatureSettings::parse(" Algorithm = hmac_sha1 , version=2"),
+        Ok(SignatureSettings {
+            key_sid: None,
+            algorithm: SignatureAlgorithm::HmacSha1,
+        })
+    );
+    // No algorithm, or one we cannot check, is refused rather than checked some weaker way.
+    for bad in [
+        "key=KS1",
+        "",
+        "algorithm=HMAC_MD5",
+        "algorithm=",
+        "key=KS1,algorithm=RSA_SHA256",
+    ] {
+        assert_eq!(SignatureSettings::parse(bad), Err(SignatureError::Malformed), "{bad:?}");
+    }
+    let settings = SignatureSettings {
+        key_sid: Some("KS1".into()),
+        algorithm: SignatureAlgorithm::HmacSha256,
+    };
+    assert_eq!(SignatureSettings::parse(&settings.header_value()), Ok(settings));
+}
+
+/// Twilio's sample JSON webhook (twilio-samples/api-snippets,
+/// `security/signature_validation_json`): this body, and the `bodySHA256` Twilio put in the URL.
+const JSON_BODY: &str = r#"{"CallSid":"CA1234567890ABCDE","Caller":"+12349013030"}"#;
+const JSON_URL: &str =
+    "https://example.com/myapp?bodySHA256=5ccde7145dfb8f56479710896586cb9d5911809d83afbe34627818790db0aec9";
+
+#[test]
+fn a_json_body_is_checked_against_the_body_sha256_in_the_signed_url() {
+    let sha1 = SignatureAlgorithm::HmacSha1;
+    // Our signer puts the same hash in the URL as Twilio did for its sample.
+    let (url, signature) = sign_twilio_body(sha1, DOC_TOKEN, "https://example.com/myapp", JSON_BODY.as_bytes());
+    assert_eq!(url, JSON_URL);
+    assert_eq!(
+        body_sha256_param(&url),
+        Some("5ccde7145dfb8f56479710896586cb9d5911809d83afbe34627818790db0aec9")
+    );
+    // Checked independently with Python's `hmac`: base64(hmac.new(b"12345", JSON_URL, sha1)).
+    assert_eq!(signature, "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=");
+    assert_eq!(
+        verify_twilio_body_signature(sha1, DOC_TOKEN, JSON_URL, JSON_BODY.as_bytes(), Some(&signature)),
+        Ok(())
+    );
+    // One changed byte of the body: the URL still verifies, the hash does not.
+    let altered = JSON_BODY.replace("+1234", "+1999");
+    assert_eq!(
+        verify_twilio_body_signature(sha1, DOC_TOKEN, JSON_URL, altered.as_bytes(), Some(&signature)),
+        Err(SignatureError::Mismatch)
+    );
+    // A forger who recomputes the hash must re-sign the URL, which needs the key.
+    let (forged_url, _) = sign_twilio_body(sha1, DOC_TOKEN, "https://example.com/myapp", altered.as_bytes());
+    assert_eq!(
+        verify_twilio_body_signature(sha1, DOC_TOKEN, &forged_url, altered.as_bytes(), Some(&signature)),
+        Err(SignatureError::Mismatch)
+    );
+    // No hash in the URL: nothing covers the body, so it is refused.
+    let plain = sign_twilio_with(sha1, DOC_TOKEN, "https://example.com/myapp", &[]);
+    assert_eq!(
+        verify_twilio_body_signature(
+            sha1,
+            DOC_TOKEN,
+            "https://example.com/myapp",
+            JSON_BODY.as_bytes(),
+            Some(&plain)
+        ),
+        Err(SignatureError::Malformed)
+    );
+    // And the SHA-256 variant of the same.
+    let sha256 = SignatureAlgorithm::HmacSha256;
+    let (url, signature) = sign_twilio_body(sha256, "shared", "https://example.com/myapp?x=1", JSON_BODY.as_bytes());
+    assert!(url.starts_with("https://example.com/myapp?x=1&bodySHA256="), "{url}");
+    assert_eq!(
+        verify_twilio_body_signature(sha256, "shared", &url, JSON_BODY.as_bytes(), Some(&signature)),
+        Ok(())
+    );
+    assert_eq!(
+        verify_twilio_body_signature(sha1, "shared", &url, JSON_BODY.as_bytes(), Some(&signature)),
+        Err(SignatureError::Malformed)
     );
 }
 

@@ -73,6 +73,10 @@ pub struct TwilioSettings {
     /// console: signatures are computed over it, so behind a proxy it must be the outside URL.
     /// Default: the public URL + `/webhooks/twilio`.
     pub webhook_url: Option<String>,
+    /// The secret of the Twilio SharedKey that a Webhook Setting signs with instead of the auth
+    /// token (requests then carry `X-Twilio-Webhooks-Signature-Settings`, usually with
+    /// `algorithm=HMAC_SHA256`). Empty: such requests are refused.
+    pub webhook_shared_key: Secret,
     pub timeout_ms: u64,
 }
 
@@ -83,6 +87,7 @@ impl Default for TwilioSettings {
             account_sid: String::new(),
             auth_token: Secret::default(),
             webhook_url: None,
+            webhook_shared_key: Secret::default(),
             timeout_ms: 15_000,
         }
     }
@@ -264,6 +269,9 @@ impl Config {
         }
         if let Some(v) = get("OPENLINE_TWILIO_WEBHOOK_URL") {
             self.twilio.webhook_url = Some(v);
+        }
+        if let Some(v) = get("OPENLINE_TWILIO_WEBHOOK_SHARED_KEY") {
+            self.twilio.webhook_shared_key = Secret::new(v);
         }
         if let Some(v) = get("OPENLINE_BENCH_CEILING") {
             self.bench_ceiling = matches!(v.as_str(), "1" | "true" | "yes" | "on");

@@ -17,5 +17,8 @@ pub mod webhook;
 
 pub use client::{TwilioClient, TwilioConfig};
 pub use outbound::TwilioMessage;
-pub use signature::{sign_twilio, verify_twilio_signature};
+pub use signature::{
+    sign_twilio, sign_twilio_with, verify_twilio_signature, verify_twilio_signature_with, SignatureAlgorithm,
+    SignatureSettings,
+};
 pub use webhook::{classify, parse_form, TwilioEvent, TwilioInbound, TwilioStatus, TwilioWebhookError};

@@ -2,7 +2,8 @@
 //! through Twilio), form-encoded.
 //!
 //! The same path as the Cloud API's: verify `X-Twilio-Signature` (HMAC-SHA1 over the configured
-//! public webhook URL and the sorted parameters, constant time) before anything is parsed → classify →
+//! public webhook URL and the sorted parameters under the auth token, or HMAC-SHA256 under a shared
+//! key when Twilio's signature-settings header says so, constant time) before anything is read → classify →
 //! commit in one transaction → answer 200 (an empty TwiML response) → publish. Messages are routed to
 //! a sender by the number they were sent to (or the Messaging Service SID), never by a lookup that
 //! pooled numbers could fail.
@@ -12,9 +13,14 @@ use crate::error::AppError;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use openline_channels::twilio::{classify, parse_form, verify_twilio_signature, TwilioEvent};
+use openline_channels::twilio::signature::{
+    body_sha256_param, verify_twilio_body_signature, verify_twilio_signature_with, SignatureAlgorithm,
+    SignatureSettings, BODY_SHA256_PARAM, SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER,
+};
+use openline_channels::twilio::{classify, parse_form, TwilioEvent};
+use openline_channels::SignatureError;
 use openline_domain::{MessageKind, ProviderKind};
 use openline_store::messages::{self, InboundOutcome, NewInbound, StatusReport};
 use openline_store::senders::Sender;
@@ -23,34 +29,11 @@ use openline_store::{provider_events, Conn, StoreError};
 /// `POST /webhooks/twilio`
 pub async fn receive_twilio_webhook(
     State(st): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let token = st.config.twilio.auth_token.expose();
-    if token.is_empty() {
-        return Err(AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks_not_configured",
-            "openline has no Twilio auth token configured (OPENLINE_TWILIO_AUTH_TOKEN), so it cannot verify webhooks.",
-        ));
-    }
-    let params = parse_form(&body).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
-    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
-    if let Err(e) = verify_twilio_signature(token, &st.twilio_webhook_url, &params, signature) {
-        st.metrics.webhook("rejected");
-        return Err(match e {
-            openline_channels::SignatureError::Missing => AppError::new(
-                StatusCode::UNAUTHORIZED,
-                "signature_missing",
-                "The X-Twilio-Signature header is missing.",
-            ),
-            _ => AppError::new(
-                StatusCode::FORBIDDEN,
-                "signature_invalid",
-                "The X-Twilio-Signature does not match; check the auth token and that the webhook URL configured in openline is the one Twilio calls.",
-            ),
-        });
-    }
+    let params = verified_params(&st, &uri, &headers, &body)?;
     let event = classify(&params).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
     let sender = match &event {
         TwilioEvent::Inbound(m) => {
@@ -87,6 +70,106 @@ pub async fn receive_twilio_webhook(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
     )
         .into_response())
+}
+
+/// The webhook's parameters, once its signature has been checked: nothing in the body is read
+/// before that, and nothing is stored.
+///
+/// How it is checked follows the request. Without `X-Twilio-Webhooks-Signature-Settings`, Twilio's
+/// default: HMAC-SHA1 under the auth token. With it, a Webhook Setting signed with a SharedKey: the
+/// configured shared key and the algorithm the header names (HMAC-SHA256 or SHA1); a header naming
+/// anything else is refused. A form body is verified over its decoded parameters; a JSON body only
+/// when the URL carries `bodySHA256`, against the hash of its raw bytes. The URL is always the
+/// configured public one (Twilio signs what it requested, which a proxy hides from us), with the
+/// `bodySHA256` Twilio appended to it.
+fn verified_params(
+    st: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, AppError> {
+    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (algorithm, key) = match header_text(SIGNATURE_SETTINGS_HEADER) {
+        None => (SignatureAlgorithm::HmacSha1, st.config.twilio.auth_token.expose()),
+        Some(settings) => {
+            let settings = SignatureSettings::parse(settings).map_err(|e| refused(st, e))?;
+            (settings.algorithm, st.config.twilio.webhook_shared_key.expose())
+        }
+    };
+    if key.is_empty() {
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks_not_configured",
+            if header_text(SIGNATURE_SETTINGS_HEADER).is_some() {
+                "Twilio signed this webhook with a shared key (X-Twilio-Webhooks-Signature-Settings), and openline has none configured (OPENLINE_TWILIO_WEBHOOK_SHARED_KEY), so it cannot verify it."
+            } else {
+                "openline has no Twilio auth token configured (OPENLINE_TWILIO_AUTH_TOKEN), so it cannot verify webhooks."
+            },
+        ));
+    }
+    let signature = header_text(SIGNATURE_HEADER);
+    let body_hash = uri
+        .query()
+        .and_then(|q| body_sha256_param(&format!("?{q}")).map(str::to_owned));
+    let is_json = header_text(header::CONTENT_TYPE.as_str())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    match body_hash {
+        Some(hash) if is_json => {
+            let url = &st.twilio_webhook_url;
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let signed_url = format!("{url}{separator}{BODY_SHA256_PARAM}={hash}");
+            verify_twilio_body_signature(algorithm, key, &signed_url, body, signature).map_err(|e| refused(st, e))?;
+            json_params(body).ok_or_else(|| {
+                AppError::bad_request(
+                    "invalid_webhook",
+                    "The webhook body is not a JSON object of parameters.",
+                )
+            })
+        }
+        _ => {
+            let params = parse_form(body).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
+            verify_twilio_signature_with(algorithm, key, &st.twilio_webhook_url, &params, signature)
+                .map_err(|e| refused(st, e))?;
+            Ok(params)
+        }
+    }
+}
+
+/// A refused signature, counted, with the same words whichever check failed.
+fn refused(st: &AppState, e: SignatureError) -> AppError {
+    st.metrics.webhook("rejected");
+    match e {
+        SignatureError::Missing => AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "signature_missing",
+            "The X-Twilio-Signature header is missing.",
+        ),
+        _ => AppError::new(
+            StatusCode::FORBIDDEN,
+            "signature_invalid",
+            "The X-Twilio-Signature does not match; check the auth token (or shared key) and that the webhook URL configured in openline is the one Twilio calls.",
+        ),
+    }
+}
+
+/// A JSON webhook's top-level fields as parameters: strings as they are, numbers and booleans as
+/// their text, anything else (objects, arrays) as JSON text. `None` when the body is not an object.
+fn json_params(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let serde_json::Value::Object(map) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    Some(
+        map.into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, text)
+            })
+            .collect(),
+    )
 }
 
 fn apply(

@@ -275,3 +275,39 @@ pub async fn next_event(stream: &mut reqwest::Response, kind: &str, buf: &mut St
         buf.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+/// The demo app with its configuration adjusted before start-up (a public URL behind a proxy, a
+/// Twilio shared key, …).
+pub async fn spawn_app_configured(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::new(backend);
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data.path().to_path_buf(),
+        database_url: Some(match &db.url {
+            openline_store::DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            openline_store::DatabaseUrl::Postgres(u) => u.clone(),
+        }),
+        demo: true,
+        ..Config::default()
+    };
+    configure(&mut config);
+    let handle = openline_server::start_with(config, Arc::new(openline_domain::clock::SystemClock), |sim| {
+        sim.delivered_after_ms = 0;
+        sim.read_after_ms = 0;
+    })
+    .await
+    .expect("server starts");
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    TestApp {
+        url: handle.url.clone(),
+        http,
+        handle: Some(handle),
+        _db: db,
+        _data: data,
+    }
+}

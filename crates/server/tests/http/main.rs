@@ -15,6 +15,7 @@ mod policy;
 mod security;
 mod sms;
 mod templates;
+mod twilio;
 mod web;
 
 /// Declares `name::sqlite` and `name::postgres` tests running `body(backend)`.

@@ -1,0 +1,268 @@
+//! The Twilio adapter through HTTP: webhook signatures of both kinds (HMAC-SHA1 under the auth token,
+//! HMAC-SHA256 under a shared key when Twilio's signature-settings header says so, and JSON bodies
+//! covered by `bodySHA256`) checked over the configured public URL behind a proxy; Twilio's error
+//! codes on status callbacks turned into openline's statuses and plain explanations.
+
+use crate::common::*;
+use openline_channels::twilio::signature::{
+    sign_twilio_body, sign_twilio_with, SignatureAlgorithm, SignatureSettings, SIGNATURE_SETTINGS_HEADER,
+};
+use openline_store::Backend;
+use serde_json::{json, Value};
+
+const SMS_NUMBER: &str = "+15550002000";
+const AUTH_TOKEN: &str = "sim-twilio-auth-token";
+const SHARED_KEY: &str = "shared-key-secret-KS";
+/// What Twilio is configured to call: the proxy in front of openline, not openline's own address.
+const PUBLIC_URL: &str = "https://openline.example.com/hooks/twilio";
+
+crate::both_backends! {
+    twilio_signatures_of_both_kinds_are_checked_over_the_public_url => signatures;
+    twilio_error_codes_become_failed_messages_with_plain_explanations => error_codes;
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn inbound_sms(sid: &str, text: &str) -> Vec<(String, String)> {
+    pairs(&[
+        ("MessageSid", sid),
+        ("SmsSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("From", "+447700900055"),
+        ("To", SMS_NUMBER),
+        ("Body", text),
+        ("NumMedia", "0"),
+        ("ApiVersion", "2010-04-01"),
+    ])
+}
+
+/// Posts a form-encoded webhook to openline's own address with the given headers.
+async fn post_form(app: &TestApp, params: &[(String, String)], headers: &[(&str, String)]) -> (u16, Value) {
+    let mut req = app
+        .http
+        .post(app.at("/webhooks/twilio"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(params).unwrap());
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn sha256_settings() -> String {
+    SignatureSettings {
+        key_sid: Some("KS00000000000000000000000000000001".into()),
+        algorithm: SignatureAlgorithm::HmacSha256,
+    }
+    .header_value()
+}
+
+async fn signatures(backend: Backend) {
+    let app = spawn_app_configured(backend, |c| {
+        c.twilio.webhook_url = Some(PUBLIC_URL.into());
+        c.twilio.webhook_shared_key = openline_server::config::Secret::new(SHARED_KEY);
+    })
+    .await;
+    let sha1 = SignatureAlgorithm::HmacSha1;
+    let sha256 = SignatureAlgorithm::HmacSha256;
+    let stored = "select count(*) from messages where provider = 'twilio'";
+
+    // Signed over the address openline listens on, which is not what Twilio called: refused.
+    let p = inbound_sms("SM00000000000000000000000000000001", "one");
+    let local = sign_twilio_with(sha1, AUTH_TOKEN, &app.at("/webhooks/twilio"), &p);
+    let (status, body) = post_form(&app, &p, &[("x-twilio-signature", local)]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("signature_invalid")),
+        "{body}"
+    );
+    assert_eq!(app.count(stored).await, 0);
+
+    // HMAC-SHA1 under the auth token over the public URL: accepted.
+    let good = sign_twilio_with(sha1, AUTH_TOKEN, PUBLIC_URL, &p);
+    let (status, body) = post_form(&app, &p, &[("x-twilio-signature", good)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.count(stored).await, 1);
+
+    // HMAC-SHA256 under the shared key, announced by the settings header: accepted.
+    let p = inbound_sms("SM00000000000000000000000000000002", "two");
+    let good = sign_twilio_with(sha256, SHARED_KEY, PUBLIC_URL, &p);
+    let (status, body) = post_form(
+        &app,
+        &p,
+        &[
+            ("x-twilio-signature", good.clone()),
+            (SIGNATURE_SETTINGS_HEADER, sha256_settings()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.count(stored).await, 2);
+
+    // Forgeries and mix-ups of the SHA-256 kind, none of which stores anything.
+    let p = inbound_sms("SM00000000000000000000000000000003", "three");
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "SHA-256 under the auth token instead of the shared key",
+            vec![
+                (
+                    "x-twilio-signature",
+                    sign_twilio_with(sha256, AUTH_TOKEN, PUBLIC_URL, &p),
+                ),
+                (SIGNATURE_SETTINGS_HEADER, sha256_settings()),
+            ],
+        ),
+        (
+            "a SHA-256 signature without the header that announces it",
+            vec![(
+                "x-twilio-signature",
+                sign_twilio_with(sha256, SHARED_KEY, PUBLIC_URL, &p),
+            )],
+        ),
+        (
+            "a SHA-1 signature under the auth token with a header announcing SHA-256",
+            vec![
+                ("x-twilio-signature", sign_twilio_with(sha1, AUTH_TOKEN, PUBLIC_URL, &p)),
+                (SIGNATURE_SETTINGS_HEADER, sha256_settings()),
+            ],
+        ),
+        (
+            "an algorithm openline cannot check",
+            vec![
+                (
+                    "x-twilio-signature",
+                    sign_twilio_with(sha256, SHARED_KEY, PUBLIC_URL, &p),
+                ),
+                (SIGNATURE_SETTINGS_HEADER, "key=KS1,algorithm=HMAC_MD5".into()),
+            ],
+        ),
+        (
+            "a good SHA-256 signature of another message",
+            vec![
+                ("x-twilio-signature", good),
+                (SIGNATURE_SETTINGS_HEADER, sha256_settings()),
+            ],
+        ),
+    ];
+    for (case, headers) in cases {
+        let (status, body) = post_form(&app, &p, &headers).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("signature_invalid")),
+            "{case}: {body}"
+        );
+    }
+    let (status, body) = post_form(&app, &p, &[(SIGNATURE_SETTINGS_HEADER, sha256_settings())]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("signature_missing")),
+        "{body}"
+    );
+    assert_eq!(app.count(stored).await, 2);
+
+    // A JSON body: the signature covers the public URL with the body's SHA-256 added, and the body
+    // must hash to it, byte for byte.
+    let json_body = serde_json::to_vec(&json!({
+        "MessageSid": "SM00000000000000000000000000000004", "AccountSid": "AC00000000000000000000000000000000",
+        "From": "+447700900055", "To": SMS_NUMBER, "Body": "four – über", "NumMedia": "0",
+    }))
+    .unwrap();
+    let (signed_url, signature) = sign_twilio_body(sha256, SHARED_KEY, PUBLIC_URL, &json_body);
+    let query = signed_url.split_once('?').unwrap().1.to_owned();
+    let post_json = |body: Vec<u8>, signature: String| {
+        app.http
+            .post(format!("{}?{query}", app.at("/webhooks/twilio")))
+            .header("content-type", "application/json")
+            .header("x-twilio-signature", signature)
+            .header(SIGNATURE_SETTINGS_HEADER, sha256_settings())
+            .body(body)
+            .send()
+    };
+    let mut altered = json_body.clone();
+    let four = altered.iter().position(|b| *b == b'f').unwrap();
+    altered[four] = b'F';
+    let res = post_json(altered, signature.clone()).await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.count(stored).await, 2);
+    let res = post_json(json_body, signature).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.count(stored).await, 3);
+    app.sign_in(AGENT).await;
+    let (_, inbox) = app.get("/api/v1/conversations").await;
+    assert!(
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["last_message_preview"] == "four – über"),
+        "{inbox}"
+    );
+    app.stop().await;
+}
+
+/// Sends an SMS to Nora (who is not on WhatsApp) and waits until the simulator delivered it; returns
+/// openline's message and Twilio's SID for it.
+async fn delivered_sms(app: &TestApp, nora: &str, text: &str) -> (String, String) {
+    let (status, sent) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": nora, "text": text, "channel": "sms"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let m = app
+        .wait_for_message(&id, |m| m["status"] == "delivered" || m["status"] == "failed")
+        .await;
+    assert_eq!(m["status"], "delivered", "{m}");
+    (id, m["provider_message_id"].as_str().unwrap().to_owned())
+}
+
+async fn error_codes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    let nora = app.contact_id(NORA).await;
+    app.request_opt_in(NORA).await;
+    app.wait_for_consent(NORA, "not_on_whatsapp").await;
+    // Each code, the words the agent must see in the explanation.
+    let cases: [(i64, &str); 5] = [
+        (63016, "template"),
+        (63003, "SMS"),
+        (63024, "SMS"),
+        (63018, "rate limit"),
+        (21211, "not valid"),
+    ];
+    for (code, words) in cases {
+        let (id, sid) = delivered_sms(&app, &nora, &format!("message that fails with {code}")).await;
+        // Twilio's status callback, signed as Twilio signs it, over the URL openline gave it.
+        let code_text = code.to_string();
+        let p = pairs(&[
+            ("MessageSid", &sid),
+            ("SmsSid", &sid),
+            ("MessageStatus", "undelivered"),
+            ("SmsStatus", "undelivered"),
+            ("ErrorCode", &code_text),
+            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("From", SMS_NUMBER),
+            ("To", NORA),
+            ("ApiVersion", "2010-04-01"),
+        ]);
+        let signature = sign_twilio_with(
+            SignatureAlgorithm::HmacSha1,
+            AUTH_TOKEN,
+            &app.at("/webhooks/twilio"),
+            &p,
+        );
+        let (status, body) = post_form(&app, &p, &[("x-twilio-signature", signature)]).await;
+        assert_eq!(status, 200, "{code}: {body}");
+        let m = app.wait_for_message(&id, |m| m["status"] == "failed").await;
+        assert_eq!(m["error_code"], code, "{m}");
+        let explanation = m["error_explanation"].as_str().unwrap_or_default();
+        assert!(explanation.contains(words), "{code}: {explanation}");
+    }
+    app.stop().await;
+}
