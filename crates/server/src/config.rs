@@ -171,6 +171,39 @@ impl ArchiveConfig {
     }
 }
 
+/// Media files: where their bytes live and how inbound files are fetched from the provider.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The blob store's directory (files named by their SHA-256); default: `DATA_DIR/blobs`.
+    pub blob_dir: Option<PathBuf>,
+    /// The largest inbound file fetched, in bytes (WhatsApp's own largest, documents, is 100 MB).
+    pub max_download_bytes: u64,
+    /// Hosts media URLs may point at besides the Graph API's own: exact names, or `.example.com`
+    /// for any subdomain. Default: Meta's media hosts. Anything else (private addresses included)
+    /// is refused.
+    pub allowed_hosts: Vec<String>,
+    /// The first retry of a failed download waits about this long; each further one twice as long
+    /// (with jitter), up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// After this many attempts a download is marked failed (the message is kept either way).
+    pub max_attempts: i64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            blob_dir: None,
+            max_download_bytes: 100 * 1024 * 1024,
+            allowed_hosts: openline_channels::cloud_api::DownloadPolicy::meta_hosts(),
+            retry_base_ms: 1_000,
+            retry_max_ms: 3_600_000,
+            max_attempts: 20,
+        }
+    }
+}
+
 /// Everything openline needs to start.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -197,6 +230,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// Outbound webhooks to archives and CRMs.
     pub webhooks: WebhooksConfig,
+    /// Media files (the blob store, inbound downloads).
+    pub media: MediaConfig,
 }
 
 impl Default for Config {
@@ -213,6 +248,7 @@ impl Default for Config {
             bench_ceiling: false,
             archive: ArchiveConfig::default(),
             webhooks: WebhooksConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -309,12 +345,28 @@ impl Config {
                     .map_err(|_| anyhow::anyhow!("{var} must be a whole number of minutes"))?;
             }
         }
+        if let Some(v) = get("OPENLINE_MEDIA_BLOB_DIR") {
+            self.media.blob_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("OPENLINE_MEDIA_MAX_DOWNLOAD_BYTES") {
+            self.media.max_download_bytes = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("OPENLINE_MEDIA_MAX_DOWNLOAD_BYTES must be a whole number"))?;
+        }
         if let Some(v) = get("OPENLINE_SESSION_HOURS") {
             self.session_hours = v
                 .parse()
                 .map_err(|_| anyhow::anyhow!("OPENLINE_SESSION_HOURS must be a whole number"))?;
         }
         Ok(())
+    }
+
+    /// The blob store's directory: the configured one, else `blobs` in the data directory.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.media
+            .blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
     /// The database to use: the configured URL, else a SQLite file in the data directory.

@@ -12,7 +12,7 @@ use openline_domain::limits::{business_initiated_allowed, MessagingTier, MESSAGI
 use openline_domain::policy::{release_queued, ContactFacts, Outgoing, QueuedMessage};
 use openline_domain::templates::{
     body_parameters, render, BodyParameters, Template, TemplateButton, TemplateCategory, TemplateComponent,
-    TemplateParams, TemplateStatus,
+    TemplateHeader, TemplateParams, TemplateStatus, DYNAMIC_URL_SUFFIX,
 };
 use openline_domain::{window, DomainError, MessageKind};
 use openline_store::consent as ledger;
@@ -35,6 +35,8 @@ pub struct Effects {
     pub other: Vec<(&'static str, String, serde_json::Value)>,
     /// Something entered the outbox.
     pub wake_dispatcher: bool,
+    /// An inbound file waits to be fetched.
+    pub wake_media: bool,
 }
 
 impl Effects {
@@ -56,6 +58,9 @@ impl Effects {
         }
         if self.wake_dispatcher {
             st.dispatcher_wake.notify_one();
+        }
+        if self.wake_media {
+            st.media_wake.notify_one();
         }
     }
 }
@@ -211,37 +216,91 @@ fn unsuitable(t: &Template, why: &str) -> DomainError {
     DomainError::new(
         "opt_in_template_unsuitable",
         format!(
-            "The opt-in template {} ({}) {why}. An opt-in template has Yes and No quick replies (first Yes, then No) and at most one body parameter (the organization's name); an admin can choose another one.",
+            "The opt-in template {} ({}) {why}. An opt-in template starts its buttons with Yes and No quick replies (first Yes, then No), has at most one body parameter (the organization's name), no image header and no URL button ending in {{{{1}}}}; an admin can choose another one.",
             t.name, t.language
         ),
     )
 }
 
+/// Whether a template can carry the opt-in request, from its definition alone (approval is checked
+/// when it is sent): its first two buttons are Yes and No quick replies, in that order (the Yes and
+/// No payloads go on buttons 0 and 1, so a No first would record a tap on No as consent), at most
+/// one body parameter (the organization's name), and nothing else that needs a value on every send.
+/// The request is the same message to every contact and the consent ledger keeps it as evidence, so
+/// it takes no picture
+/// link for an image header and no suffix for a URL button ending in `{{1}}` (a fixed suffix is a
+/// fixed address: such a button belongs in the template as it is). Refused with
+/// `opt_in_template_unsuitable`, saying why.
+pub fn opt_in_suitability(t: &Template) -> Result<(), DomainError> {
+    let buttons: Vec<&TemplateButton> = t
+        .components
+        .iter()
+        .filter_map(|c| match c {
+            TemplateComponent::Buttons { buttons } => Some(buttons),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    // The payloads go on buttons 0 and 1 (Meta's index counts every button).
+    let (yes, no) = match buttons.as_slice() {
+        [TemplateButton::QuickReply { text: yes }, TemplateButton::QuickReply { text: no }, ..] => (yes, no),
+        _ => {
+            return Err(unsuitable(
+                t,
+                "does not start its buttons with Yes and No quick replies",
+            ))
+        }
+    };
+    // Only an obvious inversion can be recognized (labels may be in any language).
+    let reads_as = |label: &str| {
+        let first_word = label.split_whitespace().next().unwrap_or_default();
+        consent::classify_reply(first_word, None)
+    };
+    if matches!(
+        reads_as(yes),
+        Some(consent::ConsentReply::Reject | consent::ConsentReply::OptOut)
+    ) || matches!(reads_as(no), Some(consent::ConsentReply::Accept))
+    {
+        return Err(unsuitable(
+            t,
+            &format!("has its quick replies the wrong way round ({yes:?} first, then {no:?})"),
+        ));
+    }
+    if t.components
+        .iter()
+        .any(|c| matches!(c, TemplateComponent::Header(TemplateHeader::Image { .. })))
+    {
+        return Err(unsuitable(
+            t,
+            "has an image header, which needs a picture link with every send",
+        ));
+    }
+    if buttons
+        .iter()
+        .any(|b| matches!(b, TemplateButton::Url { url, .. } if url.ends_with(DYNAMIC_URL_SUFFIX)))
+    {
+        return Err(unsuitable(
+            t,
+            "has a URL button ending in {{1}}, which needs an address suffix with every send",
+        ));
+    }
+    if body_parameters(t)?.count() > 1 {
+        return Err(unsuitable(t, "needs more than one parameter"));
+    }
+    Ok(())
+}
+
 /// The opt-in request built from the organization's opt-in template: the text the thread shows and
 /// the `template` JSON the dispatcher sends (the organization's name as the body's only parameter,
-/// if it has one; the Yes/No payloads on the first two quick replies). Refused when the template is
-/// not approved (`template_not_approved`) or cannot carry an opt-in (`opt_in_template_unsuitable`).
+/// if it has one; the Yes/No payloads on the first two quick replies). Refused when the template
+/// cannot carry an opt-in (`opt_in_template_unsuitable`, see [`opt_in_suitability`]) or is not
+/// approved (`template_not_approved`).
 pub fn opt_in_message(
     t: &Template,
     template_id: &str,
     org_name: &str,
 ) -> Result<(String, serde_json::Value), DomainError> {
-    let quick_replies = t
-        .components
-        .iter()
-        .filter_map(|c| match c {
-            TemplateComponent::Buttons { buttons } => Some(
-                buttons
-                    .iter()
-                    .filter(|b| matches!(b, TemplateButton::QuickReply { .. }))
-                    .count(),
-            ),
-            _ => None,
-        })
-        .sum::<usize>();
-    if quick_replies < 2 {
-        return Err(unsuitable(t, "has no Yes and No quick replies"));
-    }
+    opt_in_suitability(t)?;
     let params = match body_parameters(t)? {
         BodyParameters::Positional { count: 0 } => TemplateParams::Positional(Vec::new()),
         BodyParameters::Positional { count: 1 } => TemplateParams::Positional(vec![org_name.to_owned()]),

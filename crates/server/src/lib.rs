@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod consent_flow;
 pub mod demo;
@@ -47,6 +48,7 @@ pub struct ServerHandle {
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
     outbound_webhooks: JoinHandle<()>,
+    media: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -59,6 +61,7 @@ impl ServerHandle {
         self.server.await.context("server task")?.context("server")?;
         self.dispatcher.await.context("dispatcher task")?;
         self.outbound_webhooks.await.context("outbound webhooks task")?;
+        self.media.await.context("media worker task")?;
         Ok(())
     }
 
@@ -193,6 +196,8 @@ pub async fn start_with(
         addr,
         url,
         state,
+    // Fetches the files contacts send; stops with the shutdown signal after recording downloads in flight.
+    let media = tokio::spawn(workers::media::run(state.clone(), state.shutdown.subscribe()));
         sim,
         server,
         dispatcher,
@@ -210,6 +215,7 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(bench)
+        media,
         .merge(api::router())
         .merge(web::router())
         .route(

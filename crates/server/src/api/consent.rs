@@ -28,8 +28,9 @@ pub struct OptInSent {
 /// agreed (`consent_already_granted`), declined or opted out (`consent_refused`: they can opt in by
 /// replying YES), or was asked less than 24 hours ago (`opt_in_too_soon`, saying when it becomes
 /// possible). The organization's opt-in template (see `PUT /api/v1/settings/opt-in-template`) must
-/// exist for its number (`opt_in_template_missing`) and be approved (`opt_in_template_not_approved`,
-/// with its current status). The outcome arrives later as `consent.changed` events: accepted, declined, or not on
+/// exist for its number (`opt_in_template_missing`), be able to carry an opt-in
+/// (`opt_in_template_unsuitable`, for a choice saved before that was checked) and be approved
+/// (`opt_in_template_not_approved`, with its current status). The outcome arrives later as `consent.changed` events: accepted, declined, or not on
 /// WhatsApp (then offer SMS).
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/opt-in", tag = "consent", params(("id" = String, Path)),
     responses((status = 202, body = OptInSent), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -284,8 +285,10 @@ pub async fn get_opt_in_template(
 
 /// `PUT /api/v1/settings/opt-in-template` (admins): chooses the opt-in template of your organization
 /// (or of `org_id`, one below it; sub-organizations inherit it unless they choose their own). The
-/// template must exist for the organization's WhatsApp number (`template_not_found`); it may still
-/// be pending, but opt-in requests are refused until it is approved.
+/// template must exist for the organization's WhatsApp number (`template_not_found`) and be able to
+/// carry an opt-in (`opt_in_template_unsuitable`: its first two buttons Yes and No quick replies, at
+/// most one body parameter, no image header, no URL button ending in `{{1}}`); it may still be
+/// pending, but opt-in requests are refused until it is approved.
 #[utoipa::path(put, path = "/api/v1/settings/opt-in-template", tag = "consent", request_body = SetOptInTemplate,
     responses((status = 200, body = OptInTemplateSetting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -317,7 +320,7 @@ pub async fn put_opt_in_template(
         .store
         .write(move |c| {
             if let Some((name, language)) = &choice {
-                if whatsapp_template(c, &org_id, name, language)?.is_none() {
+                let Some(record) = whatsapp_template(c, &org_id, name, language)? else {
                     return Ok(Err(AppError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "template_not_found",
@@ -325,6 +328,10 @@ pub async fn put_opt_in_template(
                             "There is no template {name:?} in language {language:?} for the organization's WhatsApp number. Submit it first (POST /api/v1/templates)."
                         ),
                     )));
+                };
+                // Refused now rather than at the first opt-in request, when an agent is waiting.
+                if let Err(e) = consent_flow::opt_in_suitability(&record.template) {
+                    return Ok(Err(e.into()));
                 }
             }
             let chosen = choice.as_ref().map(|(n, l)| (n.as_str(), l.as_str()));

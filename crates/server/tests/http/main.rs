@@ -10,6 +10,7 @@ mod dispatch;
 mod dlp;
 mod fixtures;
 mod outbound_webhooks;
+mod media;
 mod pacing;
 mod policy;
 mod security;

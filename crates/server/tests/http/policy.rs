@@ -391,25 +391,117 @@ async fn opt_in_template(backend: Backend) {
     app.wait_for_consent(ADA, "granted").await;
     assert_eq!(app.phone_received(ADA).await[0], "bank_consent_request");
 
-    // A template without Yes/No quick replies cannot carry an opt-in.
+    // A template that cannot carry an opt-in is refused when it is chosen, saying why, and the
+    // choice stays as it was: no Yes/No quick replies; Yes and No the wrong way round (the Yes
+    // payload goes on the first button); an image header or a URL button ending in {{1}}, which
+    // need a picture link or an address suffix on every send while an opt-in request carries only
+    // the organization's name.
     app.sign_in(ADMIN).await;
+    let yes_no = json!({"type": "buttons", "buttons": [{"type": "quick_reply", "text": "Yes"}, {"type": "quick_reply", "text": "No"}]});
+    let unsuitable = [
+        (
+            "plain_notice",
+            json!([{"type": "body", "text": "Hello {{1}}, a notice from us."}]),
+            "Yes and No quick replies",
+        ),
+        (
+            "consent_no_first",
+            json!([
+                {"type": "body", "text": "Hello, {{1}} would like to write to you on WhatsApp."},
+                {"type": "buttons", "buttons": [{"type": "quick_reply", "text": "No thanks"}, {"type": "quick_reply", "text": "Yes please"}]}
+            ]),
+            "wrong way round",
+        ),
+        (
+            "consent_with_picture",
+            json!([
+                {"type": "header", "format": "image", "example_url": "https://cdn.bank.example/logo.png"},
+                {"type": "body", "text": "Hello, {{1}} would like to write to you on WhatsApp."},
+                yes_no.clone()
+            ]),
+            "image header",
+        ),
+        (
+            "consent_with_link",
+            json!([
+                {"type": "body", "text": "Hello, {{1}} would like to write to you on WhatsApp."},
+                {"type": "buttons", "buttons": [
+                    {"type": "quick_reply", "text": "Yes"}, {"type": "quick_reply", "text": "No"},
+                    {"type": "url", "text": "Our privacy notice", "url": "https://bank.example/privacy/{{1}}"}
+                ]}
+            ]),
+            "URL button ending in {{1}}",
+        ),
+    ];
+    for (name, components, why) in unsuitable {
+        approved_template(
+            &app,
+            json!({"name": name, "language": "en", "category": "utility", "components": components}),
+        )
+        .await;
+        let (status, err) = put(&app, SETTING, json!({"name": name, "language": "en"})).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some("opt_in_template_unsuitable")),
+            "{name}: {err}"
+        );
+        assert!(err["message"].as_str().unwrap().contains(why), "{name}: {err}");
+        let (_, s) = app.get(SETTING).await;
+        assert_eq!(
+            s["name"], "bank_consent_request",
+            "{name}: the choice is unchanged: {s}"
+        );
+    }
+    // A fixed link is fine: nothing to fill in per send.
     approved_template(
         &app,
         json!({
-            "name": "plain_notice", "language": "en", "category": "utility",
-            "components": [{"type": "body", "text": "Hello {{1}}, a notice from us."}]
+            "name": "consent_with_privacy_link", "language": "en", "category": "utility",
+            "components": [
+                {"type": "body", "text": "Hello, {{1}} would like to write to you on WhatsApp."},
+                {"type": "buttons", "buttons": [
+                    {"type": "quick_reply", "text": "Yes"}, {"type": "quick_reply", "text": "No"},
+                    {"type": "url", "text": "Our privacy notice", "url": "https://bank.example/privacy"}
+                ]}
+            ]
         }),
     )
     .await;
-    let (status, s) = put(&app, SETTING, json!({"name": "plain_notice", "language": "en"})).await;
-    assert_eq!(status, 200, "{s}");
+    let (status, s) = put(
+        &app,
+        SETTING,
+        json!({"name": "consent_with_privacy_link", "language": "en"}),
+    )
+    .await;
+    assert_eq!((status, s["status"].as_str()), (200, Some("approved")), "{s}");
     app.sign_in(AGENT).await;
-    let (status, err) = app.request_opt_in("+447700900003").await;
+    let (status, sent) = app.request_opt_in(SAM).await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["message"]["template"]["name"], "consent_with_privacy_link");
+
+    // A choice saved before openline checked this (written straight into the store, as an older
+    // version could have) is refused when an agent asks, and nothing reaches the contact.
+    app.sign_in(ADMIN).await;
+    let org_id = app.get(SETTING).await.1["org_id"].as_str().unwrap().to_owned();
+    app.handle
+        .as_ref()
+        .unwrap()
+        .state
+        .store
+        .write(move |c| {
+            openline_store::pacing::set_opt_in_template(c, &org_id, Some(("consent_with_picture", "en")), 0)
+        })
+        .await
+        .unwrap();
+    app.sign_in(AGENT).await;
+    let (status, err) = app.request_opt_in(DAN).await;
     assert_eq!(
         (status, err["error"].as_str()),
         (422, Some("opt_in_template_unsuitable")),
         "{err}"
     );
+    assert!(err["message"].as_str().unwrap().contains("image header"), "{err}");
+    assert!(app.phone_received(DAN).await.is_empty());
     // Removing the choice brings back the default.
     app.sign_in(ADMIN).await;
     let (status, s) = put(&app, SETTING, json!({"name": null, "language": null})).await;
