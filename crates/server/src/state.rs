@@ -28,6 +28,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wakes the dispatcher when a message is put in the outbox.
     pub dispatcher_wake: Arc<Notify>,
+    /// Media bytes, by SHA-256.
+    pub blobs: crate::blobs::BlobStore,
+    /// Wakes the media worker when an inbound file is waiting to be fetched.
+    pub media_wake: Arc<Notify>,
     /// Senders by (provider, provider number id), for routing webhooks without a query. Senders
     /// change rarely; a miss falls back to the database.
     senders: Arc<RwLock<HashMap<(ProviderKind, String), Sender>>>,
@@ -50,6 +54,8 @@ impl AppState {
         Self {
             store,
             clock,
+            blobs: crate::blobs::BlobStore::new(config.blob_dir()),
+            media_wake: Arc::new(Notify::new()),
             config: Arc::new(config),
             cloud,
             twilio,

@@ -26,6 +26,7 @@ pub mod conversations;
 pub mod holds;
 pub mod idempotency;
 pub mod journal;
+pub mod media;
 pub mod messages;
 pub mod orgs;
 pub mod outbox;

@@ -261,18 +261,30 @@ pub struct NewOutbound<'a> {
 
 /// Stores an outgoing message and, when it may go now, its outbox row, in the caller's transaction.
 pub fn insert_outbound(c: &mut dyn Conn, m: &NewOutbound<'_>) -> Result<Message, StoreError> {
+    insert_outbound_with_media(c, m, None)
+}
+
+/// [`insert_outbound`] for a media message: `media` is its reference (`{"media_id", "content_type",
+/// "sha256", "size_bytes", "caption"}`), archived with it.
+pub fn insert_outbound_with_media(
+    c: &mut dyn Conn,
+    m: &NewOutbound<'_>,
+    media: Option<&serde_json::Value>,
+) -> Result<Message, StoreError> {
     let id = openline_domain::ids::new_id("msg");
     let template = m.template.map(|v| v.to_string());
+    let media = media.map(|v| v.to_string());
     c.execute(
-        "insert into messages (id, org_id, conversation_id, direction, kind, body, template, author_user_id, status, queue_reason,
+        "insert into messages (id, org_id, conversation_id, direction, kind, body, media, template, author_user_id, status, queue_reason,
              business_initiated, created_at, updated_at)
-         values (?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+         values (?, ?, ?, 'out', ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
         params![
             &id,
             m.org_id,
             m.conversation_id,
             m.kind.as_str(),
             m.body,
+            media,
             template,
             m.author_user_id,
             m.queue_reason,

@@ -48,16 +48,16 @@ impl std::fmt::Debug for CloudApiConfig {
 /// A Cloud API client. Cloning is cheap and shares the connection pool.
 #[derive(Clone, Debug)]
 pub struct CloudApiClient {
-    http: reqwest::Client,
-    inner: Arc<Inner>,
+    pub(super) http: reqwest::Client,
+    pub(super) inner: Arc<Inner>,
 }
 
 /// What every clone shares. `Debug` goes through `config`, which redacts the token.
 #[derive(Debug)]
-struct Inner {
+pub(super) struct Inner {
     /// `config.base_url`, parsed and checked once so building request URLs cannot fail later.
-    base: Url,
-    config: CloudApiConfig,
+    pub(super) base: Url,
+    pub(super) config: CloudApiConfig,
 }
 
 impl CloudApiClient {
@@ -200,7 +200,7 @@ impl CloudApiClient {
 
     /// `{base_url}/{version}/{object_id}/{edge}`, each segment percent-encoded so an odd id cannot
     /// reach another path.
-    fn graph_url(&self, phone_number_id: &str, edge: &str) -> Result<Url, SendError> {
+    pub(super) fn graph_url(&self, phone_number_id: &str, edge: &str) -> Result<Url, SendError> {
         let invalid = |why: &str| SendError {
             retry: Retry::Permanent,
             code: None,
@@ -224,7 +224,7 @@ impl CloudApiClient {
     /// A request that got no usable response. The URL is left out of the description (it is
     /// logged separately as the phone number id), and the cause chain is kept: "error sending
     /// request" alone helps nobody.
-    fn transport_error(&self, error: reqwest::Error, phone_number_id: &str, kind: &str) -> SendError {
+    pub(super) fn transport_error(&self, error: reqwest::Error, phone_number_id: &str, kind: &str) -> SendError {
         let error = error.without_url();
         let message = if error.is_timeout() {
             format!("The provider did not answer within {:?}.", self.inner.config.timeout)

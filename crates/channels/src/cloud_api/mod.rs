@@ -10,6 +10,7 @@
 pub mod client;
 mod inbound;
 mod json;
+pub mod media;
 pub mod outbound;
 mod response;
 pub mod templates;
@@ -17,6 +18,7 @@ pub mod webhook;
 
 pub use client::{CloudApiClient, CloudApiConfig};
 pub use inbound::{InboundMessage, MediaRef};
+pub use media::{DownloadPolicy, DownloadedMedia, MediaInfo};
 pub use outbound::{mark_read_request_body, MediaSource, MediaType, OutboundMessage};
 pub use templates::{template_request_body, SubmittedTemplate};
 pub use webhook::{parse_webhook, CloudEvent, OtherEvent, ProviderErrorDetail, StatusUpdate, WebhookParseError};

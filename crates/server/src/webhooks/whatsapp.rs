@@ -226,6 +226,28 @@ fn store_message(
     )?;
     Ok(match outcome {
         InboundOutcome::Stored(msg) => {
+            if let Some(md) = &m.media {
+                // The file is fetched by the media worker; its row is written with the message, so the
+                // webhook is acknowledged only once fetching it is recorded as work to do.
+                openline_store::media::insert_pending(
+                    c,
+                    &openline_store::media::NewPending {
+                        org_id: &sender.org_id,
+                        message_id: &msg.id,
+                        provider: ProviderKind::CloudApi.as_str(),
+                        provider_media_id: &md.id,
+                        content_type: md.mime_type.as_deref(),
+                        filename: md.filename.as_deref(),
+                        expected_sha256: md
+                            .sha256
+                            .as_deref()
+                            .and_then(openline_channels::cloud_api::media::normalize_sha256)
+                            .as_deref(),
+                        now,
+                    },
+                )?;
+                fx.wake_media = true;
+            }
             let stored = super::StoredInbound {
                 message: *msg,
                 channel: Channel::Whatsapp,
