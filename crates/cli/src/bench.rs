@@ -9,10 +9,13 @@
 //! Scenarios (issue 4): `ceiling`, `ingest` (closed-loop peak, then open-loop at 1,000/s and 4,000/s
 //! with latency measured from each request's intended send time), `status` (sent/delivered/read
 //! webhooks), `memory` (the server's RSS idle and at its peak during ingest), `pacing` (the dispatcher
-//! against the simulator at 80/s and 1,000/s per number; see `bench/pacing.rs`). `outbound` and
-//! `inbox` are listed as not implemented yet. After ingest, the messages in the database are counted
-//! and compared with the webhooks acknowledged: every acknowledged webhook must be stored exactly once.
+//! against the simulator at 80/s and 1,000/s per number; see `bench/pacing.rs`), `outbound` (API
+//! sends through authentication, policy and the outbox commit) and `inbox` (listing and opening
+//! threads at 1,000,000 messages; see `bench/api.rs`). After ingest, the messages in the database are
+//! counted and compared with the webhooks acknowledged: every acknowledged webhook must be stored
+//! exactly once; after outbound, the sends stored are compared with the sends accepted.
 
+mod api;
 mod load;
 mod pacing;
 mod server;
@@ -126,13 +129,6 @@ impl Row {
         row
     }
 
-    fn not_implemented(scenario: &str, what: &str) -> Self {
-        let mut row = Self::new(scenario);
-        row.implemented = false;
-        row.notes = format!("not implemented yet ({what})");
-        row
-    }
-
     fn ratio(&self) -> Option<f64> {
         match (self.rate_per_s, self.ceiling_per_s) {
             (Some(r), Some(c)) if c > 0.0 => Some(r / c),
@@ -185,8 +181,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let run_for = Duration::from_secs_f64(seconds);
     let want = |s: Scenario| args.scenario == Scenario::All || args.scenario == s;
-    let implemented = [Scenario::Ceiling, Scenario::Ingest, Scenario::Status, Scenario::Memory];
-    let run_server = implemented.iter().any(|&s| want(s));
+    // The scenarios run on the first server (outbound needs only its ceiling).
+    let on_first_server = [
+        Scenario::Ceiling,
+        Scenario::Ingest,
+        Scenario::Status,
+        Scenario::Memory,
+        Scenario::Outbound,
+    ];
+    let run_server = on_first_server.iter().any(|&s| want(s));
     let run_ingest = want(Scenario::Ingest) || want(Scenario::Status) || want(Scenario::Memory);
 
     let backend = match args.backend {
@@ -208,10 +211,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     // What the table's header says each run lasted: the pacing scenario has its own duration.
     let mut durations = Vec::new();
-    if run_server {
+    if run_server || want(Scenario::Inbox) {
         durations.push(format!("{seconds} s per run"));
     }
     let mut correctness: Option<(u64, i64, i64)> = None;
+    let mut ceiling: Option<f64> = None;
     if run_server {
         progress(&format!("starting openline serve on {backend_name} ({build} build)"));
         let mut srv = BenchServer::start(&backend).await?;
@@ -247,7 +251,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             load::closed_loop(target, args.concurrency, run_for).await
         };
         check_alive(&mut srv)?;
-        let ceiling = (ceiling_run.ok > 0).then(|| ceiling_run.rate());
+        ceiling = (ceiling_run.ok > 0).then(|| ceiling_run.rate());
         let mut ceiling_run = ceiling_run;
         rows.push(Row::measured(
             "ceiling",
@@ -432,23 +436,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         durations.push(format!("pacing {pacing_seconds} s of sending per rate"));
     }
 
-    for (scenario, what) in [
-        (
-            Scenario::Outbound,
-            "API sends through authentication, policy and the outbox commit",
-        ),
-        (
-            Scenario::Inbox,
-            "listing conversations and opening a thread at 1,000,000 messages",
-        ),
-    ] {
-        if want(scenario) {
-            let name = match scenario {
-                Scenario::Outbound => "outbound",
-                _ => "inbox",
-            };
-            rows.push(Row::not_implemented(name, what));
-        }
+    if want(Scenario::Outbound) {
+        rows.extend(api::outbound(&backend, run_for, args.concurrency, ceiling, args.smoke).await?);
+    }
+    if want(Scenario::Inbox) {
+        rows.extend(api::inbox(&backend, run_for, args.smoke).await?);
     }
 
     if args.json {

@@ -78,12 +78,19 @@ async fn bench_smoke_runs_every_scenario_and_every_acknowledged_webhook_is_store
         assert!(r["most_in_one_second"].as_u64().unwrap() > 0, "{r}");
         assert!(r["server_cpu_seconds"].as_f64().is_some(), "{r}");
     }
-    for name in ["outbound", "inbox"] {
+    // API sends: every one accepted (202) and stored once, beside the same run's ceiling.
+    let out = row("outbound");
+    assert_eq!(out["stored_matches_accepted"], true, "{out}");
+    assert!(out["accepted_all_runs"].as_u64().unwrap() > 0, "{out}");
+    assert!(out["ceiling_per_s"].as_f64().is_some(), "{out}");
+    for name in ["outbound", "outbound@100/s", "inbox list", "inbox open"] {
         let r = row(name);
-        assert_eq!(r["implemented"], false, "{r}");
-        assert!(
-            r["rate_per_s"].is_null(),
-            "a scenario not implemented reports no figures: {r}"
-        );
+        assert_eq!(r["implemented"], true, "{r}");
+        assert!(r["rate_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["p99_ms"].as_f64().is_some(), "{r}");
+        assert!(r["acknowledged"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["rejected"], 0, "every request answered 2xx: {r}");
     }
+    // The inbox was seeded at a hundredth of the full size: 10,000 messages.
+    assert_eq!(row("inbox open")["messages"], 10_000);
 }

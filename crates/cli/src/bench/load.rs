@@ -108,39 +108,66 @@ pub fn status_body(wamid: &str, status: &str, recipient_seq: u64) -> String {
 /// Makes the body of the request with sequence number `seq`.
 pub type MakeBody = Arc<dyn Fn(u64) -> String + Send + Sync>;
 
+/// How a request proves who sent it.
+#[derive(Clone)]
+pub enum Auth {
+    /// A provider webhook: `X-Hub-Signature-256` over the body.
+    Webhook(Signer),
+    /// An API call: `Authorization: Bearer <token>`.
+    Bearer(String),
+}
+
 /// Where and what to send.
 pub struct Target {
     pub client: reqwest::Client,
     pub url: String,
-    pub signer: Signer,
+    pub auth: Auth,
+    /// `true`: `GET url + make(seq)`; `false`: `POST url` with `make(seq)` as the JSON body.
+    pub get: bool,
     pub make: MakeBody,
     /// The next sequence number (shared by every run against this target).
     pub next: AtomicU64,
 }
 
 impl Target {
+    /// Signed webhooks posted to `url`.
     pub fn new(client: reqwest::Client, url: String, signer: Signer, make: MakeBody) -> Arc<Self> {
+        Self::with(client, url, Auth::Webhook(signer), false, make)
+    }
+
+    /// API calls with a bearer token: `POST url` with a JSON body, or (`get`) `GET url + suffix`.
+    pub fn api(client: reqwest::Client, url: String, token: String, get: bool, make: MakeBody) -> Arc<Self> {
+        Self::with(client, url, Auth::Bearer(token), get, make)
+    }
+
+    fn with(client: reqwest::Client, url: String, auth: Auth, get: bool, make: MakeBody) -> Arc<Self> {
         Arc::new(Self {
             client,
             url,
-            signer,
+            auth,
+            get,
             make,
             next: AtomicU64::new(0),
         })
     }
 
     async fn send(&self, seq: u64) -> Result<u16, String> {
-        let body = (self.make)(seq);
-        let signature = self.signer.sign(body.as_bytes());
-        let res = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let made = (self.make)(seq);
+        let request = if self.get {
+            self.client.get(format!("{}{made}", self.url))
+        } else {
+            let request = self.client.post(&self.url).header("content-type", "application/json");
+            match &self.auth {
+                Auth::Webhook(signer) => request.header("x-hub-signature-256", signer.sign(made.as_bytes())),
+                Auth::Bearer(_) => request,
+            }
+            .body(made)
+        };
+        let request = match &self.auth {
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Webhook(_) => request,
+        };
+        let res = request.send().await.map_err(|e| e.to_string())?;
         let status = res.status().as_u16();
         // Read the answer to its end, so the connection goes back to the pool.
         let _ = res.bytes().await;
@@ -151,7 +178,7 @@ impl Target {
 /// What one run did.
 #[derive(Default)]
 pub struct RunStats {
-    /// Requests answered 200 (for webhooks: acknowledged, hence committed).
+    /// Requests answered 2xx (for webhooks: acknowledged, hence committed; for sends: accepted).
     pub ok: u64,
     /// Requests answered with another status.
     pub rejected: u64,
@@ -161,7 +188,7 @@ pub struct RunStats {
     pub first_problem: Option<String>,
     /// Latency of every answered request, in microseconds.
     pub latencies_us: Vec<u32>,
-    /// The sequence numbers answered 200.
+    /// The sequence numbers answered 2xx.
     pub ok_seqs: Vec<u64>,
     /// From the first send to the last answer.
     pub elapsed: Duration,
@@ -170,7 +197,7 @@ pub struct RunStats {
 impl RunStats {
     fn record(&mut self, seq: u64, outcome: Result<u16, String>, latency: Duration) {
         match outcome {
-            Ok(200) => {
+            Ok(status) if (200..300).contains(&status) => {
                 self.ok += 1;
                 self.ok_seqs.push(seq);
                 self.latencies_us
