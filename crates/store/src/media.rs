@@ -306,3 +306,23 @@ pub fn next_due_at(c: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
     )?
     .opt_i64(0)
 }
+
+/// The state and content type of every file in a conversation, by message id (for showing a thread).
+pub fn states_in_conversation(
+    c: &mut dyn Conn,
+    scope: &Scope,
+    conversation_id: &str,
+) -> Result<Vec<(String, MediaState, Option<String>)>, StoreError> {
+    let (ph, mut vals) = scope.in_list();
+    vals.insert(0, Val::from(conversation_id));
+    c.query(
+        &format!(
+            "select md.message_id, md.state, md.content_type from media md join messages m on m.id = md.message_id
+             where m.conversation_id = ? and md.org_id in ({ph})"
+        ),
+        &vals,
+    )?
+    .iter()
+    .map(|r| Ok((r.string(0)?, r.parsed(1, MediaState::parse)?, r.opt_string(2)?)))
+    .collect()
+}

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod cursor;
 pub mod dlp;
 pub mod events;
+pub mod media;
 pub mod messages;
 pub mod openapi;
 pub mod pacing;
@@ -46,6 +47,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/conversations/{id}", get(conversations::get_conversation))
         .route("/api/v1/conversations/{id}/messages", get(conversations::list_messages))
         .route("/api/v1/conversations/{id}/queued", get(conversations::list_queued))
+        .route(
+            "/api/v1/media",
+            post(media::upload_media).layer(axum::extract::DefaultBodyLimit::max(media::MAX_UPLOAD_BODY)),
+        )
+        .route("/api/v1/media/{id}", get(media::get_media))
         .route("/api/v1/messages", post(messages::send_message))
         .route("/api/v1/messages/{id}", get(messages::get_message))
         .route("/api/v1/messages/{id}/cancel", post(messages::cancel_message))

@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::conversations::list_conversations, super::conversations::get_conversation,
         super::conversations::list_messages,
         super::messages::send_message, super::messages::get_message, super::messages::cancel_message,
+        super::media::upload_media, super::media::get_media,
         super::conversations::list_queued,
         super::consent::request_opt_in, super::consent::get_consent,
         super::consent::get_opt_in_template, super::consent::put_opt_in_template, super::pacing::put_throughput,
@@ -38,7 +39,7 @@ use utoipa::{Modify, OpenApi};
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "auth", description = "Sign in, sessions and API tokens"),
-        (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "templates"), (name = "dlp", description = "Data-loss prevention"), (name = "events"),
+        (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "media", description = "Files: uploads to send, and the files of messages"), (name = "templates"), (name = "dlp", description = "Data-loss prevention"), (name = "events"),
         (name = "webhooks", description = "What providers call"),
         (name = "archive", description = "The tamper-evident archive: retention, recording, legal holds, signed checkpoints, exports"),
         (name = "webhook subscriptions", description = "Outbound webhooks: events delivered to your archive or CRM, signed with `Openline-Signature`; each request's body is a `WebhookEvent`"),

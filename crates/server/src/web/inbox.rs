@@ -91,6 +91,8 @@ struct ThreadData {
     channel: Channel,
     conversation: Option<Conversation>,
     messages: Vec<Message>,
+    /// The files of the thread's messages: state and content type, by message id.
+    media: std::collections::HashMap<String, (openline_store::media::MediaState, Option<String>)>,
     composer: ComposerState,
     templates: Vec<TemplateRecord>,
 }
@@ -174,6 +176,13 @@ async fn load_thread(
                 }
                 None => (None, Vec::new(), contact_id.unwrap_or_default(), channel),
             };
+            let media = match &conversation {
+                Some(conv) => openline_store::media::states_in_conversation(c, &scope, &conv.id)?
+                    .into_iter()
+                    .map(|(id, state, content_type)| (id, (state, content_type)))
+                    .collect(),
+                None => std::collections::HashMap::new(),
+            };
             let contact = contacts::get(c, &scope, &contact_id)?;
             let composer = composer_state(c, &u, &contact, channel, now)?;
             let templates = match (&composer.sender, channel) {
@@ -191,6 +200,7 @@ async fn load_thread(
                 channel,
                 conversation,
                 messages,
+                media,
                 composer,
                 templates,
             })
@@ -315,7 +325,7 @@ fn thread_page(st: &AppState, user: &WebUser, data: &ThreadData, draft: &Draft) 
                     p class="empty" { "No messages yet." }
                 }
                 @for m in &data.messages {
-                    (message_view(user, m))
+                    (message_view(user, m, data.media.get(&m.id)))
                 }
             }
             (composer(st, user, data, draft))
@@ -324,7 +334,53 @@ fn thread_page(st: &AppState, user: &WebUser, data: &ThreadData, draft: &Draft) 
     views::layout(user, &name, Nav::Messages, content)
 }
 
-fn message_view(user: &WebUser, m: &Message) -> Markup {
+/// A message's file: a stored picture inline (served by the media API to this session), anything
+/// else as a link or a note saying where fetching it stands.
+fn media_view(m: &Message, media: Option<&(openline_store::media::MediaState, Option<String>)>) -> Markup {
+    use openline_store::media::MediaState;
+    let label = match m.kind {
+        MessageKind::Image => "Picture",
+        MessageKind::Sticker => "Sticker",
+        MessageKind::Video => "Video",
+        MessageKind::Audio => "Audio",
+        MessageKind::Document => "Document",
+        _ => "File",
+    };
+    let src = format!("/api/v1/media/{}", m.id);
+    let picture = media.and_then(|(_, t)| t.as_deref()).is_some_and(|t| {
+        matches!(
+            t.split(';').next().unwrap_or_default().trim(),
+            "image/jpeg" | "image/png" | "image/webp"
+        )
+    });
+    html! {
+        @match media.map(|(s, _)| *s) {
+            Some(MediaState::Stored) if picture => {
+                a class="media-link" href=(src) target="_blank" rel="noopener" {
+                    img class="media-img" src=(src) alt={ (label) (if m.direction == Direction::In { " from the contact" } else { " sent" }) } loading="lazy";
+                }
+            }
+            Some(MediaState::Stored) => {
+                p class="media" { a href=(src) { "Open the " (label.to_lowercase()) } }
+            }
+            Some(MediaState::Pending) => {
+                p class="media muted" { (label) " (fetching from WhatsApp…)" }
+            }
+            Some(MediaState::Failed) => {
+                p class="media muted" { (label) " (could not be fetched from WhatsApp; ask the contact to send it again)" }
+            }
+            None => {
+                p class="media muted" { (label) }
+            }
+        }
+    }
+}
+
+fn message_view(
+    user: &WebUser,
+    m: &Message,
+    media: Option<&(openline_store::media::MediaState, Option<String>)>,
+) -> Markup {
     let class = match m.direction {
         Direction::In => "msg msg-in",
         Direction::Out => "msg msg-out",
@@ -339,7 +395,7 @@ fn message_view(user: &WebUser, m: &Message) -> Markup {
                     span class="tag" { "Template" }
                 }
                 @if m.media.is_some() {
-                    p class="media" { "Picture (pictures are not shown in the web app yet)" }
+                    (media_view(m, media))
                 }
                 @if let Some(b) = &m.body {
                     p class="body" { (b) }

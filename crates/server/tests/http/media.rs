@@ -153,7 +153,83 @@ async fn picture_stored_and_served(backend: Backend) {
         1,
         "the archive records the stored file"
     );
+
+    // The API serves the same bytes, marked so a browser never sniffs them into something else.
+    let res = app
+        .http
+        .get(app.at(&format!("/api/v1/media/{message_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let disposition = res.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.starts_with("inline; filename="), "{disposition}");
+    let served = res.bytes().await.unwrap();
+    assert_eq!(served.as_ref(), bytes.as_slice());
+    assert_eq!(sha_hex(&served), sha_hex(&bytes));
+
+    // The thread in the web app shows the picture inline, from the same route.
+    let (_, m) = app.get(&format!("/api/v1/messages/{message_id}")).await;
+    let page = app
+        .http
+        .get(app.at(&format!("/messages/{}", m["conversation_id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("src=\"/api/v1/media/{message_id}\"")),
+        "the picture is inline: {page}"
+    );
+
+    // Another organization's user gets a 404, as for anything else of this organization.
+    let eve = other_org_user(&app).await;
+    let res = eve
+        .get(app.at(&format!("/api/v1/media/{message_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"], "not_found");
     app.stop().await;
+}
+
+/// A signed-in admin of a second organization.
+async fn other_org_user(app: &TestApp) -> reqwest::Client {
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let hash = openline_server::auth::hash_password_blocking("another-org-password").unwrap();
+    store
+        .write(move |c| {
+            let org = openline_store::orgs::create(c, "Other Bank", None, "on", 1)?;
+            openline_store::users::create(
+                c,
+                &openline_store::users::NewUser {
+                    org_id: &org.id,
+                    team_id: None,
+                    email: "eve@other.example",
+                    name: "Eve",
+                    role: openline_domain::Role::Admin,
+                    password_hash: &hash,
+                },
+                1,
+            )
+        })
+        .await
+        .unwrap();
+    let eve = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let res = eve
+        .post(app.at("/api/v1/auth/login"))
+        .json(&json!({"email": "eve@other.example", "password": "another-org-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    eve
 }
 
 async fn wrong_sha_retried(backend: Backend) {
@@ -175,6 +251,8 @@ async fn wrong_sha_retried(backend: Backend) {
     assert_eq!(status, 200, "the message is kept: {m}");
     assert_eq!(m["kind"], "image");
     assert_eq!(m["body"], "statement");
+    let (status, err) = app.get(&format!("/api/v1/media/{message_id}")).await;
+    assert_eq!((status, err["error"].as_str()), (409, Some("media_not_ready")), "{err}");
     app.stop().await;
 }
 
