@@ -154,6 +154,64 @@ test("templates: the + menu offers approved ones, fills in parameters with a pre
   await phone.getByText("your card is ready at the Strand branch").waitFor({ timeout: 20_000 });
 });
 
+test("the 24-hour window closes: the banner says so, a template from the + menu goes, free text waits for the contact", async () => {
+  // Ada wrote in the test before: the window is open and the banner counts down.
+  const thread = new URL(agent.url()).pathname;
+  assert.match(thread, /^\/messages\/[^/]+$/);
+  await agent.goto(`${base}${thread}`);
+  await agent.getByText("Conversation window open").waitFor();
+  assert.match(await agent.locator("[data-countdown]").innerText(), /^\d+ h \d\d min$/);
+
+  // A day and an hour pass (the demo's clock; production has no such route).
+  const moved = await fetch(`${base}/sim/clock/advance`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ hours: 25 }),
+  });
+  assert.equal(moved.status, 200, await moved.text());
+  // The 12-hour session ended with the day: sign in again.
+  await agent.goto(`${base}${thread}`);
+  assert.match(agent.url(), /\/login\?next=/);
+  await signIn(agent, base, AGENT);
+  await agent.goto(`${base}${thread}`);
+
+  // The composer says the window has closed and opens the + menu on the templates.
+  const banner = agent.locator("[data-code=window_closed]");
+  await banner.getByText("Send a template to restart the conversation").waitFor();
+  assert.match(await banner.innerText(), /^24 hours have passed since Ada/);
+  assert.equal(await agent.locator("[data-countdown]").count(), 0, "no countdown once closed");
+  await agent.locator("details.plus[open] a[data-template=card_ready]").waitFor();
+  await screenshots(agent, "14-window-closed-templates");
+
+  // An approved template from the + menu goes (WhatsApp allows templates outside the window).
+  await agent.locator("a[data-template=card_ready]").click();
+  await agent.getByLabel("Value for {{1}}").fill("Ada");
+  await agent.getByLabel("Value for {{2}}").fill("the City branch");
+  await agent.getByRole("button", { name: "Send template" }).click();
+  await agent.locator(".msg-out[data-status=read]", { hasText: "your card is ready at the City branch" })
+    .waitFor({ timeout: 30_000 });
+  await phone.getByText("your card is ready at the City branch").waitFor({ timeout: 20_000 });
+
+  // A template does not re-open the window (only Ada can): free text is held, with the reason,
+  // and not handed to WhatsApp…
+  await banner.waitFor();
+  await agent.getByRole("textbox", { name: "Message" }).fill("Are you free on Thursday at 10?");
+  await agent.getByRole("button", { name: "Send", exact: true }).click();
+  const held = agent.locator(".msg-out[data-status=queued]", { hasText: "Are you free on Thursday" });
+  await held.waitFor();
+  await held.getByText("send a template to restart the conversation").waitFor();
+  await agent.locator("details.plus > summary").click(); // close the + menu to show the thread
+  await screenshots(agent, "15-window-closed-held");
+  assert.equal(await phone.getByText("Are you free on Thursday at 10?").count(), 0, "not sent");
+
+  // …until Ada writes again; then it goes, live.
+  await markNoReload(agent);
+  await phone.getByLabel("Reply").fill("Hi! Yes, Thursday works.");
+  await phone.getByRole("button", { name: "Send", exact: true }).click();
+  await agent.locator(".msg-out[data-status=read]", { hasText: "Are you free on Thursday" }).waitFor({ timeout: 30_000 });
+  await phone.getByText("Are you free on Thursday at 10?").waitFor({ timeout: 20_000 });
+  await agent.getByText("Conversation window open").waitFor();
+  await assertNotReloaded(agent);
+});
+
 test("opting out disables the composer, live", async () => {
   await markNoReload(agent);
   await phone.getByLabel("Reply").fill("STOP");

@@ -50,6 +50,42 @@ impl Clock for ManualClock {
 /// A shared clock handle, as the server and the simulator hold it.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// Another clock, moved forward by an offset that only grows: demo mode's clock, so a person or a
+/// browser test can see the 24-hour window close without waiting a day. Time never runs backwards
+/// (stored times, the archive's order and the window all assume it does not). Only demo mode makes
+/// one; production runs on the plain wall clock.
+#[derive(Debug)]
+pub struct OffsetClock {
+    inner: SharedClock,
+    offset: AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn new(inner: SharedClock) -> Self {
+        Self {
+            inner,
+            offset: AtomicI64::new(0),
+        }
+    }
+    /// Moves the clock forward by `ms` (a negative amount is ignored: time never runs backwards).
+    pub fn advance_ms(&self, ms: i64) {
+        let ms = ms.max(0);
+        let _ = self
+            .offset
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |o| Some(o.saturating_add(ms)));
+    }
+    /// How far it has been moved in all.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Millis {
+        self.inner.now().saturating_add(self.offset_ms())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +96,19 @@ mod tests {
         let other = c.clone();
         c.advance_ms(24 * 3_600_000);
         assert_eq!(other.now(), 1_000 + 86_400_000);
+    }
+
+    #[test]
+    fn an_offset_clock_follows_its_clock_and_only_moves_forward() {
+        let inner = ManualClock::new(1_000);
+        let c = OffsetClock::new(Arc::new(inner.clone()));
+        assert_eq!(c.now(), 1_000);
+        c.advance_ms(25 * 3_600_000);
+        inner.advance_ms(5);
+        assert_eq!((c.now(), c.offset_ms()), (1_005 + 90_000_000, 90_000_000));
+        c.advance_ms(-90_000_000);
+        assert_eq!(c.now(), 1_005 + 90_000_000, "never backwards");
+        c.advance_ms(i64::MAX);
+        assert_eq!(c.now(), i64::MAX, "saturates");
     }
 }

@@ -109,3 +109,89 @@ pub async fn seed(store: &Store, sim: &SimConfig, now: i64) -> anyhow::Result<bo
         .await?;
     Ok(created)
 }
+
+/// The most the demo clock moves in one step (31 days): enough to close any window or let any
+/// limit roll over, small enough that a typo does not fling the demo into another century.
+pub const MAX_CLOCK_STEP_MS: i64 = 31 * 24 * 3_600_000;
+
+/// What the demo clock reads.
+#[derive(Debug, serde::Serialize)]
+pub struct ClockReading {
+    /// openline's (and the simulator's) time, epoch milliseconds.
+    pub now: i64,
+    pub now_utc: String,
+    /// How far the clock has been moved ahead of the machine's, in milliseconds.
+    pub offset_ms: i64,
+}
+
+/// `POST /sim/clock/advance`: by `hours` or by `ms` (one of them).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceClock {
+    pub hours: Option<i64>,
+    pub ms: Option<i64>,
+}
+
+#[derive(Clone)]
+struct ClockState {
+    clock: std::sync::Arc<openline_domain::clock::OffsetClock>,
+    dispatcher_wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// Demo mode's clock, next to the simulator (mounted under `/sim` only in demo mode; a production
+/// server has no such route): `GET /sim/clock` reads it, `POST /sim/clock/advance`
+/// `{"hours": 25}` moves openline and the simulator forward together, so the 24-hour window can be
+/// seen to close. Forward only, at most [`MAX_CLOCK_STEP_MS`] a step.
+pub fn clock_routes(
+    clock: std::sync::Arc<openline_domain::clock::OffsetClock>,
+    dispatcher_wake: std::sync::Arc<tokio::sync::Notify>,
+) -> axum::Router {
+    axum::Router::new()
+        .route("/clock", axum::routing::get(read_clock))
+        .route("/clock/advance", axum::routing::post(advance_clock))
+        .with_state(ClockState { clock, dispatcher_wake })
+}
+
+fn reading(clock: &openline_domain::clock::OffsetClock) -> ClockReading {
+    use openline_domain::clock::Clock;
+    let now = clock.now();
+    ClockReading {
+        now,
+        now_utc: openline_domain::utc::format_utc_minute(now),
+        offset_ms: clock.offset_ms(),
+    }
+}
+
+async fn read_clock(axum::extract::State(st): axum::extract::State<ClockState>) -> axum::Json<ClockReading> {
+    axum::Json(reading(&st.clock))
+}
+
+async fn advance_clock(
+    axum::extract::State(st): axum::extract::State<ClockState>,
+    crate::error::ApiJson(req): crate::error::ApiJson<AdvanceClock>,
+) -> Result<axum::Json<ClockReading>, crate::error::AppError> {
+    let step = match (req.hours, req.ms) {
+        (Some(h), None) => h.checked_mul(3_600_000),
+        (None, Some(ms)) => Some(ms),
+        _ => None,
+    };
+    let Some(step) = step.filter(|s| (1..=MAX_CLOCK_STEP_MS).contains(s)) else {
+        return Err(crate::error::AppError::bad_request(
+            "invalid_clock_step",
+            format!(
+                "Give either hours or ms, moving the clock forward by at most {} hours; it never goes back.",
+                MAX_CLOCK_STEP_MS / 3_600_000
+            ),
+        ));
+    };
+    st.clock.advance_ms(step);
+    tracing::info!(
+        step_ms = step,
+        offset_ms = st.clock.offset_ms(),
+        "demo clock moved forward"
+    );
+    // Held messages whose time has come (a messaging limit rolling over) need not wait for the
+    // dispatcher's next look.
+    st.dispatcher_wake.notify_one();
+    Ok(axum::Json(reading(&st.clock)))
+}

@@ -114,6 +114,15 @@ pub async fn start_with(
         .trim_end_matches('/')
         .to_owned();
 
+    // Demo mode's clock can be moved forward (`POST /sim/clock/advance`) to see the 24-hour window
+    // close; openline and the simulator read the same one. Production never wraps its clock.
+    let demo_clock = config
+        .demo
+        .then(|| Arc::new(openline_domain::clock::OffsetClock::new(clock.clone())));
+    let clock: SharedClock = match &demo_clock {
+        Some(c) => c.clone(),
+        None => clock,
+    };
     let sim = if config.demo {
         let mut sc = SimConfig {
             webhook_url: format!("{url}/webhooks/whatsapp"),
@@ -174,7 +183,11 @@ pub async fn start_with(
 
     let mut app = router(state.clone());
     if let Some(sim) = &sim {
-        app = app.nest("/sim", sim.router());
+        let mut sim_routes = sim.router();
+        if let Some(c) = &demo_clock {
+            sim_routes = sim_routes.merge(demo::clock_routes(c.clone(), state.dispatcher_wake.clone()));
+        }
+        app = app.nest("/sim", sim_routes);
     }
     let dispatcher = tokio::spawn(workers::dispatcher::run(state.clone(), state.shutdown.subscribe()));
     // Checkpoints and retention purges on a timer; stops with the shutdown signal.
@@ -183,6 +196,8 @@ pub async fn start_with(
         state.clone(),
         state.shutdown.subscribe(),
     ));
+    // Fetches the files contacts send; stops with the shutdown signal after recording downloads in flight.
+    let media = tokio::spawn(workers::media::run(state.clone(), state.shutdown.subscribe()));
     let mut server_rx = state.shutdown.subscribe();
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -196,12 +211,11 @@ pub async fn start_with(
         addr,
         url,
         state,
-    // Fetches the files contacts send; stops with the shutdown signal after recording downloads in flight.
-    let media = tokio::spawn(workers::media::run(state.clone(), state.shutdown.subscribe()));
         sim,
         server,
         dispatcher,
         outbound_webhooks,
+        media,
     })
 }
 
@@ -215,7 +229,6 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(bench)
-        media,
         .merge(api::router())
         .merge(web::router())
         .route(

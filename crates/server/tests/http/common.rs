@@ -30,6 +30,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with_clock(backend: Backend, clock: SharedClock) -> TestApp {
+    spawn_app_in_mode(backend, clock, true).await
+}
+
+/// The server as production runs it: no demo data, no simulator (and nothing under `/sim`).
+pub async fn spawn_production_app(backend: Backend) -> TestApp {
+    spawn_app_in_mode(backend, Arc::new(openline_domain::clock::SystemClock), false).await
+}
+
+async fn spawn_app_in_mode(backend: Backend, clock: SharedClock, demo: bool) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         // Quiet unless asked: TEST_LOG=1 shows the server's logs for a failing test.
         let _ = tracing_subscriber::fmt()
@@ -46,7 +55,7 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: SharedClock) -> TestA
             openline_store::DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
             openline_store::DatabaseUrl::Postgres(u) => u.clone(),
         }),
-        demo: true,
+        demo,
         ..Config::default()
     };
     let handle = openline_server::start_with(config, clock, |sim| {

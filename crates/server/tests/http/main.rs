@@ -6,11 +6,12 @@
 mod archive;
 mod common;
 mod conversation;
+mod demo_clock;
 mod dispatch;
 mod dlp;
 mod fixtures;
-mod outbound_webhooks;
 mod media;
+mod outbound_webhooks;
 mod pacing;
 mod policy;
 mod security;
