@@ -79,8 +79,9 @@ pub enum AdminCommand {
         #[arg(long)]
         id: String,
     },
-    /// Register a WhatsApp Cloud API business number (a sender) for an organization, so that
-    /// webhooks addressed to it are accepted and its users can send from it.
+    /// Register a business number (a sender) for an organization, so that webhooks addressed to it
+    /// are accepted and its users can send from it: a WhatsApp Cloud API number, or a Twilio number
+    /// (WhatsApp or SMS), optionally in a Twilio Messaging Service.
     CreateSender {
         #[command(flatten)]
         common: CommonArgs,
@@ -90,9 +91,23 @@ pub enum AdminCommand {
         /// The business number in international format, e.g. +15550001000
         #[arg(long)]
         phone: String,
-        /// The Cloud API phone_number_id (the Graph object id of the number)
+        /// The Cloud API phone_number_id (the Graph object id of the number). Twilio: optional, the
+        /// number's Twilio address by default (`+1…` for SMS, `whatsapp:+1…` for WhatsApp)
         #[arg(long)]
-        phone_number_id: String,
+        phone_number_id: Option<String>,
+        /// cloud-api or twilio
+        #[arg(long, default_value = "cloud-api")]
+        provider: String,
+        /// whatsapp or sms (SMS only through Twilio)
+        #[arg(long, default_value = "whatsapp")]
+        channel: String,
+        /// Twilio: the Messaging Service (MG…) the number belongs to. Messages are then sent through
+        /// the service, and webhooks naming it route here, from any number pooled in it
+        #[arg(long)]
+        messaging_service_sid: Option<String>,
+        /// Twilio: the account (AC…) owning the number, if not the one openline is configured with
+        #[arg(long)]
+        account_sid: Option<String>,
         /// The WhatsApp Business Account id
         #[arg(long)]
         waba_id: Option<String>,
@@ -239,16 +254,48 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             org,
             phone,
             phone_number_id,
+            provider,
+            channel,
+            messaging_service_sid,
+            account_sid,
             waba_id,
             name,
             throughput,
         } => {
             // Checked before the database is opened, so a typo costs nothing.
             let phone = PhoneNumber::parse(&phone).map_err(|e| anyhow::anyhow!("--phone: {}", e.message))?;
-            let phone_number_id = phone_number_id.trim().to_owned();
-            if phone_number_id.is_empty() {
-                bail!("--phone-number-id must not be empty");
-            }
+            let provider = match provider.trim() {
+                "cloud-api" | "cloud_api" => ProviderKind::CloudApi,
+                "twilio" => ProviderKind::Twilio,
+                other => bail!("--provider must be cloud-api or twilio, not {other:?}"),
+            };
+            let channel = match channel.trim() {
+                "whatsapp" => Channel::Whatsapp,
+                "sms" if provider == ProviderKind::Twilio => Channel::Sms,
+                "sms" => bail!("--channel sms needs --provider twilio: SMS goes through Twilio"),
+                other => bail!("--channel must be whatsapp or sms, not {other:?}"),
+            };
+            let twilio_sid = |flag: &str, value: Option<String>, prefix: &str| -> anyhow::Result<Option<String>> {
+                let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+                    return Ok(None);
+                };
+                if provider != ProviderKind::Twilio {
+                    bail!("{flag} is for Twilio senders (--provider twilio)");
+                }
+                let hex = value.strip_prefix(prefix).unwrap_or_default();
+                if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    bail!("{flag} must be {prefix} followed by 32 hex digits, as Twilio shows it");
+                }
+                Ok(Some(value))
+            };
+            let messaging_service_sid = twilio_sid("--messaging-service-sid", messaging_service_sid, "MG")?;
+            let account_sid = twilio_sid("--account-sid", account_sid, "AC")?;
+            let phone_number_id = match (phone_number_id.map(|p| p.trim().to_owned()), provider, channel) {
+                (Some(id), _, _) if !id.is_empty() => id,
+                (_, ProviderKind::CloudApi, _) => bail!("--phone-number-id is required for a Cloud API sender"),
+                (_, _, Channel::Whatsapp) => format!("whatsapp:{}", phone.as_e164()),
+                (_, _, _) => phone.as_e164().to_owned(),
+            };
             // The same rule and words as the API's `PUT /api/v1/senders/{id}/throughput`.
             let throughput = match u32::try_from(throughput) {
                 Ok(per_second) => Throughput::new(per_second).map_err(|e| anyhow::anyhow!("--throughput: {}", e.message))?,
@@ -262,12 +309,12 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .write(move |c| {
                     let org = orgs::find_by_name(c, &org)?.ok_or(StoreError::NotFound)?;
                     let display_name = name.unwrap_or_else(|| org.name.clone());
-                    senders::create_by(
+                    let sender = senders::create_by(
                         c,
                         &senders::NewSender {
                             org_id: &org.id,
-                            channel: Channel::Whatsapp,
-                            provider: ProviderKind::CloudApi,
+                            channel,
+                            provider,
                             phone_number: phone.as_e164(),
                             phone_number_id: &phone_number_id,
                             waba_id: waba_id.as_deref(),
@@ -276,7 +323,18 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                         },
                         &Actor::Cli,
                         now,
-                    )
+                    )?;
+                    if account_sid.is_some() || messaging_service_sid.is_some() {
+                        return senders::set_twilio_routing(
+                            c,
+                            &sender.id,
+                            account_sid.as_deref(),
+                            messaging_service_sid.as_deref(),
+                            &Actor::Cli,
+                            now,
+                        );
+                    }
+                    Ok(sender)
                 })
                 .await
                 .map_err(|e| match e {
@@ -284,13 +342,26 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                         anyhow::anyhow!("the organization does not exist (create it with `openline admin create-org`)")
                     }
                     StoreError::Conflict(_) => {
-                        anyhow::anyhow!("a Cloud API sender with this --phone-number-id already exists")
+                        anyhow::anyhow!("a sender with this provider and --phone-number-id already exists")
                     }
                     other => anyhow::anyhow!("{other}"),
                 })?;
+            let channel_name = match sender.channel {
+                Channel::Whatsapp => "WhatsApp",
+                Channel::Sms => "SMS",
+            };
+            let service = sender
+                .messaging_service_sid
+                .as_deref()
+                .map(|s| format!(", messaging service {s}"))
+                .unwrap_or_default();
             println!(
-                "created WhatsApp sender {} {} ({}, phone_number_id {})",
-                sender.phone_number, sender.display_name, sender.id, sender.phone_number_id
+                "created {channel_name} sender {} {} ({}, {}, phone_number_id {}{service})",
+                sender.phone_number,
+                sender.display_name,
+                sender.id,
+                sender.provider.as_str(),
+                sender.phone_number_id
             );
         }
     }

@@ -43,6 +43,7 @@ on_both_databases!(
     create_user_refuses_an_unknown_role,
     a_created_token_is_printed_once_and_can_be_revoked,
     create_sender_registers_a_cloud_api_number_and_refuses_duplicates_and_unknown_organizations,
+    create_sender_registers_twilio_numbers_with_their_messaging_service_and_account,
     demo_serve_prints_its_url_and_credentials_accepts_a_sign_in_and_stops_gracefully_on_sigterm,
     passwords_and_tokens_from_admin_commands_work_on_a_running_server,
     a_standalone_simulator_and_a_separately_started_openline_deliver_a_reply_until_it_is_read,
@@ -154,6 +155,65 @@ async fn create_sender_registers_a_cloud_api_number_and_refuses_duplicates_and_u
     duplicate.assert_fails_saying("already exists");
     unknown_org.assert_fails_saying("organization does not exist");
     bad_phone.assert_fails_saying("--phone");
+}
+
+async fn create_sender_registers_twilio_numbers_with_their_messaging_service_and_account(db: TestDb) {
+    let url = db.url.to_string();
+    create_org(&url, "Acme").await;
+    const SERVICE: &str = "MG0123456789abcdef0123456789abcdef";
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+    let sms = admin(
+        &url,
+        &format!("create-sender --org Acme --provider twilio --channel sms --phone +15550002000 --messaging-service-sid {SERVICE} --account-sid {ACCOUNT}"),
+        None,
+    )
+    .await
+    .assert_ok();
+    // The same number on WhatsApp is another sender, addressed as Twilio addresses it.
+    let whatsapp = admin(
+        &url,
+        "create-sender --org Acme --provider twilio --phone +15550002000",
+        None,
+    )
+    .await
+    .assert_ok();
+    let bad_service = admin(
+        &url,
+        "create-sender --org Acme --provider twilio --channel sms --phone +15550003000 --messaging-service-sid MG123",
+        None,
+    )
+    .await;
+    let sms_on_meta = admin(
+        &url,
+        "create-sender --org Acme --channel sms --phone +15550004000 --phone-number-id 1",
+        None,
+    )
+    .await;
+    let service_on_meta = admin(
+        &url,
+        &format!("create-sender --org Acme --phone +15550005000 --phone-number-id 2 --messaging-service-sid {SERVICE}"),
+        None,
+    )
+    .await;
+    let no_id_on_meta = admin(&url, "create-sender --org Acme --phone +15550006000", None).await;
+
+    assert!(
+        sms.stdout.contains("created SMS sender +15550002000")
+            && sms.stdout.contains("twilio")
+            && sms.stdout.contains(SERVICE),
+        "{}",
+        sms.stdout
+    );
+    assert!(
+        whatsapp.stdout.contains("created WhatsApp sender") && whatsapp.stdout.contains("whatsapp:+15550002000"),
+        "{}",
+        whatsapp.stdout
+    );
+    bad_service.assert_fails_saying("--messaging-service-sid must be MG followed by 32 hex digits");
+    sms_on_meta.assert_fails_saying("--provider twilio");
+    service_on_meta.assert_fails_saying("for Twilio senders");
+    no_id_on_meta.assert_fails_saying("--phone-number-id is required");
 }
 
 async fn demo_serve_prints_its_url_and_credentials_accepts_a_sign_in_and_stops_gracefully_on_sigterm(db: TestDb) {
@@ -459,7 +519,17 @@ async fn help_names_the_commands_and_their_flags() {
             create_user.stdout
         );
     }
-    for flag in ["--org", "--phone", "--phone-number-id", "--waba-id", "--throughput"] {
+    for flag in [
+        "--org",
+        "--phone",
+        "--phone-number-id",
+        "--waba-id",
+        "--throughput",
+        "--provider",
+        "--channel",
+        "--messaging-service-sid",
+        "--account-sid",
+    ] {
         assert!(
             create_sender.stdout.contains(flag),
             "create-sender --help names {flag}:\n{}",

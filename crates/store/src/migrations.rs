@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "web", include_str!("../migrations/0006_web.sql")),
     (7, "ingest", include_str!("../migrations/0007_ingest.sql")),
     (8, "media", include_str!("../migrations/0008_media.sql")),
+    (
+        9,
+        "twilio_senders",
+        include_str!("../migrations/0009_twilio_senders.sql"),
+    ),
 ];
 
 /// Applies every pending migration; returns the versions applied now.

@@ -21,10 +21,36 @@ pub struct Sender {
     pub display_name: String,
     pub throughput_per_s: i64,
     pub created_at: i64,
+    /// Twilio: the account (`AC…`) the number belongs to; `None` for the account openline is
+    /// configured with.
+    pub provider_account_id: Option<String>,
+    /// Twilio: the Messaging Service (`MG…`) the number belongs to. Webhooks carrying it route here
+    /// (numbers pooled in the service included), and messages are sent through the service.
+    pub messaging_service_sid: Option<String>,
+}
+
+impl Sender {
+    /// The Messaging Service to send through, for a Twilio sender that has one: the one it was
+    /// registered with, or (senders registered before openline knew services) a `phone_number_id`
+    /// that is itself a service SID.
+    pub fn twilio_messaging_service(&self) -> Option<&str> {
+        if self.provider != ProviderKind::Twilio {
+            return None;
+        }
+        self.messaging_service_sid
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| {
+                self.phone_number_id
+                    .starts_with("MG")
+                    .then_some(self.phone_number_id.as_str())
+            })
+    }
 }
 
 const COLS: &str =
-    "id, org_id, channel, provider, phone_number, phone_number_id, waba_id, display_name, throughput_per_s, created_at";
+    "id, org_id, channel, provider, phone_number, phone_number_id, waba_id, display_name, throughput_per_s, created_at,
+    provider_account_id, messaging_service_sid";
 
 fn from_row(r: &Row) -> Result<Sender, StoreError> {
     Ok(Sender {
@@ -38,6 +64,8 @@ fn from_row(r: &Row) -> Result<Sender, StoreError> {
         display_name: r.string(7)?,
         throughput_per_s: r.i64(8)?,
         created_at: r.i64(9)?,
+        provider_account_id: r.opt_string(10)?,
+        messaging_service_sid: r.opt_string(11)?,
     })
 }
 
@@ -103,6 +131,114 @@ pub fn find_by_provider_id(
     .as_ref()
     .map(from_row)
     .transpose()
+}
+
+/// Records which Twilio account a sender's number belongs to and the Messaging Service it is pooled
+/// in (either may be `None`), journaled with who changed it. Returns the sender as it now reads.
+pub fn set_twilio_routing(
+    c: &mut dyn Conn,
+    sender_id: &str,
+    account_sid: Option<&str>,
+    messaging_service_sid: Option<&str>,
+    actor: &crate::journal::Actor,
+    now: i64,
+) -> Result<Sender, StoreError> {
+    let changed = c.execute(
+        "update senders set provider_account_id = ?, messaging_service_sid = ? where id = ? and provider = ?",
+        params![
+            account_sid,
+            messaging_service_sid,
+            sender_id,
+            ProviderKind::Twilio.as_str()
+        ],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    let sender = get_any(c, sender_id)?;
+    crate::journal::record_by(
+        c,
+        &sender.org_id,
+        "sender.twilio_routing_set",
+        &sender.id,
+        &sender,
+        actor,
+        now,
+    )?;
+    Ok(sender)
+}
+
+/// The sender a Twilio webhook is addressed to, as Twilio addresses it.
+///
+/// With a Messaging Service SID: the service's sender for exactly the number written to, else its
+/// sender on that channel registered first (a number pooled in the service but not registered on
+/// its own), else a sender registered under the service SID itself. Without one, or when the
+/// service is unknown: the sender with that number on that channel in that account (a sender
+/// without an account belongs to `default_account`). Never a lookup that a pooled number could
+/// fail: Chatwoot rejected pooled numbers by checking the number alone.
+pub fn find_twilio_route(c: &mut dyn Conn, route: &TwilioRoute<'_>) -> Result<Option<Sender>, StoreError> {
+    let twilio = ProviderKind::Twilio.as_str();
+    let channel = route.channel.as_str();
+    let in_account = "coalesce(provider_account_id, ?) = ?";
+    if let Some(service) = route.messaging_service_sid.filter(|s| !s.trim().is_empty()) {
+        let found = c.query_opt(
+            &format!(
+                "select {COLS} from senders
+                 where provider = ? and channel = ? and {in_account}
+                   and (messaging_service_sid = ? or phone_number_id = ?)
+                 order by case when phone_number = ? then 0 else 1 end,
+                          case when messaging_service_sid = ? then 0 else 1 end, created_at, id
+                 limit 1"
+            ),
+            params![
+                twilio,
+                channel,
+                route.default_account,
+                route.account_sid,
+                service,
+                service,
+                route.to_number,
+                service
+            ],
+        )?;
+        if let Some(r) = found {
+            return Ok(Some(from_row(&r)?));
+        }
+    }
+    c.query_opt(
+        &format!(
+            "select {COLS} from senders
+             where provider = ? and channel = ? and {in_account} and (phone_number = ? or phone_number_id = ?)
+             order by created_at, id
+             limit 1"
+        ),
+        params![
+            twilio,
+            channel,
+            route.default_account,
+            route.account_sid,
+            route.to_number,
+            route.to_number
+        ],
+    )?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Where a Twilio webhook says it is going.
+#[derive(Debug, Clone, Copy)]
+pub struct TwilioRoute<'a> {
+    /// `MessagingServiceSid`, when the number belongs to a service.
+    pub messaging_service_sid: Option<&'a str>,
+    /// `AccountSid`.
+    pub account_sid: &'a str,
+    /// `To` without its `whatsapp:` prefix: `+15550002000`.
+    pub to_number: &'a str,
+    /// WhatsApp when the addresses carry the `whatsapp:` prefix, SMS otherwise.
+    pub channel: Channel,
+    /// The account openline is configured with, which senders without an account belong to.
+    pub default_account: &'a str,
 }
 
 /// Every sender (for the in-memory routing cache).

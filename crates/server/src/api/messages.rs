@@ -33,7 +33,25 @@ pub struct SendMessageRequest {
     pub template: Option<TemplateSend>,
     /// `whatsapp` (default) or `sms`.
     pub channel: Option<Channel>,
+    /// A file uploaded with `POST /api/v1/media` (a picture, video, audio, document or sticker),
+    /// with an optional caption. WhatsApp only; it needs consent and an open window, like text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaSend>,
 }
+
+/// A file to send, by the id `POST /api/v1/media` answered.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSend {
+    /// The uploaded file's id (`med_…`).
+    pub id: String,
+    /// Shown under a picture, video or document (at most 1024 characters); checked by DLP like text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+}
+
+/// The longest caption WhatsApp shows under a picture, video or document.
+pub const MAX_CAPTION_CHARS: usize = 1024;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +89,8 @@ struct Content {
     /// URL button suffixes: sent to the contact beside the body, so DLP checks them too.
     url_suffixes: Vec<String>,
     outgoing: Outgoing,
+    /// A media message's file reference (`{"media_id", "content_type", "sha256", "size_bytes"}`).
+    media: Option<serde_json::Value>,
 }
 
 /// Resolves the request's text or template (found for the sender, parameters checked and rendered).
@@ -78,16 +98,19 @@ fn resolve_content(
     c: &mut dyn openline_store::Conn,
     req: &SendMessageRequest,
     sender_id: &str,
+    scope: &orgs::Scope,
 ) -> Result<Result<Content, AppError>, StoreError> {
-    match (&req.text, &req.template) {
-        (Some(text), None) => Ok(Ok(Content {
+    match (&req.text, &req.template, &req.media) {
+        (Some(text), None, None) => Ok(Ok(Content {
             kind: MessageKind::Text,
             body: text.clone(),
             template: None,
             url_suffixes: Vec::new(),
             outgoing: Outgoing::FreeForm,
+            media: None,
         })),
-        (None, Some(t)) => {
+        (None, None, Some(m)) => resolve_media(c, m, scope),
+        (None, Some(t), None) => {
             let Some(record) = openline_store::templates::find(c, sender_id, &t.name, &t.language)? else {
                 return Ok(Err(AppError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -137,14 +160,79 @@ fn resolve_content(
                 outgoing: Outgoing::Template {
                     approved: record.template.status.is_approved(),
                 },
+                media: None,
             }))
         }
         _ => Ok(Err(AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "text_or_template",
-            "Give either `text` or `template` (with its name, language and parameters), not both.",
+            "Give exactly one of `text`, `template` (with its name, language and parameters) or `media` (an uploaded file's id, with an optional caption).",
         ))),
     }
+}
+
+/// Resolves an uploaded file to send: it must be one the user's organizations stored, of a type
+/// WhatsApp sends; its caption is the message's body.
+fn resolve_media(
+    c: &mut dyn openline_store::Conn,
+    m: &MediaSend,
+    scope: &orgs::Scope,
+) -> Result<Result<Content, AppError>, StoreError> {
+    let file = match openline_store::media::get(c, scope, &m.id) {
+        Ok(f) => f,
+        Err(StoreError::NotFound) => return Ok(Err(AppError::not_found("uploaded file"))),
+        Err(e) => return Err(e),
+    };
+    if file.state != openline_store::media::MediaState::Stored {
+        return Ok(Err(AppError::new(
+            StatusCode::CONFLICT,
+            "media_not_ready",
+            "This file is not stored yet, so it cannot be sent. Try again in a moment.",
+        )));
+    }
+    let content_type = file.content_type.clone().unwrap_or_default();
+    let Some(limit) = super::media::limit_for(&content_type, &[]) else {
+        return Ok(Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media_type_unsupported",
+            format!("WhatsApp cannot send {content_type:?} files."),
+        )));
+    };
+    let caption = m.caption.clone().unwrap_or_default();
+    let chars = caption.chars().count();
+    if chars > MAX_CAPTION_CHARS {
+        return Ok(Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "caption_too_long",
+            format!("The caption has {chars} characters; WhatsApp shows at most {MAX_CAPTION_CHARS}. Shorten it."),
+        )));
+    }
+    if !caption.trim().is_empty()
+        && !matches!(
+            limit.kind,
+            MessageKind::Image | MessageKind::Video | MessageKind::Document
+        )
+    {
+        return Ok(Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "caption_not_supported",
+            format!(
+                "WhatsApp shows no caption under {} messages. Send the text as its own message.",
+                limit.kind
+            ),
+        )));
+    }
+    Ok(Ok(Content {
+        kind: limit.kind,
+        body: caption,
+        template: None,
+        url_suffixes: Vec::new(),
+        outgoing: Outgoing::FreeForm,
+        media: Some(serde_json::json!({
+            "media_id": file.id, "content_type": content_type, "sha256": file.sha256,
+            "size_bytes": file.size_bytes, "filename": file.filename,
+        })),
+    }))
 }
 
 /// A URL button's address with its suffix must stay a URL the provider takes (at most
@@ -274,7 +362,14 @@ pub async fn send_message(
                     format!("Your organization has no {channel} number to send from. An admin can add one."),
                 )));
             };
-            let mut content = match resolve_content(c, &req, &sender.id)? {
+            if req.media.is_some() && channel != Channel::Whatsapp {
+                return Ok(Outcome::Refused(AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "media_not_supported_on_sms",
+                    "Pictures and files are sent through WhatsApp; on SMS, openline sends text only.",
+                )));
+            }
+            let mut content = match resolve_content(c, &req, &sender.id, &me.scope)? {
                 Ok(content) => content,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
@@ -311,7 +406,12 @@ pub async fn send_message(
                 author_role: me.user.role,
                 org_whatsapp_enabled: orgs::whatsapp_enabled(c, &contact.org_id)?,
                 user_whatsapp_enabled: me.user.whatsapp_enabled,
-                text: &content.body,
+                // A file without a caption is still something to send.
+                text: if content.media.is_some() && content.body.trim().is_empty() {
+                    content.kind.as_str()
+                } else {
+                    &content.body
+                },
                 outgoing: content.outgoing,
                 contact: consent_flow::contact_facts(c, &contact.org_id, &contact.id, &sender.id, now)?,
             };
@@ -330,7 +430,7 @@ pub async fn send_message(
             let conversation_id =
                 conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;
             conversations::join(c, &conversation_id, &me.user.id, now)?;
-            let message = messages::insert_outbound(
+            let message = messages::insert_outbound_with_media(
                 c,
                 &NewOutbound {
                     org_id: &contact.org_id,
@@ -338,13 +438,18 @@ pub async fn send_message(
                     sender_id: &sender.id,
                     author_user_id: Some(&me.user.id),
                     kind: content.kind,
-                    body: Some(&content.body),
+                    // A file's caption is its body; a file without one has none.
+                    body: Some(content.body.as_str()).filter(|b| content.media.is_none() || !b.trim().is_empty()),
                     template: content.template.as_ref(),
                     queue_reason,
                     business_initiated: !facts.contact.window.is_open(),
                     now,
                 },
+                content.media.as_ref(),
             )?;
+            if let Some(media_id) = req.media.as_ref().map(|m| m.id.as_str()) {
+                openline_store::media::link_to_message(c, media_id, &message.id, now)?;
+            }
             let message = match verdict.filter(|v| v.action.is_some()) {
                 Some(v) => {
                     openline_store::dlp::record_verdict(c, &message.org_id, &message.id, &v, original.as_deref(), now)?;

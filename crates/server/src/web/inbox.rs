@@ -685,6 +685,7 @@ pub async fn send_from_composer(
             url_button_suffixes: Vec::new(),
         }),
         channel: Some(channel),
+        media: None,
     };
     let mut api_headers = HeaderMap::new();
     let key = get("idempotency_key");

@@ -19,11 +19,11 @@ use openline_channels::twilio::signature::{
     body_sha256_param, verify_twilio_body_signature, verify_twilio_signature_with, SignatureAlgorithm,
     SignatureSettings, BODY_SHA256_PARAM, SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER,
 };
-use openline_channels::twilio::{classify, parse_form, TwilioEvent};
+use openline_channels::twilio::{classify, parse_form, TwilioEvent, TwilioInbound};
 use openline_channels::SignatureError;
 use openline_domain::{MessageKind, ProviderKind};
 use openline_store::messages::{self, InboundOutcome, NewInbound, StatusReport};
-use openline_store::senders::Sender;
+use openline_store::senders::{self, Sender};
 use openline_store::{provider_events, Conn, StoreError};
 
 /// `POST /webhooks/twilio`
@@ -36,16 +36,9 @@ pub async fn receive_twilio_webhook(
     let params = verified_params(&st, &uri, &headers, &body)?;
     let event = classify(&params).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
     let sender = match &event {
-        TwilioEvent::Inbound(m) => {
-            let number = m.to.trim_start_matches("whatsapp:");
-            match st.sender_for(ProviderKind::Twilio, number).await? {
-                Some(s) => Some(s),
-                None => match &m.messaging_service_sid {
-                    Some(sid) => st.sender_for(ProviderKind::Twilio, sid).await?,
-                    None => None,
-                },
-            }
-        }
+        TwilioEvent::Inbound(m) => route(&st, m).await?,
+        // A status names its message by Twilio's SID, unique across accounts and services, so it is
+        // applied to that message whichever number or pool it went out from.
         TwilioEvent::Status(_) => None,
     };
     let now = st.now();
@@ -171,6 +164,40 @@ fn json_params(body: &[u8]) -> Option<Vec<(String, String)>> {
             .collect(),
     )
 }
+
+/// The sender an incoming message is for: by its Messaging Service when it names one (numbers pooled
+/// in a service need not be registered one by one), else by its account and the number it was sent
+/// to (see `senders::find_twilio_route`).
+async fn route(st: &AppState, m: &TwilioInbound) -> Result<Option<Sender>, AppError> {
+    let to_number =
+        m.to.get(..WHATSAPP_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(WHATSAPP_PREFIX))
+            .map_or(m.to.as_str(), |_| &m.to[WHATSAPP_PREFIX.len()..])
+            .trim()
+            .to_owned();
+    let service = m.messaging_service_sid.clone();
+    let account = m.account_sid.trim().to_owned();
+    let default_account = st.config.twilio.account_sid.trim().to_owned();
+    let channel = m.channel;
+    Ok(st
+        .store
+        .read(move |c| {
+            senders::find_twilio_route(
+                c,
+                &senders::TwilioRoute {
+                    messaging_service_sid: service.as_deref(),
+                    account_sid: &account,
+                    to_number: &to_number,
+                    channel,
+                    default_account: &default_account,
+                },
+            )
+        })
+        .await?)
+}
+
+/// The address prefix of WhatsApp numbers at Twilio.
+const WHATSAPP_PREFIX: &str = "whatsapp:";
 
 fn apply(
     c: &mut dyn Conn,

@@ -18,8 +18,10 @@
 
 use super::pacing::{Pacers, Slot};
 use crate::state::AppState;
-use openline_channels::cloud_api::OutboundMessage;
+use openline_channels::cloud_api::{MediaSource, MediaType, OutboundMessage};
 use openline_channels::twilio::TwilioMessage;
+use openline_channels::SendError;
+use openline_domain::provider_errors::Retry;
 use openline_domain::{Channel, MessageKind, ProviderKind};
 use openline_store::senders::Sender;
 use openline_store::{messages, outbox, pacing};
@@ -191,26 +193,30 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
             if !paced(st, pacers, &job, &sender, &phone).await {
                 return;
             }
-            let request = match message.kind {
-                MessageKind::Text => OutboundMessage::Text {
-                    to: phone.trim_start_matches('+').to_owned(),
-                    body: message.body.clone().unwrap_or_default(),
-                    preview_url: false,
-                    reply_to: message.reply_to.clone(),
-                },
-                MessageKind::Template => match template_request(&message, &phone) {
-                    Some(r) => r,
-                    None => {
-                        fail(st, &job, None, "The template message is missing its name or language.").await;
+            if let Some(media_type) = media_type_of(message.kind) {
+                send_media(st, &message, &phone, &sender, media_type).await
+            } else {
+                let request = match message.kind {
+                    MessageKind::Text => OutboundMessage::Text {
+                        to: phone.trim_start_matches('+').to_owned(),
+                        body: message.body.clone().unwrap_or_default(),
+                        preview_url: false,
+                        reply_to: message.reply_to.clone(),
+                    },
+                    MessageKind::Template => match template_request(&message, &phone) {
+                        Some(r) => r,
+                        None => {
+                            fail(st, &job, None, "The template message is missing its name or language.").await;
+                            return;
+                        }
+                    },
+                    other => {
+                        fail(st, &job, None, &format!("openline cannot send {other} messages yet.")).await;
                         return;
                     }
-                },
-                other => {
-                    fail(st, &job, None, &format!("openline cannot send {other} messages yet.")).await;
-                    return;
-                }
-            };
-            st.cloud.send(&sender.phone_number_id, &request).await
+                };
+                st.cloud.send(&sender.phone_number_id, &request).await
+            }
         }
         ProviderKind::Twilio => {
             let Some(twilio) = &st.twilio else {
@@ -318,6 +324,73 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
             fail(st, &job, e.code, &e.message).await;
         }
     }
+}
+
+/// The Cloud API media type a message kind is sent as, for media kinds.
+fn media_type_of(kind: MessageKind) -> Option<MediaType> {
+    match kind {
+        MessageKind::Image => Some(MediaType::Image),
+        MessageKind::Video => Some(MediaType::Video),
+        MessageKind::Audio => Some(MediaType::Audio),
+        MessageKind::Document => Some(MediaType::Document),
+        MessageKind::Sticker => Some(MediaType::Sticker),
+        _ => None,
+    }
+}
+
+/// Sends a media message: the file is read from the blob store, uploaded to the provider
+/// (`POST /{phone_number_id}/media`) and sent by the id the provider gave it, with the message's
+/// body as its caption. A file openline cannot find is a permanent failure; the provider's refusals
+/// are judged as for any send (5xx and throttling are retried).
+async fn send_media(
+    st: &AppState,
+    message: &messages::Message,
+    phone: &str,
+    sender: &Sender,
+    media_type: MediaType,
+) -> Result<openline_channels::ProviderAccepted, SendError> {
+    let permanent = |why: &str| SendError {
+        retry: Retry::Permanent,
+        code: None,
+        http_status: None,
+        message: why.to_owned(),
+        retry_after: None,
+    };
+    let Some(media_id) = message
+        .media
+        .as_ref()
+        .and_then(|m| m.get("media_id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+    else {
+        return Err(permanent("The message has no file to send."));
+    };
+    let file = st
+        .store
+        .read(move |c| openline_store::media::get_any(c, &media_id))
+        .await
+        .map_err(|e| SendError::transport(format!("The file could not be read from the database: {e}")))?;
+    let (Some(path), Some(content_type)) = (file.stored_path.as_deref(), file.content_type.as_deref()) else {
+        return Err(permanent("The file to send is not stored."));
+    };
+    let bytes = st
+        .blobs
+        .get(path)
+        .await
+        .map_err(|e| permanent(&format!("The file to send could not be read from the blob store: {e}")))?;
+    let provider_media_id = st
+        .cloud
+        .upload_media(&sender.phone_number_id, &bytes, content_type, file.filename.as_deref())
+        .await?;
+    let request = OutboundMessage::Media {
+        to: phone.trim_start_matches('+').to_owned(),
+        media_type,
+        source: MediaSource::Id(provider_media_id),
+        caption: message.body.clone().filter(|b| !b.trim().is_empty()),
+        filename: file.filename.clone(),
+        reply_to: message.reply_to.clone(),
+    };
+    st.cloud.send(&sender.phone_number_id, &request).await
 }
 
 /// A template message's request, from the `template` JSON the send path stored

@@ -15,6 +15,8 @@ crate::both_backends! {
     a_wrong_sha256_is_retried_and_the_message_is_kept => wrong_sha_retried;
     a_blob_store_failure_is_retried_until_the_picture_is_stored => blob_failure_then_stored;
     the_pywa_image_webhook_is_fetched_and_stored => pywa_image;
+    an_agents_picture_reaches_the_simulated_phone => agent_sends_picture;
+    uploads_are_checked_against_whatsapps_limits => upload_limits;
 }
 
 /// A small PNG-looking file (the simulator checks the type, not the pixels).
@@ -296,5 +298,185 @@ async fn pywa_image(backend: Backend) {
     let message_id = message_id_for(&app, &wamid).await;
     let (_, _, _, sha, _) = wait_media(&app, &message_id, |r| r.0 == "stored").await;
     assert_eq!(sha.as_deref(), Some(sha_hex(&bytes).as_str()));
+    app.stop().await;
+}
+
+/// Uploads a file through openline's API; returns (status, body).
+async fn upload(app: &TestApp, client: &reqwest::Client, bytes: &[u8], mime: &str) -> (u16, Value) {
+    let (content_type, body) = openline_channels::cloud_api::media::multipart_body(bytes, mime, Some("photo.png"));
+    let res = client
+        .post(app.at("/api/v1/media"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn agent_sends_picture(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let bytes = picture(5);
+    let (status, uploaded) = upload(&app, &app.http, &bytes, "image/png").await;
+    assert_eq!(status, 201, "{uploaded}");
+    assert_eq!(uploaded["sha256"], sha_hex(&bytes));
+    assert_eq!(uploaded["size_bytes"], bytes.len());
+    let media_id = uploaded["id"].as_str().unwrap().to_owned();
+
+    let ada = app.contact_id(ADA).await;
+    let (status, sent) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": ada, "media": {"id": media_id, "caption": "your statement"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["kind"], "image");
+    assert_eq!(sent["body"], "your statement");
+    let id = sent["id"].as_str().unwrap().to_owned();
+    app.wait_for_message(&id, |m| {
+        matches!(m["status"].as_str(), Some("sent" | "delivered" | "read"))
+    })
+    .await;
+
+    // The phone got an image with the caption, and the simulated provider holds the same bytes.
+    let (_, entries) = app.get(&format!("/sim/phones/{ADA}/messages")).await;
+    let image = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["direction"] == "from_business" && e["type"] == "image")
+        .unwrap_or_else(|| panic!("no image reached the phone: {entries}"))
+        .clone();
+    assert_eq!(image["text"], "your statement");
+    let provider_media = image["media_id"].as_str().unwrap();
+    let token = openline_sim::SimConfig::default().access_token;
+    let info: Value = app
+        .http
+        .get(app.at(&format!("/sim/graph/v23.0/{provider_media}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sha256"], sha_hex(&bytes));
+    let got = app
+        .http
+        .get(info["url"].as_str().unwrap())
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), bytes.as_slice());
+
+    // The sent message's file is served by its message id too, and the archive has its SHA-256.
+    let res = app
+        .http
+        .get(app.at(&format!("/api/v1/media/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let mid = id.clone();
+    let archived = store
+        .read(move |c| {
+            c.query_one(
+                "select payload from journal where kind = 'message.created' and subject_id = ?",
+                openline_store::params![&mid],
+            )?
+            .string(0)
+        })
+        .await
+        .unwrap();
+    assert!(archived.contains(&sha_hex(&bytes)), "{archived}");
+    app.stop().await;
+}
+
+async fn upload_limits(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    let mut big = picture(6);
+    big.resize(5 * 1024 * 1024 + 1, 0);
+    let (status, err) = upload(&app, &app.http, &big, "image/png").await;
+    assert_eq!((status, err["error"].as_str()), (413, Some("media_too_large")), "{err}");
+    assert!(err["message"].as_str().unwrap().contains("5 MB"), "{err}");
+
+    let (status, err) = upload(&app, &app.http, b"GIF89a....", "image/gif").await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (415, Some("media_type_unsupported")),
+        "{err}"
+    );
+
+    let (status, err) = upload(&app, &app.http, b"<html><script>alert(1)</script>", "image/png").await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (415, Some("media_type_mismatch")),
+        "{err}"
+    );
+
+    let mut sticker = b"RIFF\0\0\0\0WEBPVP8 ".to_vec();
+    sticker.resize(100 * 1024 + 1, 0);
+    let (status, err) = upload(&app, &app.http, &sticker, "image/webp").await;
+    assert_eq!((status, err["error"].as_str()), (413, Some("media_too_large")), "{err}");
+
+    let res = app
+        .http
+        .post(app.at("/api/v1/media"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\nhi\r\n--x--\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"], "media_missing");
+    assert_eq!(
+        app.count("select count(*) from media").await,
+        0,
+        "nothing refused was stored"
+    );
+
+    // A file is sent only by its own organization, and only on WhatsApp.
+    let (status, uploaded) = upload(&app, &app.http, &picture(7), "image/png").await;
+    assert_eq!(status, 201);
+    let media_id = uploaded["id"].as_str().unwrap().to_owned();
+    let eve = other_org_user(&app).await;
+    let res = eve
+        .get(app.at(&format!("/api/v1/media/{media_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    app.phone_writes(ADA, "hello").await;
+    let ada = app.contact_id(ADA).await;
+    let (status, err) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": ada, "media": {"id": media_id}, "channel": "sms"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (422, Some("media_not_supported_on_sms")),
+        "{err}"
+    );
+    let (status, err) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": ada, "media": {"id": "med_nope"}}),
+        )
+        .await;
+    assert_eq!((status, err["error"].as_str()), (404, Some("not_found")), "{err}");
     app.stop().await;
 }

@@ -7,11 +7,14 @@ use crate::common::*;
 use openline_channels::twilio::signature::{
     sign_twilio_body, sign_twilio_with, SignatureAlgorithm, SignatureSettings, SIGNATURE_SETTINGS_HEADER,
 };
-use openline_store::Backend;
+use openline_domain::{Channel, ProviderKind};
+use openline_store::{senders, Backend};
 use serde_json::{json, Value};
 
 const SMS_NUMBER: &str = "+15550002000";
 const AUTH_TOKEN: &str = "sim-twilio-auth-token";
+/// The account openline is configured with in demo mode (the simulator's).
+const SIM_ACCOUNT: &str = "AC00000000000000000000000000000001";
 const SHARED_KEY: &str = "shared-key-secret-KS";
 /// What Twilio is configured to call: the proxy in front of openline, not openline's own address.
 const PUBLIC_URL: &str = "https://openline.example.com/hooks/twilio";
@@ -19,6 +22,7 @@ const PUBLIC_URL: &str = "https://openline.example.com/hooks/twilio";
 crate::both_backends! {
     twilio_signatures_of_both_kinds_are_checked_over_the_public_url => signatures;
     twilio_error_codes_become_failed_messages_with_plain_explanations => error_codes;
+    twilio_webhooks_route_by_messaging_service_else_by_account_and_number => routing;
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -29,7 +33,7 @@ fn inbound_sms(sid: &str, text: &str) -> Vec<(String, String)> {
     pairs(&[
         ("MessageSid", sid),
         ("SmsSid", sid),
-        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("AccountSid", SIM_ACCOUNT),
         ("From", "+447700900055"),
         ("To", SMS_NUMBER),
         ("Body", text),
@@ -167,7 +171,7 @@ async fn signatures(backend: Backend) {
     // A JSON body: the signature covers the public URL with the body's SHA-256 added, and the body
     // must hash to it, byte for byte.
     let json_body = serde_json::to_vec(&json!({
-        "MessageSid": "SM00000000000000000000000000000004", "AccountSid": "AC00000000000000000000000000000000",
+        "MessageSid": "SM00000000000000000000000000000004", "AccountSid": SIM_ACCOUNT,
         "From": "+447700900055", "To": SMS_NUMBER, "Body": "four – über", "NumMedia": "0",
     }))
     .unwrap();
@@ -246,7 +250,7 @@ async fn error_codes(backend: Backend) {
             ("MessageStatus", "undelivered"),
             ("SmsStatus", "undelivered"),
             ("ErrorCode", &code_text),
-            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("AccountSid", SIM_ACCOUNT),
             ("From", SMS_NUMBER),
             ("To", NORA),
             ("ApiVersion", "2010-04-01"),
@@ -264,5 +268,208 @@ async fn error_codes(backend: Backend) {
         let explanation = m["error_explanation"].as_str().unwrap_or_default();
         assert!(explanation.contains(words), "{code}: {explanation}");
     }
+    app.stop().await;
+}
+
+/// Registers a Twilio SMS sender in the demo organization, with its account and service.
+async fn twilio_sender(app: &TestApp, number: &str, account: Option<&str>, service: Option<&str>) -> String {
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let (number, account, service) = (
+        number.to_owned(),
+        account.map(str::to_owned),
+        service.map(str::to_owned),
+    );
+    store
+        .write(move |c| {
+            let demo = senders::all(c)?
+                .into_iter()
+                .find(|s| s.provider == ProviderKind::Twilio)
+                .unwrap();
+            let sender = senders::create(
+                c,
+                &senders::NewSender {
+                    org_id: &demo.org_id,
+                    channel: Channel::Sms,
+                    provider: ProviderKind::Twilio,
+                    phone_number: &number,
+                    phone_number_id: &number,
+                    waba_id: None,
+                    display_name: "Pool",
+                    throughput_per_s: 10,
+                },
+                0,
+            )?;
+            senders::set_twilio_routing(
+                c,
+                &sender.id,
+                account.as_deref(),
+                service.as_deref(),
+                &openline_store::journal::Actor::System,
+                0,
+            )
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+/// Posts an inbound SMS signed like Twilio; returns the id of the sender it was stored under, if it
+/// was routed to one.
+async fn inbound_routed_to(app: &TestApp, sid: &str, account: &str, to: &str, service: Option<&str>) -> Option<String> {
+    let mut p = pairs(&[
+        ("MessageSid", sid),
+        ("AccountSid", account),
+        ("From", "+447700900066"),
+        ("To", to),
+        ("Body", "routed?"),
+        ("NumMedia", "0"),
+    ]);
+    if let Some(service) = service {
+        p.push(("MessagingServiceSid".into(), service.into()));
+    }
+    let signature = sign_twilio_with(
+        SignatureAlgorithm::HmacSha1,
+        AUTH_TOKEN,
+        &app.at("/webhooks/twilio"),
+        &p,
+    );
+    let (status, body) = post_form(app, &p, &[("x-twilio-signature", signature)]).await;
+    assert_eq!(status, 200, "{sid}: {body}");
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let sid = sid.to_owned();
+    store
+        .read(move |c| {
+            c.query_opt(
+                "select c.sender_id from messages m join conversations c on c.id = m.conversation_id
+                 where m.provider_message_id = ?",
+                openline_store::params![&sid],
+            )?
+            .map(|r| r.string(0))
+            .transpose()
+        })
+        .await
+        .unwrap()
+}
+
+async fn routing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    const POOL: &str = "MG0000000000000000000000000000000a";
+    const OTHER_ACCOUNT: &str = "AC0000000000000000000000000000000b";
+    let demo = {
+        let store = app.handle.as_ref().unwrap().state.store.clone();
+        store
+            .read(|c| senders::all(c))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.provider == ProviderKind::Twilio)
+            .unwrap()
+            .id
+    };
+    // A Messaging Service registered through one of its numbers, and another of its numbers
+    // registered on its own; a number of another account (a subaccount) beside them.
+    let pool = twilio_sender(&app, "+15550007000", None, Some(POOL)).await;
+    let pooled_own = twilio_sender(&app, "+15550007001", None, Some(POOL)).await;
+    let other = twilio_sender(&app, "+15550008000", Some(OTHER_ACCOUNT), None).await;
+
+    // A number pooled in the service but not registered by itself routes through the service.
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a01",
+            SIM_ACCOUNT,
+            "+15550007999",
+            Some(POOL)
+        )
+        .await,
+        Some(pool.clone())
+    );
+    // A number of the service that is registered by itself gets its own messages.
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a02",
+            SIM_ACCOUNT,
+            "+15550007001",
+            Some(POOL)
+        )
+        .await,
+        Some(pooled_own)
+    );
+    // Without a service: by account and number.
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a03",
+            SIM_ACCOUNT,
+            SMS_NUMBER,
+            None
+        )
+        .await,
+        Some(demo.clone())
+    );
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a04",
+            OTHER_ACCOUNT,
+            "+15550008000",
+            None
+        )
+        .await,
+        Some(other)
+    );
+    // The same numbers in the wrong account are not ours: kept as a provider event, not a message.
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a05",
+            OTHER_ACCOUNT,
+            SMS_NUMBER,
+            None
+        )
+        .await,
+        None
+    );
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a06",
+            SIM_ACCOUNT,
+            "+15550008000",
+            None
+        )
+        .await,
+        None
+    );
+    // A service openline does not know falls back to the number, and an unknown pooled number of an
+    // unknown service finds nothing.
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a07",
+            SIM_ACCOUNT,
+            SMS_NUMBER,
+            Some("MG0000000000000000000000000000000c")
+        )
+        .await,
+        Some(demo)
+    );
+    assert_eq!(
+        inbound_routed_to(
+            &app,
+            "SM00000000000000000000000000000a08",
+            SIM_ACCOUNT,
+            "+15550009999",
+            Some("MG0000000000000000000000000000000c")
+        )
+        .await,
+        None
+    );
+    assert_eq!(
+        app.count("select count(*) from provider_events where field = 'messages_unrouted'")
+            .await,
+        3
+    );
     app.stop().await;
 }
