@@ -91,8 +91,9 @@ pub enum AdminCommand {
         /// The business number in international format, e.g. +15550001000
         #[arg(long)]
         phone: String,
-        /// The Cloud API phone_number_id (the Graph object id of the number). Twilio: optional, the
-        /// number's Twilio address by default (`+1…` for SMS, `whatsapp:+1…` for WhatsApp)
+        /// The Cloud API phone_number_id (the Graph object id of the number). Twilio: optional; by
+        /// default the Messaging Service SID when one is given, else the number's Twilio address
+        /// (`+1…` for SMS, `whatsapp:+1…` for WhatsApp)
         #[arg(long)]
         phone_number_id: Option<String>,
         /// cloud-api or twilio
@@ -290,9 +291,12 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             };
             let messaging_service_sid = twilio_sid("--messaging-service-sid", messaging_service_sid, "MG")?;
             let account_sid = twilio_sid("--account-sid", account_sid, "AC")?;
+            // A Twilio sender is known by its service when it has one (it then stands for every number
+            // pooled in it, and sends through it), else by its Twilio address.
             let phone_number_id = match (phone_number_id.map(|p| p.trim().to_owned()), provider, channel) {
                 (Some(id), _, _) if !id.is_empty() => id,
                 (_, ProviderKind::CloudApi, _) => bail!("--phone-number-id is required for a Cloud API sender"),
+                _ if messaging_service_sid.is_some() => messaging_service_sid.clone().unwrap_or_default(),
                 (_, _, Channel::Whatsapp) => format!("whatsapp:{}", phone.as_e164()),
                 (_, _, _) => phone.as_e164().to_owned(),
             };

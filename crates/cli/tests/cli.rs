@@ -170,7 +170,16 @@ async fn create_sender_registers_twilio_numbers_with_their_messaging_service_and
     )
     .await
     .assert_ok();
-    // The same number on WhatsApp is another sender, addressed as Twilio addresses it.
+    // The same number on WhatsApp is another sender, known by its Twilio address; a second number of
+    // the service registered by itself names its own.
+    let own = admin(
+        &url,
+        &format!("create-sender --org Acme --provider twilio --channel sms --phone +15550002001 --phone-number-id +15550002001 --messaging-service-sid {SERVICE}"),
+        None,
+    )
+    .await
+    .assert_ok();
+    assert!(own.stdout.contains("phone_number_id +15550002001"), "{}", own.stdout);
     let whatsapp = admin(
         &url,
         "create-sender --org Acme --provider twilio --phone +15550002000",
@@ -201,7 +210,7 @@ async fn create_sender_registers_twilio_numbers_with_their_messaging_service_and
     assert!(
         sms.stdout.contains("created SMS sender +15550002000")
             && sms.stdout.contains("twilio")
-            && sms.stdout.contains(SERVICE),
+            && sms.stdout.contains(&format!("phone_number_id {SERVICE}")),
         "{}",
         sms.stdout
     );

@@ -23,6 +23,7 @@ crate::both_backends! {
     twilio_signatures_of_both_kinds_are_checked_over_the_public_url => signatures;
     twilio_error_codes_become_failed_messages_with_plain_explanations => error_codes;
     twilio_webhooks_route_by_messaging_service_else_by_account_and_number => routing;
+    a_sender_in_a_messaging_service_sends_through_the_service => through_service;
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -471,5 +472,77 @@ async fn routing(backend: Backend) {
             .await,
         3
     );
+    app.stop().await;
+}
+
+async fn through_service(backend: Backend) {
+    let app = spawn_app(backend).await;
+    const SERVICE: &str = "MG0000000000000000000000000000000d";
+    // The demo's root organization has no number of its own: give it an SMS sender that is a
+    // Messaging Service (as `admin create-sender --messaging-service-sid` registers one) and a contact.
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let contact = store
+        .write(|c| {
+            let root = openline_store::orgs::find_by_name(c, openline_server::demo::DEMO_ORG)?.unwrap();
+            let sender = senders::create(
+                c,
+                &senders::NewSender {
+                    org_id: &root.id,
+                    channel: Channel::Sms,
+                    provider: ProviderKind::Twilio,
+                    phone_number: "+15550002000",
+                    phone_number_id: SERVICE,
+                    waba_id: None,
+                    display_name: "Pool",
+                    throughput_per_s: 10,
+                },
+                0,
+            )?;
+            senders::set_twilio_routing(
+                c,
+                &sender.id,
+                None,
+                Some(SERVICE),
+                &openline_store::journal::Actor::System,
+                0,
+            )?;
+            Ok(openline_store::contacts::create(c, &root.id, "+447700900077", Some("Pat"), 0)?.id)
+        })
+        .await
+        .unwrap();
+    app.sign_in("admin@demo.openline.dev").await;
+    let (status, sent) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": contact, "text": "Through the pool", "channel": "sms"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let m = app
+        .wait_for_message(sent["id"].as_str().unwrap(), |m| {
+            m["status"] == "delivered" || m["status"] == "failed"
+        })
+        .await;
+    assert_eq!(m["status"], "delivered", "{m}");
+    // Twilio answered as it does for a service (the number is picked from the pool), and its status
+    // callbacks, which name the service, were applied to the message by its SID.
+    let sid = m["provider_message_id"].as_str().unwrap().to_owned();
+    let raws: Vec<String> = store
+        .read(move |c| {
+            c.query(
+                "select raw from message_status_events where provider_message_id = ?",
+                openline_store::params![&sid],
+            )?
+            .iter()
+            .map(|r| r.string(0))
+            .collect()
+        })
+        .await
+        .unwrap();
+    assert!(!raws.is_empty());
+    for raw in raws {
+        let raw: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(raw["MessagingServiceSid"], SERVICE, "{raw}");
+    }
     app.stop().await;
 }
