@@ -6,7 +6,9 @@
 //! - **Messages** (free-form and templates) go strictly in order: the first one that must wait holds
 //!   the ones behind it, so a contact never reads message 3 before message 2. Nothing is dropped; a
 //!   message that cannot go (the contact refused, a template lost its approval) waits with its reason
-//!   until the facts change or the agent cancels it.
+//!   until the facts change or the agent cancels it. One exception: a template may pass free text
+//!   held only because the window closed, since a template is how the conversation restarts (seed
+//!   004: "send a template to restart"); were it held too, nothing could go until the contact wrote.
 //! - **Opt-in requests** are the way out of "awaiting consent", so they never wait behind messages that
 //!   wait for consent. A queued request that has become pointless (the contact answered meanwhile, or an
 //!   earlier request just went) is cancelled with the reason, never sent.
@@ -49,10 +51,17 @@ pub fn release_queued<Id: Clone>(
         waiting: Vec::new(),
     };
     let mut messages_held = false;
+    // Whether every message held so far waits only for the window (free text outside it).
+    let mut held_by_window_only = true;
     let mut requests_held = false;
     for item in queued_in_order {
         let is_request = matches!(item.outgoing, Outgoing::OptInRequest { .. });
-        let held = if is_request { requests_held } else { messages_held };
+        let is_template = matches!(item.outgoing, Outgoing::Template { .. });
+        let held = if is_request {
+            requests_held
+        } else {
+            messages_held && !(is_template && held_by_window_only)
+        };
         if held {
             release.waiting.push((item.id.clone(), EARLIER_MESSAGE_WAITING));
             continue;
@@ -72,12 +81,14 @@ pub fn release_queued<Id: Clone>(
                     requests_held = true;
                 } else {
                     messages_held = true;
+                    held_by_window_only &= reason == super::WINDOW_CLOSED;
                 }
             }
             Gate::Refuse(e) if is_request => release.cancel.push((item.id.clone(), e)),
             Gate::Refuse(e) => {
                 release.waiting.push((item.id.clone(), e.code));
                 messages_held = true;
+                held_by_window_only = false;
             }
         }
     }

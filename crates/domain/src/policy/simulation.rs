@@ -322,16 +322,22 @@ impl World {
                 + usize::from(self.queue.iter().any(|(q, _)| q == id));
             assert_eq!(places, 1, "queued message {id} is in {places} places");
         }
-        let messages: Vec<u32> = self
+        let messages: Vec<(u32, Kind)> = self
             .released_from_queue
             .iter()
             .filter(|(_, k)| *k != Kind::OptInRequest)
-            .map(|(id, _)| *id)
+            .cloned()
             .collect();
-        assert!(
-            messages.windows(2).all(|w| w[0] < w[1]),
-            "queued messages released out of order: {messages:?}"
-        );
+        // In order, except that a template may go before free text written earlier (free text held
+        // for the closed window; the template restarts the conversation). Free text never overtakes.
+        for (i, (first, first_kind)) in messages.iter().enumerate() {
+            for (later, later_kind) in &messages[i + 1..] {
+                assert!(
+                    first < later || (*first_kind == Kind::Template && *later_kind == Kind::FreeForm),
+                    "queued messages released out of order: {messages:?}"
+                );
+            }
+        }
     }
 
     /// The contact agrees and writes, the template is approved and the limit has room: nothing may

@@ -243,12 +243,31 @@ fn once_the_contact_opts_in_everything_queued_goes_in_order() {
 }
 
 #[test]
-fn a_free_form_message_waits_for_the_window_and_holds_those_behind_it() {
+fn a_free_form_message_waits_for_the_window_and_holds_free_text_behind_it() {
     let mut facts = granted_open();
     facts.window = Window::Closed { since: Some(NOW - H) };
-    let r = release_queued(&[q(1, TPL), q(2, FF), q(3, TPL)], &facts, NOW);
+    let r = release_queued(&[q(1, TPL), q(2, FF), q(3, FF)], &facts, NOW);
     assert_eq!(r.send, [1]);
     assert_eq!(r.waiting, [(2, WINDOW_CLOSED), (3, EARLIER_MESSAGE_WAITING)]);
+}
+
+#[test]
+fn a_template_passes_free_text_held_for_the_window_because_it_restarts_the_conversation() {
+    let mut facts = granted_open();
+    facts.window = Window::Closed { since: Some(NOW - H) };
+    let r = release_queued(&[q(1, FF), q(2, TPL), q(3, FF)], &facts, NOW);
+    assert_eq!(r.send, [2]);
+    assert_eq!(r.waiting, [(1, WINDOW_CLOSED), (3, EARLIER_MESSAGE_WAITING)]);
+    // Held for anything else (here the messaging limit), order is kept: the template waits.
+    facts.within_messaging_limit = false;
+    let r = release_queued(&[q(1, TPL), q(2, FF), q(3, TPL)], &facts, NOW);
+    assert!(r.send.is_empty());
+    assert_eq!(r.waiting[2], (3, EARLIER_MESSAGE_WAITING));
+    // And without consent nothing but the opt-in request goes.
+    facts.within_messaging_limit = true;
+    facts.consent = ConsentState::Unknown;
+    let r = release_queued(&[q(1, FF), q(2, TPL)], &facts, NOW);
+    assert!(r.send.is_empty());
 }
 
 #[test]

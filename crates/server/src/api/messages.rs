@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use openline_domain::dlp;
-use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts};
+use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts, EARLIER_MESSAGE_WAITING, WINDOW_CLOSED};
 use openline_domain::templates::{
     body_parameters, render, send_components, BodyParameters, SendComponents, TemplateButton, TemplateComponent,
     TemplateParams, DYNAMIC_URL_SUFFIX, MAX_URL_CHARS,
@@ -421,11 +421,17 @@ pub async fn send_message(
                 SendDecision::Reject(e) => return Ok(Outcome::Refused(e.into())),
             };
             // Order is kept: while earlier messages to this contact wait, a new one waits behind them.
-            if queue_reason.is_none()
-                && channel == Channel::Whatsapp
-                && !messages::queued_for_contact(c, &contact.org_id, &contact.id)?.is_empty()
-            {
-                queue_reason = Some(openline_domain::policy::EARLIER_MESSAGE_WAITING);
+            // A template passes free text held only for the closed window: it is what restarts the
+            // conversation (the same rule as `release_queued`).
+            if queue_reason.is_none() && channel == Channel::Whatsapp {
+                let held = messages::queued_for_contact(c, &contact.org_id, &contact.id)?;
+                let restarts = matches!(facts.outgoing, Outgoing::Template { .. })
+                    && held
+                        .iter()
+                        .all(|m| matches!(m.queue_reason.as_deref(), Some(WINDOW_CLOSED | EARLIER_MESSAGE_WAITING)));
+                if !held.is_empty() && !restarts {
+                    queue_reason = Some(EARLIER_MESSAGE_WAITING);
+                }
             }
             let conversation_id =
                 conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;

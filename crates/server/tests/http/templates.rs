@@ -269,8 +269,22 @@ async fn approved_template(backend: Backend) {
         (422, Some("template_parameter_invalid"))
     );
 
+    // Free text written now is held for the window; the template sent after it still goes at
+    // once, since it is what restarts the conversation (it does not wait behind the free text).
+    let (status, held) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": ada, "text": "Are you free on Thursday?"}),
+        )
+        .await;
+    assert_eq!(
+        (status, held["queue_reason"].as_str()),
+        (202, Some("window_closed")),
+        "{held}"
+    );
     let (status, sent) = app.post("/api/v1/messages", send(json!(["Ada", "Thursday"]))).await;
     assert_eq!(status, 202, "{sent}");
+    assert!(sent["queue_reason"].is_null(), "{sent}");
     assert_eq!(sent["kind"], "template");
     assert_eq!(sent["body"], "Hello Ada, your appointment is on Thursday.");
     let m = app
@@ -282,6 +296,12 @@ async fn approved_template(backend: Backend) {
         m["status"], "read",
         "the simulator, enforcing Meta's rules, delivered it outside the window: {m}"
     );
+    let held_id = held["id"].as_str().unwrap();
+    let (_, still) = app.get(&format!("/api/v1/messages/{held_id}")).await;
+    assert_eq!(still["queue_reason"], "window_closed", "{still}");
+    // Ada answers the template: the window opens and the held free text follows.
+    app.phone_writes(ADA, "Yes, Thursday works").await;
+    app.wait_for_message(held_id, |m| m["status"] == "read").await;
     let (status, list) = app.get("/api/v1/templates").await;
     assert_eq!(status, 200);
     assert!(list
