@@ -531,7 +531,13 @@ fn composer(st: &AppState, user: &WebUser, data: &ThreadData, draft: &Draft) -> 
                                 }
                             }
                             h2 { "Pictures" }
-                            p class="muted" { "Sending pictures is not available yet: openline's API has no media upload." }
+                            // The fields belong to the picture form below (forms cannot nest).
+                            label for="picture-file" { "Choose a picture (JPEG or PNG, up to 5 MB)" }
+                            input id="picture-file" name="file" type="file" form="picture-form"
+                                accept="image/jpeg,image/png" capture="environment" required;
+                            label for="picture-caption" { "Caption (optional)" }
+                            input id="picture-caption" name="caption" type="text" form="picture-form" maxlength="1024";
+                            button type="submit" form="picture-form" class="primary" { "Send picture" }
                         }
                     }
                 }
@@ -539,6 +545,14 @@ fn composer(st: &AppState, user: &WebUser, data: &ThreadData, draft: &Draft) -> 
                 textarea id="text" name="text" rows="2" placeholder=(if disabled { "You cannot write here now" } else { "Write a message" })
                     disabled[disabled] maxlength="4096" { (draft.text) }
                 button type="submit" class="primary send" disabled[disabled] { "Send" }
+            }
+            @if data.channel == Channel::Whatsapp && !disabled {
+                form id="picture-form" method="post" action="/compose/picture" enctype="multipart/form-data" class="picture-form" {
+                    input type="hidden" name="csrf" value=(user.csrf);
+                    input type="hidden" name="idempotency_key" value={ (idem) "-picture" };
+                    input type="hidden" name="contact_id" value=(data.contact.id);
+                    input type="hidden" name="channel" value=(data.channel.as_str());
+                }
             }
         }
     }
@@ -719,6 +733,178 @@ pub async fn send_from_composer(
                 text,
                 template: template_id,
                 params: fields,
+            };
+            Ok((status, thread_page(&st, &user, &data, &draft)).into_response())
+        }
+    }
+}
+
+/// The largest picture form accepted: WhatsApp's 5 MB for pictures, plus the form's other fields.
+pub const MAX_PICTURE_FORM: usize = 5 * 1024 * 1024 + 64 * 1024;
+
+/// `POST /compose/picture`: the composer's picture (multipart: `csrf`, `idempotency_key`,
+/// `contact_id`, `channel`, `caption`, `file`). Checked like `POST /api/v1/media` (JPEG or PNG up
+/// to 5 MB here), stored, then sent through `api::messages::send_message` like any message. A form
+/// sent twice (a double click) sends once.
+pub async fn send_picture_from_composer(
+    State(st): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, WebError> {
+    let mut multipart = multipart.map_err(|_| {
+        WebError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_form",
+            "The picture form could not be read. Reload the page and try again.",
+        )
+    })?;
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut file: Option<(axum::body::Bytes, String)> = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(WebError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "media_too_large",
+                    "The picture is larger than 5 MB, the most WhatsApp accepts. Choose a smaller picture.",
+                ))
+            }
+            Err(_) => {
+                return Err(WebError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_form",
+                    "The picture form could not be read. Try again.",
+                ))
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let content_type = field.content_type().unwrap_or("application/octet-stream").to_owned();
+        let bytes = field.bytes().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "media_too_large",
+                    "The picture is larger than 5 MB, the most WhatsApp accepts. Choose a smaller picture.",
+                )
+            } else {
+                WebError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_form",
+                    "The picture could not be read. Try again.",
+                )
+            }
+        })?;
+        if name == "file" {
+            file = Some((bytes, content_type));
+        } else {
+            fields.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
+    // Nothing is stored before the form is known to come from this user's page.
+    check_csrf(&user, &headers, &st, Some(get("csrf")))?;
+    let contact_id = get("contact_id").to_owned();
+    let channel = Channel::parse(get("channel")).unwrap_or(Channel::Whatsapp);
+    let caption = get("caption").trim().to_owned();
+    let key = get("idempotency_key").to_owned();
+    if !key.is_empty() {
+        let (uid, k) = (user.me.user.id.clone(), key.clone());
+        if let Some(prev) = st
+            .store
+            .read(move |c| openline_store::idempotency::find(c, &uid, &k))
+            .await?
+        {
+            // Sent already (a second click): show the thread.
+            let message: serde_json::Value = serde_json::from_str(&prev.body).unwrap_or_default();
+            let conv = message["conversation_id"].as_str().unwrap_or_default();
+            return Ok(Redirect::to(&format!("/messages/{conv}")).into_response());
+        }
+    }
+    let upload = match &file {
+        None => Err(crate::error::AppError::bad_request(
+            "media_missing",
+            "Choose a picture to send.",
+        )),
+        Some((bytes, content_type)) => {
+            let content_type = content_type.to_ascii_lowercase();
+            match crate::api::media::check_upload(&content_type, bytes) {
+                Ok(limit) if limit.kind == MessageKind::Image => Ok((bytes.clone(), content_type)),
+                Ok(_) => Err(crate::error::AppError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "media_type_unsupported",
+                    "Choose a JPEG or PNG picture.",
+                )),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let result = match upload {
+        Ok((bytes, content_type)) => {
+            let blob = st.blobs.put(&bytes).await.map_err(crate::error::AppError::internal)?;
+            let (now, org_id, user_id) = (st.now(), user.me.user.org_id.clone(), user.me.user.id.clone());
+            let stored = st
+                .store
+                .write(move |c| {
+                    openline_store::media::insert_uploaded(
+                        c,
+                        &openline_store::media::NewUpload {
+                            org_id: &org_id,
+                            user_id: &user_id,
+                            content_type: &content_type,
+                            filename: None,
+                            size_bytes: i64::try_from(blob.size).unwrap_or(i64::MAX),
+                            sha256: &blob.sha256,
+                            stored_path: &blob.path,
+                            now,
+                        },
+                    )
+                })
+                .await?;
+            let req = SendMessageRequest {
+                contact_id: contact_id.clone(),
+                text: None,
+                template: None,
+                channel: Some(channel),
+                media: Some(crate::api::messages::MediaSend {
+                    id: stored.id,
+                    caption: Some(caption.clone()).filter(|c| !c.is_empty()),
+                }),
+            };
+            let mut api_headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&key) {
+                if !key.is_empty() {
+                    api_headers.insert("idempotency-key", v);
+                }
+            }
+            crate::api::messages::send_message(State(st.clone()), user.me.clone(), api_headers, ApiJson(req)).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(res) => {
+            let body = axum::body::to_bytes(res.into_body(), 1024 * 1024)
+                .await
+                .map_err(crate::error::AppError::internal)?;
+            let message: serde_json::Value = serde_json::from_slice(&body).map_err(crate::error::AppError::internal)?;
+            let conv = message["conversation_id"].as_str().unwrap_or_default();
+            Ok(Redirect::to(&format!("/messages/{conv}")).into_response())
+        }
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
+        Err(e) => {
+            let status = e.status;
+            let scope = user.me.scope.clone();
+            let cid = contact_id.clone();
+            let existing = st
+                .store
+                .read(move |c| openline_store::web_contacts::thread_ids(c, &scope, &cid, Some(channel)))
+                .await?;
+            let data = load_thread(&st, &user, existing.first().cloned(), Some(contact_id), channel).await?;
+            let draft = Draft {
+                error: Some(e.message),
+                ..Draft::default()
             };
             Ok((status, thread_page(&st, &user, &data, &draft)).into_response())
         }

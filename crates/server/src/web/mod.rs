@@ -35,6 +35,11 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{id}", get(inbox::show_thread))
         .route("/messages/{id}/cancel", post(inbox::cancel_queued))
         .route("/compose", post(inbox::send_from_composer))
+        .route(
+            "/compose/picture",
+            post(inbox::send_picture_from_composer)
+                .layer(axum::extract::DefaultBodyLimit::max(inbox::MAX_PICTURE_FORM)),
+        )
         .route("/contacts", get(contacts::list_contacts).post(contacts::create_contact))
         .route("/contacts/new", get(contacts::new_contact))
         .route(

@@ -17,6 +17,7 @@ crate::both_backends! {
     the_pywa_image_webhook_is_fetched_and_stored => pywa_image;
     an_agents_picture_reaches_the_simulated_phone => agent_sends_picture;
     uploads_are_checked_against_whatsapps_limits => upload_limits;
+    the_web_composer_sends_a_picture_once_and_refuses_a_large_one => web_picture;
 }
 
 /// A small PNG-looking file (the simulator checks the type, not the pixels).
@@ -478,5 +479,187 @@ async fn upload_limits(backend: Backend) {
         )
         .await;
     assert_eq!((status, err["error"].as_str()), (404, Some("not_found")), "{err}");
+    app.stop().await;
+}
+
+/// The value of the hidden input `name` in the picture form of a page.
+fn picture_form_field(html: &str, name: &str) -> String {
+    let form = &html[html.find("id=\"picture-form\"").expect("the page has a picture form")..];
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = form.find(&marker).unwrap() + marker.len();
+    form[start..start + form[start..].find('"').unwrap()].to_owned()
+}
+
+/// A multipart body of text fields and one file part.
+fn form_body(fields: &[(&str, &str)], file: Option<(&[u8], &str)>) -> (String, Vec<u8>) {
+    let boundary = "openline-test-boundary-7f3a";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+        );
+    }
+    if let Some((bytes, mime)) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\nContent-Type: {mime}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn web_picture(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let ada = app.contact_id(ADA).await;
+    let (_, inbox) = app.get("/api/v1/conversations").await;
+    let conv = inbox["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = b
+        .post(app.at("/login"))
+        .header("origin", &app.url)
+        .form(&[("email", AGENT), ("password", PASSWORD), ("next", "/messages")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let html = b
+        .get(app.at(&format!("/messages/{conv}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("accept=\"image/jpeg,image/png\""),
+        "the + menu offers pictures"
+    );
+    assert!(html.contains("capture=\"environment\""), "with the camera on phones");
+    let (csrf, key) = (
+        picture_form_field(&html, "csrf"),
+        picture_form_field(&html, "idempotency_key"),
+    );
+
+    let bytes = picture(8);
+    let post = |file: Option<(Vec<u8>, &'static str)>| {
+        let (b, ada, csrf, key, url, origin) = (
+            b.clone(),
+            ada.clone(),
+            csrf.clone(),
+            key.clone(),
+            app.at("/compose/picture"),
+            app.url.clone(),
+        );
+        async move {
+            let fields = [
+                ("csrf", csrf.as_str()),
+                ("idempotency_key", key.as_str()),
+                ("contact_id", ada.as_str()),
+                ("channel", "whatsapp"),
+                ("caption", "from the branch"),
+            ];
+            let (content_type, body) = form_body(&fields, file.as_ref().map(|(f, m)| (f.as_slice(), *m)));
+            b.post(url)
+                .header("origin", origin)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = post(Some((bytes.clone(), "image/png"))).await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    // A double click sends once.
+    let res = post(Some((bytes.clone(), "image/png"))).await;
+    assert_eq!(res.status(), 303);
+    let (_, thread) = app.get(&format!("/api/v1/conversations/{conv}/messages")).await;
+    let images: Vec<&Value> = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "image" && m["direction"] == "out")
+        .collect();
+    assert_eq!(images.len(), 1, "{thread}");
+    assert_eq!(images[0]["body"], "from the branch");
+    let id = images[0]["id"].as_str().unwrap().to_owned();
+    app.wait_for_message(&id, |m| {
+        matches!(m["status"].as_str(), Some("sent" | "delivered" | "read"))
+    })
+    .await;
+    let html = b
+        .get(app.at(&format!("/messages/{conv}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("src=\"/api/v1/media/{id}\"")),
+        "the sent picture shows inline"
+    );
+    let res = b.get(app.at(&format!("/api/v1/media/{id}"))).send().await.unwrap();
+    assert_eq!(res.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    // A picture over WhatsApp's 5 MB is refused with the reason, on a fresh form.
+    let html = b
+        .get(app.at(&format!("/messages/{conv}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key2 = picture_form_field(&html, "idempotency_key");
+    assert_ne!(key, key2);
+    let mut big = picture(9);
+    big.resize(5 * 1024 * 1024 - 1000, 0);
+    big.extend(std::iter::repeat_n(0u8, 2000));
+    let (content_type, body) = form_body(
+        &[
+            ("csrf", csrf.as_str()),
+            ("idempotency_key", key2.as_str()),
+            ("contact_id", ada.as_str()),
+            ("channel", "whatsapp"),
+        ],
+        Some((&big, "image/png")),
+    );
+    let res = b
+        .post(app.at("/compose/picture"))
+        .header("origin", &app.url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert!(res.text().await.unwrap().contains("5 MB"));
+    // Without the form's token nothing is stored.
+    let before = app.count("select count(*) from media").await;
+    let (content_type, body) = form_body(
+        &[("csrf", "wrong"), ("contact_id", ada.as_str()), ("channel", "whatsapp")],
+        Some((&bytes, "image/png")),
+    );
+    let res = b
+        .post(app.at("/compose/picture"))
+        .header("origin", &app.url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.count("select count(*) from media").await, before);
     app.stop().await;
 }
