@@ -106,18 +106,15 @@ pub fn normalize_sha256(value: &str) -> Option<String> {
 }
 
 impl CloudApiClient {
-    /// The Graph API's host (the simulator's in demo mode): downloads from it are always allowed.
-    fn graph_host(&self) -> Option<String> {
-        self.inner.base.host_str().map(str::to_ascii_lowercase)
-    }
-
-    /// Whether `url` is one openline may fetch under `policy`.
+    /// Whether `url` is one openline may fetch under `policy`: on the Graph API's own origin (scheme,
+    /// host and port: the simulator's in demo mode), or over https on a host the policy allows.
     pub fn download_allowed(&self, url: &Url, policy: &DownloadPolicy) -> bool {
-        if !matches!(url.scheme(), "http" | "https") {
-            return false;
-        }
+        let base = &self.inner.base;
         let Some(host) = url.host_str() else { return false };
-        self.graph_host().is_some_and(|g| g == host.to_ascii_lowercase()) || policy.host_allowed(host)
+        let same_origin = url.scheme() == base.scheme()
+            && base.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host))
+            && url.port_or_known_default() == base.port_or_known_default();
+        same_origin || (url.scheme() == "https" && policy.host_allowed(host))
     }
 
     /// `GET /{version}/{media_id}`: the file's download URL, type, SHA-256 and size.
