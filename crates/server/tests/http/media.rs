@@ -18,6 +18,7 @@ crate::both_backends! {
     an_agents_picture_reaches_the_simulated_phone => agent_sends_picture;
     uploads_are_checked_against_whatsapps_limits => upload_limits;
     the_web_composer_sends_a_picture_once_and_refuses_a_large_one => web_picture;
+    after_the_last_attempt_the_file_is_failed_and_the_message_kept => last_attempt;
 }
 
 /// A small PNG-looking file (the simulator checks the type, not the pixels).
@@ -662,4 +663,97 @@ async fn web_picture(backend: Backend) {
     assert_eq!(res.status(), 403);
     assert_eq!(app.count("select count(*) from media").await, before);
     app.stop().await;
+}
+
+async fn last_attempt(backend: Backend) {
+    // Few, quick attempts, so the last one comes within the test.
+    let db = openline_store::testing::TestDb::new(backend);
+    let data = tempfile::tempdir().unwrap();
+    let mut config = openline_server::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data.path().to_path_buf(),
+        database_url: Some(db.url.to_string()),
+        demo: true,
+        ..openline_server::config::Config::default()
+    };
+    config.media.max_attempts = 3;
+    config.media.retry_base_ms = 50;
+    let handle = openline_server::start(config, std::sync::Arc::new(openline_domain::clock::SystemClock))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let at = |p: &str| format!("{}{p}", handle.url);
+    let res = http
+        .post(at("/api/v1/auth/login"))
+        .json(&json!({"email": AGENT, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A media id the provider does not know: every lookup is refused.
+    let body = image_webhook("wamid.GONE", "447700900001", "999999999", "");
+    let res = http
+        .post(at("/webhooks/whatsapp"))
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            openline_channels::sign_meta(APP_SECRET.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let store = handle.state.store.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (message_id, attempts, error) = loop {
+        let row = store
+            .read(|c| {
+                c.query_opt(
+                    "select md.message_id, md.attempts, md.last_error from media md join messages m on m.id = md.message_id
+                     where m.provider_message_id = 'wamid.GONE' and md.state = 'failed'",
+                    &[],
+                )?
+                .map(|r| Ok((r.string(0)?, r.i64(1)?, r.opt_string(2)?)))
+                .transpose()
+            })
+            .await
+            .unwrap();
+        if let Some(r) = row {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the download was never given up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(attempts, 3);
+    assert!(error.is_some());
+    let res = http
+        .get(at(&format!("/api/v1/media/{message_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"], "media_unavailable");
+    let res = http
+        .get(at(&format!("/api/v1/messages/{message_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the message is kept");
+    let m: Value = res.json().await.unwrap();
+    let page = http
+        .get(at(&format!("/messages/{}", m["conversation_id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("could not be fetched"), "the thread says so");
+    handle.shutdown().await.unwrap();
+    drop(db);
 }
