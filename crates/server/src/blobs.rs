@@ -76,6 +76,18 @@ impl BlobStore {
     /// Reads a blob by the relative path the database holds. A path this store could not have
     /// written is refused rather than opened.
     pub async fn get(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+        tokio::fs::read(self.checked(rel)?).await
+    }
+
+    /// Opens a blob for streaming; answers the file and its length.
+    pub async fn open(&self, rel: &str) -> std::io::Result<(tokio::fs::File, u64)> {
+        let file = tokio::fs::File::open(self.checked(rel)?).await?;
+        let len = file.metadata().await?.len();
+        Ok((file, len))
+    }
+
+    /// The full path of a blob reference, if it is one this store could have written.
+    fn checked(&self, rel: &str) -> std::io::Result<PathBuf> {
         let valid = rel.len() == 70
             && rel.bytes().enumerate().all(|(i, b)| {
                 if i == 2 || i == 5 {
@@ -90,7 +102,7 @@ impl BlobStore {
                 "not a blob reference",
             ));
         }
-        tokio::fs::read(self.root.join(rel)).await
+        Ok(self.root.join(rel))
     }
 }
 

@@ -315,7 +315,7 @@ pub async fn get_media(
     let Some(path) = m.stored_path.as_deref() else {
         return Err(AppError::internal("a stored media row has no path"));
     };
-    let bytes = st.blobs.get(path).await.map_err(AppError::internal)?;
+    let (file, len) = st.blobs.open(path).await.map_err(AppError::internal)?;
     let content_type = m
         .content_type
         .clone()
@@ -331,8 +331,9 @@ pub async fn get_media(
         .filter(|f| !f.is_empty() && f.is_ascii())
         .unwrap_or_else(|| format!("{}{}", m.id, extension(&content_type)));
     let disposition = format!("{}; filename=\"{name}\"", if inline { "inline" } else { "attachment" });
-    let mut res = bytes.into_response();
+    let mut res = Response::new(axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)));
     let h = res.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&content_type).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
