@@ -58,6 +58,9 @@ pub fn explain_twilio_error(code: i64) -> Explanation {
         63018 => (Transient, "The sender's WhatsApp rate limit was reached; openline retries automatically."),
         20429 | 30001 => (Transient, "The provider is throttling or its queue is full; openline retries automatically."),
         21211 => (Permanent, "The recipient's phone number is not valid. Check the number with the contact."),
+        21655 => (Permanent, "The provider does not know the template's content SID (HX…) in this account. Tell an admin to check the template's Twilio content SID."),
+        21654 | 21656 => (Permanent, "The provider refused the template's variables: every parameter needs a value. Check the parameters."),
+        63028 => (Permanent, "The number of template parameters does not match the approved template. Check the number of parameters."),
         21614 => (Permanent, "The recipient's number cannot receive text messages (it may be a landline). Use another number or channel."),
         21610 => (Permanent, "The recipient replied STOP to SMS from this number, so SMS cannot reach them. They can reply START to opt back in."),
         21408 | 21612 => (Permanent, "The provider cannot route messages to this number from this sender. Tell an admin to check the sender's geographic permissions."),
@@ -97,6 +100,11 @@ mod tests {
         assert!(explain_twilio_error(20003).explanation.contains("admin"));
         assert_eq!(explain_twilio_error(21211).retry, Retry::Permanent);
         assert_eq!(explain_twilio_error(-1).retry, Retry::Permanent);
+        // Template errors through Twilio's Content API say which part to check, and are final.
+        for code in [21654, 21655, 21656, 63028] {
+            assert_eq!(explain_twilio_error(code).retry, Retry::Permanent, "{code}");
+            assert!(explain_twilio_error(code).explanation.contains("template"), "{code}");
+        }
     }
 
     #[test]

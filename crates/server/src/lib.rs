@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod state;
+pub mod twilio_send;
 pub mod web;
 pub mod webhooks;
 pub mod workers;

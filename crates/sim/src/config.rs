@@ -45,6 +45,66 @@ pub struct SimConfig {
     pub sms_numbers: Vec<String>,
     /// Where inbound SMS webhooks go (openline's `/webhooks/twilio`); the URL they are signed over.
     pub twilio_webhook_url: String,
+    /// The account's Content API templates (`HX…`), approved for WhatsApp: what a `ContentSid`
+    /// may name, and how many `ContentVariables` each takes.
+    pub twilio_contents: Vec<SimTwilioContent>,
+}
+
+/// A Twilio Content API template the fake Twilio account holds (`twilio/text` with a body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTwilioContent {
+    /// `HX` and 32 hex digits.
+    pub sid: String,
+    pub friendly_name: String,
+    pub language: String,
+    /// The text with `{{1}}`, `{{2}}`, … placeholders, numbered from 1 without gaps.
+    pub body: String,
+}
+
+impl SimTwilioContent {
+    /// openline's opt-in request as a Content template: the organisation's name as `{{1}}`.
+    pub fn opt_in() -> Self {
+        Self {
+            sid: "HX0123456789abcdef0123456789abcdef".into(),
+            friendly_name: "openline_opt_in".into(),
+            language: "en".into(),
+            body: "{{1}} would like to send you messages on WhatsApp. Do you agree?".into(),
+        }
+    }
+
+    /// An appointment reminder with two variables (a name and a day).
+    pub fn appointment_reminder() -> Self {
+        Self {
+            sid: "HXb5b62575e6e4ff6129ad7c8efe1f983e".into(),
+            friendly_name: "appointment_reminder".into(),
+            language: "en".into(),
+            body: "Hello {{1}}, your appointment is on {{2}}.".into(),
+        }
+    }
+
+    /// How many variables the body uses: the highest `{{n}}`.
+    pub fn variable_count(&self) -> usize {
+        let mut highest = 0;
+        let mut rest = self.body.as_str();
+        while let Some(open) = rest.find("{{") {
+            rest = &rest[open + 2..];
+            let Some(close) = rest.find("}}") else { break };
+            if let Ok(n) = rest[..close].trim().parse::<usize>() {
+                highest = highest.max(n);
+            }
+            rest = &rest[close + 2..];
+        }
+        highest
+    }
+
+    /// The body with each `{{n}}` replaced by the n-th value (1-based).
+    pub fn render(&self, values: &[String]) -> String {
+        let mut out = self.body.clone();
+        for (i, value) in values.iter().enumerate() {
+            out = out.replace(&format!("{{{{{}}}}}", i + 1), value);
+        }
+        out
+    }
 }
 
 /// A message template the simulator starts with, approved.
@@ -160,6 +220,7 @@ impl Default for SimConfig {
             twilio_auth_token: "sim-twilio-auth-token".into(),
             sms_numbers: vec!["+15550002000".into()],
             twilio_webhook_url: "http://127.0.0.1:8080/webhooks/twilio".into(),
+            twilio_contents: vec![SimTwilioContent::opt_in(), SimTwilioContent::appointment_reminder()],
         }
     }
 }
@@ -182,6 +243,7 @@ impl fmt::Debug for SimConfig {
             .field("twilio_auth_token", &"[redacted]")
             .field("sms_numbers", &self.sms_numbers)
             .field("twilio_webhook_url", &self.twilio_webhook_url)
+            .field("twilio_contents", &self.twilio_contents)
             .finish()
     }
 }

@@ -16,7 +16,7 @@ pub mod signature;
 pub mod webhook;
 
 pub use client::{TwilioClient, TwilioConfig};
-pub use outbound::TwilioMessage;
+pub use outbound::{content_variables, TwilioMessage};
 pub use signature::{
     sign_twilio, sign_twilio_with, verify_twilio_signature, verify_twilio_signature_with, SignatureAlgorithm,
     SignatureSettings,

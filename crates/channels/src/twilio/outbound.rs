@@ -33,6 +33,30 @@ pub struct TwilioMessage {
 }
 
 impl TwilioMessage {
+    /// A Content API template (`HX…`) with its positional parameters, as openline sends an approved
+    /// template through Twilio: `ContentSid` plus `ContentVariables` `{"1": first, "2": second, …}`,
+    /// and no `Body` (Twilio renders the approved text). `from` is the sender's Twilio address
+    /// (`whatsapp:+1…` or `+1…`); with a Messaging Service it is not sent.
+    pub fn template(
+        from: String,
+        messaging_service_sid: Option<String>,
+        to: String,
+        content_sid: String,
+        parameters: &[String],
+        status_callback: Option<String>,
+    ) -> Self {
+        Self {
+            from,
+            messaging_service_sid,
+            to,
+            body: None,
+            media_urls: Vec::new(),
+            content_sid: Some(content_sid),
+            content_variables: (!parameters.is_empty()).then(|| content_variables(parameters)),
+            status_callback,
+        }
+    }
+
     /// The form parameters of the create request, in a fixed order. `MediaUrl` repeats, once per
     /// URL, which is how Twilio takes lists.
     pub fn form_params(&self) -> Vec<(&'static str, String)> {
@@ -81,6 +105,18 @@ impl TwilioMessage {
     }
 }
 
+/// Positional template parameters as Twilio's `ContentVariables`: a JSON object keyed by position
+/// from 1 (`{"1": "Ada", "2": "Friday"}`).
+pub fn content_variables(parameters: &[String]) -> Value {
+    Value::Object(
+        parameters
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((i + 1).to_string(), Value::String(p.clone())))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -127,6 +163,28 @@ mod tests {
             .contains(&("ContentVariables", r#"{"1":"Bob"}"#.to_owned())));
         message.content_sid = None;
         assert!(!message.form_params().iter().any(|(n, _)| *n == "ContentVariables"));
+    }
+
+    #[test]
+    fn a_template_becomes_a_content_sid_and_variables_keyed_by_position() {
+        let message = TwilioMessage::template(
+            "whatsapp:+15550001000".into(),
+            None,
+            "whatsapp:+447700900001".into(),
+            "HXb5b62575e6e4ff6129ad7c8efe1f983e".into(),
+            &["Ada".into(), "Friday".into()],
+            Some("https://example.com/webhooks/twilio".into()),
+        );
+        let params = message.form_params();
+        assert!(params.contains(&("ContentSid", "HXb5b62575e6e4ff6129ad7c8efe1f983e".to_owned())));
+        let variables = params.iter().find(|(n, _)| *n == "ContentVariables").unwrap();
+        let parsed: Value = serde_json::from_str(&variables.1).unwrap();
+        assert_eq!(parsed, json!({"1": "Ada", "2": "Friday"}));
+        assert!(!params.iter().any(|(n, _)| *n == "Body"));
+        assert_eq!(message.problem(), None);
+        // A template without parameters sends no ContentVariables at all.
+        let bare = TwilioMessage::template("+1".into(), None, "+2".into(), "HX1".into(), &[], None);
+        assert!(!bare.form_params().iter().any(|(n, _)| *n == "ContentVariables"));
     }
 
     #[test]

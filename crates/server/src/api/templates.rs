@@ -30,6 +30,12 @@ pub struct CreateTemplateRequest {
     pub language: String,
     pub category: TemplateCategory,
     pub components: Vec<TemplateComponent>,
+    /// For a number on Twilio: the Twilio Content template (`HX…`) this template is, approved at
+    /// Twilio. openline does not submit it anywhere; it records the content SID and sends the
+    /// template as `ContentSid` with the parameters as `ContentVariables`. Refused for Cloud API
+    /// numbers, whose templates are submitted to Meta.
+    #[serde(default)]
+    pub content_sid: Option<String>,
 }
 
 fn not_found(e: StoreError) -> AppError {
@@ -60,6 +66,7 @@ pub async fn create_template(
         status: TemplateStatus::Pending,
     };
     validate_template(&template)?;
+    let content_sid = req.content_sid.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let (scope, org_id, sender_id) = (me.scope.clone(), me.user.org_id.clone(), req.sender_id);
     let (name, language) = (template.name.clone(), template.language.clone());
     let sender = st
@@ -92,6 +99,16 @@ pub async fn create_template(
             StatusCode::CONFLICT,
             "template_exists",
             "This number already has a template with this name and language.",
+        ));
+    }
+    if sender.provider == openline_domain::ProviderKind::Twilio {
+        return register_twilio_template(&st, &me, sender, template, content_sid).await;
+    }
+    if content_sid.is_some() {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_sid_not_applicable",
+            "content_sid is for numbers on Twilio; this number's templates are submitted to Meta.",
         ));
     }
     let Some(waba_id) = sender.waba_id.clone() else {
@@ -139,6 +156,51 @@ pub async fn create_template(
             other => other.into(),
         })?;
     tracing::info!(template_id = %record.id, "template submitted for approval");
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// A template of a number on Twilio: its Twilio Content template, approved at Twilio, recorded with
+/// its content SID as the provider id (and so approved here too; nothing is submitted).
+async fn register_twilio_template(
+    st: &AppState,
+    me: &CurrentUser,
+    sender: senders::Sender,
+    template: Template,
+    content_sid: Option<String>,
+) -> Result<(StatusCode, Json<TemplateRecord>), AppError> {
+    let Some(content_sid) = content_sid.filter(|s| crate::twilio_send::is_content_sid(s)) else {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_sid_required",
+            "This number is on Twilio: give the template's Twilio content SID (content_sid, HX followed by 32 hex digits) from Twilio's Content Template Builder.",
+        ));
+    };
+    let template = Template {
+        status: TemplateStatus::Approved,
+        ..template
+    };
+    let (now, actor) = (st.now(), super::archive::actor(me));
+    let record = st
+        .store
+        .write(move |c| {
+            templates::create_by(
+                c,
+                &sender.org_id,
+                &sender.id,
+                &template,
+                Some(&content_sid),
+                &actor,
+                now,
+            )
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                AppError::new(StatusCode::CONFLICT, "template_exists", "This template already exists.")
+            }
+            other => other.into(),
+        })?;
+    tracing::info!(template_id = %record.id, "twilio content template registered");
     Ok((StatusCode::CREATED, Json(record)))
 }
 

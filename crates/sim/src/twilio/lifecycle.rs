@@ -7,6 +7,9 @@
 //!   phone that never reads); `failed` with 63003 for a phone not on WhatsApp; `failed` with 63016
 //!   for a free-form message (no `ContentSid`) outside the 24-hour window when the simulator
 //!   enforces it, as Meta's rule applies through Twilio too.
+//! - A Content template (`ContentSid`) whose `ContentVariables` do not match its placeholders in
+//!   number: `failed` with 63028, on either channel. Otherwise the phone sees the template's body
+//!   with the variables filled in.
 //!
 //! Each callback is form-encoded and signed with `X-Twilio-Signature` over the callback URL, and
 //! goes through the phone's webhook queue (in order, retried like every webhook).
@@ -30,6 +33,8 @@ const STATUS_LAG: Duration = Duration::from_millis(50);
 pub const NOT_ON_WHATSAPP: i64 = 63003;
 /// Twilio's error for a free-form WhatsApp message outside the 24-hour window.
 pub const OUTSIDE_WINDOW: i64 = 63016;
+/// Twilio's error for `ContentVariables` that do not match the template's placeholders.
+pub const WRONG_PARAMETER_COUNT: i64 = 63028;
 
 /// What becomes of an accepted message.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +51,12 @@ impl Simulator {
         let sid = ids::twilio_message_sid();
         let fate = {
             let mut state = self.state();
+            let wrong_count = send
+                .content
+                .as_ref()
+                .is_some_and(|(content, values)| values.len() != content.variable_count());
             let fate = match (&send.channel, &send.business) {
+                _ if wrong_count => Fate::Fail(WRONG_PARAMETER_COUNT),
                 (MessageChannel::Whatsapp, Some(business)) => {
                     let behaviour = state.behaviour_of(&send.recipient);
                     if behaviour == PersonaBehaviour::NotOnWhatsapp {
@@ -150,19 +160,29 @@ fn entry(sid: &str, send: &TwilioSend, now: openline_domain::Millis) -> Conversa
     } else {
         "text"
     };
-    let template = send.content_sid.as_ref().map(|content_sid| TemplateView {
-        name: content_sid.clone(),
-        language: String::new(),
-        parameters: content_parameters(send.content_variables.as_deref()),
-        body: send.body.clone(),
+    let rendered = send.content.as_ref().map(|(content, values)| content.render(values));
+    let template = send.content_sid.as_ref().map(|content_sid| match &send.content {
+        Some((content, values)) => TemplateView {
+            name: content.friendly_name.clone(),
+            language: content.language.clone(),
+            parameters: values.clone(),
+            body: rendered.clone(),
+        },
+        None => TemplateView {
+            name: content_sid.clone(),
+            language: String::new(),
+            parameters: content_parameters(send.content_variables.as_deref()),
+            body: send.body.clone(),
+        },
     });
+    let text = rendered.or_else(|| send.body.clone());
     ConversationEntry {
         id: sid.to_string(),
         direction: Direction::FromBusiness,
         business_number: send.business_digits.clone(),
         channel: send.channel,
         kind: kind.into(),
-        text: send.body.clone(),
+        text,
         template,
         buttons: Vec::new(),
         media_id: None,

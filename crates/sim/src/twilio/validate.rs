@@ -10,11 +10,17 @@
 //! | 21910 | `From` and `To` are not on the same channel (one `whatsapp:`, the other not) |
 //! | 21602 | no `Body`, `MediaUrl` or `ContentSid` |
 //! | 21617 | `Body` over 1600 characters |
+//! | 21654 | `ContentVariables` without a `ContentSid` |
+//! | 21655 | `ContentSid` is not `HX` + 32 hex digits, or not a Content template of this account |
+//! | 21656 | `ContentVariables` is not a JSON object of non-empty values |
 //! | 21609 | `StatusCallback` is not an http(s) URL |
+//!
+//! A `ContentVariables` whose count does not match the template's placeholders is accepted and then
+//! fails with 63028, as Twilio reports it (see `lifecycle`).
 
 use super::{TwilioError, WHATSAPP_PREFIX};
 use crate::state::MessageChannel;
-use crate::{SimBusinessNumber, SimConfig};
+use crate::{SimBusinessNumber, SimConfig, SimTwilioContent};
 use openline_domain::PhoneNumber;
 
 /// Twilio's limit on a message body (concatenated SMS segments, or a WhatsApp text).
@@ -39,6 +45,9 @@ pub(crate) struct TwilioSend {
     pub media_urls: Vec<String>,
     pub content_sid: Option<String>,
     pub content_variables: Option<String>,
+    /// The Content template `ContentSid` names, and the values of its variables in order of their
+    /// number (`"1"`, `"2"`, …).
+    pub content: Option<(SimTwilioContent, Vec<String>)>,
     pub status_callback: Option<String>,
 }
 
@@ -128,6 +137,17 @@ pub(crate) fn validate(config: &SimConfig, params: &[(String, String)]) -> Resul
         .map(|(_, v)| v.trim().to_owned())
         .collect();
     let content_sid = non_blank(params, "ContentSid").map(str::to_owned);
+    let content_variables = non_blank(params, "ContentVariables").map(str::to_owned);
+    if content_variables.is_some() && content_sid.is_none() {
+        return Err(TwilioError::bad_request(
+            21654,
+            "A ContentSid must be specified if ContentVariables are provided in the request.",
+        ));
+    }
+    let content = match &content_sid {
+        Some(sid) => Some(content_of(config, sid, content_variables.as_deref())?),
+        None => None,
+    };
     if body.is_none() && media_urls.is_empty() && content_sid.is_none() {
         return Err(TwilioError::bad_request(21602, "Message body is required."));
     }
@@ -157,10 +177,61 @@ pub(crate) fn validate(config: &SimConfig, params: &[(String, String)]) -> Resul
         messaging_service_sid,
         body,
         media_urls,
-        content_sid: content_sid.clone(),
-        content_variables: content_sid.and(non_blank(params, "ContentVariables").map(str::to_owned)),
+        content_sid,
+        content_variables,
+        content,
         status_callback,
     })
+}
+
+/// Whether `sid` has the shape of a Content SID: `HX` and 32 hex digits.
+fn is_content_sid(sid: &str) -> bool {
+    sid.strip_prefix("HX")
+        .is_some_and(|hex| hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The Content template `sid` names, with its variables read from `ContentVariables`: a JSON object
+/// (sent as a string) whose values are non-empty strings or numbers, ordered by their numeric keys.
+fn content_of(
+    config: &SimConfig,
+    sid: &str,
+    variables: Option<&str>,
+) -> Result<(SimTwilioContent, Vec<String>), TwilioError> {
+    let invalid_sid = || TwilioError::bad_request(21655, "The ContentSid is Invalid.");
+    if !is_content_sid(sid) {
+        return Err(invalid_sid());
+    }
+    let content = config
+        .twilio_contents
+        .iter()
+        .find(|c| c.sid == sid)
+        .cloned()
+        .ok_or_else(invalid_sid)?;
+    let invalid_variables = || TwilioError::bad_request(21656, "The ContentVariables Parameter is invalid.");
+    let values = match variables {
+        None => Vec::new(),
+        Some(text) => {
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
+                return Err(invalid_variables());
+            };
+            let mut pairs = Vec::with_capacity(map.len());
+            for (key, value) in map {
+                let value = match value {
+                    serde_json::Value::String(s) if !s.trim().is_empty() => s,
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => return Err(invalid_variables()),
+                };
+                let key = key.trim();
+                if key.is_empty() {
+                    return Err(invalid_variables());
+                }
+                pairs.push((key.parse::<u64>().unwrap_or(u64::MAX), value));
+            }
+            pairs.sort_by_key(|(k, _)| *k);
+            pairs.into_iter().map(|(_, v)| v).collect()
+        }
+    };
+    Ok((content, values))
 }
 
 #[cfg(test)]
@@ -195,6 +266,41 @@ mod tests {
     }
 
     #[test]
+    fn content_templates_are_checked_as_twilio_checks_them() {
+        let to = ("To", "whatsapp:+447700900001");
+        let from = ("From", "whatsapp:+15550001000");
+        let reminder = ("ContentSid", "HXb5b62575e6e4ff6129ad7c8efe1f983e");
+        assert_eq!(
+            code(&[to, from, ("Body", "hi"), ("ContentVariables", r#"{"1":"Ada"}"#)]),
+            21654
+        );
+        assert_eq!(code(&[to, from, ("ContentSid", "HX1")]), 21655);
+        assert_eq!(
+            code(&[to, from, ("ContentSid", "HXffffffffffffffffffffffffffffffff")]),
+            21655
+        );
+        for bad in [
+            "not json",
+            r#"["Ada"]"#,
+            r#""{\"1\":\"Ada\"}""#,
+            r#"{"1":"Ada","2":""}"#,
+            r#"{"1":"Ada","2":null}"#,
+            r#"{"1":{"x":1}}"#,
+        ] {
+            assert_eq!(code(&[to, from, reminder, ("ContentVariables", bad)]), 21656, "{bad}");
+        }
+        let ok = validate(
+            &SimConfig::default(),
+            &params(&[to, from, reminder, ("ContentVariables", r#"{"2":"Friday","1":"Ada"}"#)]),
+        )
+        .unwrap();
+        let (content, values) = ok.content.unwrap();
+        assert_eq!(values, ["Ada", "Friday"]);
+        assert_eq!(content.render(&values), "Hello Ada, your appointment is on Friday.");
+        assert_eq!(content.variable_count(), 2);
+    }
+
+    #[test]
     fn sms_whatsapp_and_messaging_services_are_read() {
         let c = SimConfig::default();
         let sms = validate(
@@ -211,7 +317,7 @@ mod tests {
             &params(&[
                 ("To", "whatsapp:+447700900001"),
                 ("From", "whatsapp:+15550001000"),
-                ("ContentSid", "HX1"),
+                ("ContentSid", "HX0123456789abcdef0123456789abcdef"),
                 ("ContentVariables", "{\"1\":\"Ada\"}"),
             ]),
         )

@@ -324,7 +324,8 @@ async fn whatsapp_through_twilio_is_read_by_users_and_fails_63003_for_a_phone_no
         &[
             ("To", "whatsapp:+447700900004"),
             ("From", WA_FROM),
-            ("ContentSid", "HX1"),
+            ("ContentSid", "HX0123456789abcdef0123456789abcdef"),
+            ("ContentVariables", r#"{"1":"Openline Demo Bank"}"#),
             ("StatusCallback", &callback),
         ],
     )
@@ -524,4 +525,89 @@ async fn openlines_twilio_client_and_the_simulator_agree() {
         .await
         .unwrap_err();
     assert_eq!((refused.code, refused.http_status), (Some(20003), Some(401)));
+}
+
+/// An approved template sent as openline's Twilio adapter sends it (a Content SID and positional
+/// variables) arrives on the phone with its variables filled in; Twilio's template refusals come
+/// back with their codes and the agent's explanation.
+#[tokio::test]
+async fn a_template_through_twilio_arrives_with_its_variables_and_bad_ones_are_refused_as_twilio_does() {
+    let (t, forms) = start_twilio(0).await;
+    let client = TwilioClient::new(TwilioConfig {
+        base_url: format!("{}/twilio", t.base),
+        account_sid: ACCOUNT.into(),
+        auth_token: AUTH_TOKEN.into(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let callback = Some(format!("{}/webhooks/twilio", forms.base));
+    let reminder = |to: &str, sid: &str, params: &[&str]| {
+        TwilioMessage::template(
+            WA_FROM.into(),
+            None,
+            format!("whatsapp:{to}"),
+            sid.into(),
+            &params.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>(),
+            callback.clone(),
+        )
+    };
+    const REMINDER: &str = "HXb5b62575e6e4ff6129ad7c8efe1f983e";
+
+    // Dan never wrote: a template may still reach him (the window does not hold templates back).
+    let accepted = client.send(&reminder(DAN, REMINDER, &["Dan", "Friday"])).await.unwrap();
+    let (status, _, _) = next_status(&forms, &accepted.provider_message_id).await;
+    assert_eq!(status, "sent");
+    let entry = conversation(&t, DAN).await.pop().unwrap();
+    assert_eq!(entry["id"], accepted.provider_message_id.as_str());
+    assert_eq!(entry["type"], "template");
+    assert_eq!(entry["text"], "Hello Dan, your appointment is on Friday.");
+    assert_eq!(entry["template"]["name"], "appointment_reminder");
+    assert_eq!(entry["template"]["parameters"], json!(["Dan", "Friday"]));
+
+    // One variable short: Twilio accepts the request, then the message fails with 63028.
+    let accepted = client.send(&reminder(DAN, REMINDER, &["Dan"])).await.unwrap();
+    let failed = loop {
+        // The first message's later callbacks may come first; this one's is the one that matters.
+        let hook = forms.next().await;
+        assert!(hook.verifies(), "{hook:?}");
+        if hook.param("MessageSid") == Some(accepted.provider_message_id.as_str()) {
+            break hook;
+        }
+    };
+    assert_eq!(
+        (failed.param("MessageStatus"), failed.param("ErrorCode")),
+        (Some("failed"), Some("63028"))
+    );
+
+    // A Content SID this account does not have, or an empty variable, is refused outright.
+    for (message, code) in [
+        (
+            reminder(DAN, "HXffffffffffffffffffffffffffffffff", &["Dan", "Friday"]),
+            21655,
+        ),
+        (reminder(DAN, "HX-not-a-sid", &["Dan", "Friday"]), 21655),
+        (reminder(DAN, REMINDER, &["Dan", " "]), 21656),
+    ] {
+        let refused = client.send(&message).await.unwrap_err();
+        assert_eq!(
+            (refused.code, refused.http_status, refused.retry),
+            (Some(code), Some(400), Retry::Permanent),
+            "{message:?}"
+        );
+        let explanation = openline_domain::provider_errors::explain_twilio_error(code).explanation;
+        assert!(explanation.contains("template"), "{code}: {explanation}");
+    }
+    // Variables without a template.
+    let (status, v) = create(
+        &t,
+        Some((ACCOUNT, AUTH_TOKEN)),
+        &[
+            ("To", "whatsapp:+447700900003"),
+            ("From", WA_FROM),
+            ("Body", "hi"),
+            ("ContentVariables", r#"{"1":"Dan"}"#),
+        ],
+    )
+    .await;
+    assert_eq!((status, v["code"].as_i64()), (400, Some(21654)), "{v}");
 }
