@@ -140,6 +140,11 @@ pub async fn start_with(
         config.twilio.base_url = format!("{url}/sim/twilio");
         config.twilio.account_sid = sc.twilio_account_sid.clone();
         config.twilio.auth_token = Secret::new(sc.twilio_auth_token.clone());
+        if let Some(key) = &sc.twilio_shared_key {
+            // The simulator signs Twilio webhooks with a shared key (HMAC-SHA256), as a Twilio
+            // Webhook Setting would: openline verifies with the same secret.
+            config.twilio.webhook_shared_key = Secret::new(key.secret.clone());
+        }
         if config.whatsapp.verify_token.is_empty() {
             config.whatsapp.verify_token = Secret::new("openline-demo-verify-token");
         }

@@ -48,6 +48,27 @@ pub struct SimConfig {
     /// The account's Content API templates (`HX…`), approved for WhatsApp: what a `ContentSid`
     /// may name, and how many `ContentVariables` each takes.
     pub twilio_contents: Vec<SimTwilioContent>,
+    /// When set, Twilio webhooks are signed as a Webhook Setting with this SharedKey signs them:
+    /// HMAC-SHA256 under its secret, announced by `X-Twilio-Webhooks-Signature-Settings`. `None`:
+    /// Twilio's default, HMAC-SHA1 under the auth token.
+    pub twilio_shared_key: Option<SimTwilioSharedKey>,
+}
+
+/// A Twilio SharedKey (Webhooks configuration API): its SID and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimTwilioSharedKey {
+    /// `KS` and 32 hex digits.
+    pub sid: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for SimTwilioSharedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimTwilioSharedKey")
+            .field("sid", &self.sid)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
 }
 
 /// A Twilio Content API template the fake Twilio account holds (`twilio/text` with a body).
@@ -221,6 +242,7 @@ impl Default for SimConfig {
             sms_numbers: vec!["+15550002000".into()],
             twilio_webhook_url: "http://127.0.0.1:8080/webhooks/twilio".into(),
             twilio_contents: vec![SimTwilioContent::opt_in(), SimTwilioContent::appointment_reminder()],
+            twilio_shared_key: None,
         }
     }
 }
@@ -244,6 +266,7 @@ impl fmt::Debug for SimConfig {
             .field("sms_numbers", &self.sms_numbers)
             .field("twilio_webhook_url", &self.twilio_webhook_url)
             .field("twilio_contents", &self.twilio_contents)
+            .field("twilio_shared_key", &self.twilio_shared_key)
             .finish()
     }
 }

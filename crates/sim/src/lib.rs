@@ -38,7 +38,7 @@ pub mod templates;
 mod twilio;
 pub mod webhooks;
 
-pub use config::{SimBusinessNumber, SimConfig, SimTemplate, SimTwilioContent};
+pub use config::{SimBusinessNumber, SimConfig, SimTemplate, SimTwilioContent, SimTwilioSharedKey};
 pub use error::SimError;
 pub use inbound::InboundOutcome;
 pub use personas::{demo_personas, Persona, PersonaBehaviour};

@@ -67,6 +67,9 @@ struct Delivery {
     user_agent: &'static str,
     /// The signature header: `X-Hub-Signature-256` (Meta) or `X-Twilio-Signature` (Twilio).
     signature: (&'static str, String),
+    /// Another header the signature depends on: Twilio's `X-Twilio-Webhooks-Signature-Settings`
+    /// when a shared key signed it.
+    signature_settings: Option<(&'static str, String)>,
     /// What kind of webhook this is, for logs (never the body).
     label: String,
     /// Told the HTTP status of the first attempt (`None` when openline was unreachable).
@@ -119,6 +122,7 @@ impl WebhookSender {
                 content_type: "application/json",
                 user_agent: "facebookexternalua",
                 signature: ("X-Hub-Signature-256", signature),
+                signature_settings: None,
                 label: label.to_string(),
                 first_attempt: None,
             },
@@ -126,7 +130,8 @@ impl WebhookSender {
     }
 
     /// Queues a Twilio webhook: `params` form-encoded, POSTed to `url` with `X-Twilio-Signature`
-    /// (which the caller computed over `url` and `params`) behind the key's earlier webhooks.
+    /// (which the caller computed over `url` and `params`, and, when a shared key signed it,
+    /// `X-Twilio-Webhooks-Signature-Settings` saying which) behind the key's earlier webhooks.
     pub fn enqueue_form(
         &self,
         key: &str,
@@ -134,6 +139,7 @@ impl WebhookSender {
         label: &str,
         params: &[(String, String)],
         signature: String,
+        signature_settings: Option<String>,
     ) -> oneshot::Receiver<Option<u16>> {
         let body = serde_urlencoded::to_string(params).unwrap_or_default().into_bytes();
         self.push(
@@ -144,6 +150,7 @@ impl WebhookSender {
                 content_type: "application/x-www-form-urlencoded",
                 user_agent: "TwilioProxy/1.1",
                 signature: ("X-Twilio-Signature", signature),
+                signature_settings: signature_settings.map(|v| ("X-Twilio-Webhooks-Signature-Settings", v)),
                 label: label.to_string(),
                 first_attempt: None,
             },
@@ -179,14 +186,15 @@ impl WebhookSender {
 async fn deliver_with_retries(client: &reqwest::Client, mut delivery: Delivery) {
     let mut delay = FIRST_RETRY_DELAY;
     for attempt in 1..=MAX_ATTEMPTS {
-        let result = client
+        let mut request = client
             .post(&delivery.url)
             .header("Content-Type", delivery.content_type)
             .header(delivery.signature.0, &delivery.signature.1)
-            .header("User-Agent", delivery.user_agent)
-            .body(delivery.body.clone())
-            .send()
-            .await;
+            .header("User-Agent", delivery.user_agent);
+        if let Some((name, value)) = &delivery.signature_settings {
+            request = request.header(*name, value);
+        }
+        let result = request.body(delivery.body.clone()).send().await;
         let status = result.as_ref().ok().map(|r| r.status().as_u16());
         if let Some(tx) = delivery.first_attempt.take() {
             let _ = tx.send(status);

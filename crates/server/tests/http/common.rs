@@ -288,6 +288,15 @@ pub async fn next_event(stream: &mut reqwest::Response, kind: &str, buf: &mut St
 /// The demo app with its configuration adjusted before start-up (a public URL behind a proxy, a
 /// Twilio shared key, …).
 pub async fn spawn_app_configured(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_configured_with_sim(backend, configure, |_| {}).await
+}
+
+/// `spawn_app_configured`, with the in-process simulator adjusted too.
+pub async fn spawn_app_configured_with_sim(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+    tune_sim: impl FnOnce(&mut openline_sim::SimConfig),
+) -> TestApp {
     let db = TestDb::new(backend);
     let data = tempfile::tempdir().unwrap();
     let mut config = Config {
@@ -304,6 +313,7 @@ pub async fn spawn_app_configured(backend: Backend, configure: impl FnOnce(&mut 
     let handle = openline_server::start_with(config, Arc::new(openline_domain::clock::SystemClock), |sim| {
         sim.delivered_after_ms = 0;
         sim.read_after_ms = 0;
+        tune_sim(sim);
     })
     .await
     .expect("server starts");

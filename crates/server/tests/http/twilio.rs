@@ -28,6 +28,7 @@ crate::both_backends! {
     twilio_webhooks_route_by_messaging_service_else_by_account_and_number => routing;
     a_sender_in_a_messaging_service_sends_through_the_service => through_service;
     a_twilio_numbers_template_is_registered_by_its_content_sid => template_through_twilio;
+    webhooks_signed_with_a_shared_key_flow_end_to_end => shared_key_end_to_end;
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -681,5 +682,42 @@ async fn template_delivered_through_twilio(backend: Backend) {
     assert_eq!(entry["type"], "template", "{entry}");
     assert_eq!(entry["text"], "Hello Dan, your appointment is on Friday.");
     assert_eq!(entry["template"]["parameters"], json!(["Dan", "Friday"]));
+    app.stop().await;
+}
+
+/// The simulator signs every Twilio webhook with a shared key (HMAC-SHA256 and the signature-settings
+/// header), as a Twilio Webhook Setting does: an SMS is sent and its status callbacks are applied,
+/// and the contact's answer is stored.
+async fn shared_key_end_to_end(backend: Backend) {
+    let app = spawn_app_configured_with_sim(
+        backend,
+        |_| {},
+        |sim| {
+            sim.twilio_shared_key = Some(openline_sim::SimTwilioSharedKey {
+                sid: "KS0000000000000000000000000000000e".into(),
+                secret: SHARED_KEY.into(),
+            });
+        },
+    )
+    .await;
+    app.sign_in(AGENT).await;
+    let nora = app.contact_id(NORA).await;
+    app.request_opt_in(NORA).await;
+    app.wait_for_consent(NORA, "not_on_whatsapp").await;
+    let (id, _) = delivered_sms(&app, &nora, "Signed the other way").await;
+    let (_, m) = app.get(&format!("/api/v1/messages/{id}")).await;
+    assert_eq!(m["status"], "delivered", "{m}");
+    let (status, reply) = app
+        .post(
+            &format!("/sim/phones/{NORA}/sms"),
+            json!({"to": SMS_NUMBER, "text": "Got it"}),
+        )
+        .await;
+    assert_eq!((status, reply["webhook_status"].as_i64()), (200, Some(200)), "{reply}");
+    assert_eq!(
+        app.count("select count(*) from messages where provider = 'twilio' and direction = 'in'")
+            .await,
+        1
+    );
     app.stop().await;
 }

@@ -20,7 +20,6 @@ use super::{API_VERSION, WHATSAPP_PREFIX};
 use crate::personas::PersonaBehaviour;
 use crate::state::{ConversationEntry, Direction, MessageChannel, TemplateView};
 use crate::{ids, Simulator};
-use openline_channels::twilio::sign_twilio;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +133,7 @@ impl Simulator {
         if let Some(code) = error_code {
             params.push(("ErrorCode".into(), code.to_string()));
         }
-        let signature = sign_twilio(&self.config.twilio_auth_token, url, &params);
+        let (signature, settings) = self.sign_twilio_webhook(url, &params);
         // Nobody waits for callbacks; retries carry on in the background.
         drop(self.webhooks.enqueue_form(
             &twilio_queue(send.recipient.digits()),
@@ -142,6 +141,7 @@ impl Simulator {
             &format!("twilio.status.{status}"),
             &params,
             signature,
+            settings,
         ));
     }
 }

@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
+use openline_channels::twilio::{sign_twilio, sign_twilio_with, SignatureAlgorithm, SignatureSettings};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -88,6 +89,28 @@ impl IntoResponse for TwilioError {
             );
         }
         response
+    }
+}
+
+impl Simulator {
+    /// Signs a Twilio webhook to `url` as Twilio would for this account: HMAC-SHA1 under the auth
+    /// token, or, with a shared key configured, HMAC-SHA256 under its secret plus the
+    /// `X-Twilio-Webhooks-Signature-Settings` value that says so.
+    pub(crate) fn sign_twilio_webhook(&self, url: &str, params: &[(String, String)]) -> (String, Option<String>) {
+        match &self.config.twilio_shared_key {
+            None => (sign_twilio(&self.config.twilio_auth_token, url, params), None),
+            Some(key) => {
+                let algorithm = SignatureAlgorithm::HmacSha256;
+                let settings = SignatureSettings {
+                    key_sid: Some(key.sid.clone()),
+                    algorithm,
+                };
+                (
+                    sign_twilio_with(algorithm, &key.secret, url, params),
+                    Some(settings.header_value()),
+                )
+            }
+        }
     }
 }
 

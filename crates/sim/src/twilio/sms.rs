@@ -12,7 +12,6 @@ use crate::error::SimError;
 use crate::inbound::wait_first_attempt;
 use crate::state::{ConversationEntry, Direction, MessageChannel};
 use crate::{ids, InboundOutcome, Simulator};
-use openline_channels::twilio::sign_twilio;
 use openline_domain::PhoneNumber;
 
 impl Simulator {
@@ -66,7 +65,7 @@ impl Simulator {
             ("ApiVersion".into(), API_VERSION.into()),
         ];
         let url = &self.config.twilio_webhook_url;
-        let signature = sign_twilio(&self.config.twilio_auth_token, url, &params);
+        let (signature, settings) = self.sign_twilio_webhook(url, &params);
         tracing::info!(message_sid = %sid, "phone sms sent");
         let rx = self.webhooks.enqueue_form(
             &twilio_queue(phone.digits()),
@@ -74,6 +73,7 @@ impl Simulator {
             "twilio.sms.inbound",
             &params,
             signature,
+            settings,
         );
         Ok(wait_first_attempt(sid, rx).await)
     }
