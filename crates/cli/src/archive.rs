@@ -313,7 +313,9 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<bool> {
                 since,
                 until,
             };
-            export(&store, filter, format, &output).await?;
+            // EML attaches the stored copies of media files, from the configured blob store.
+            let blobs = load_config(&common)?.blob_dir();
+            export(&store, filter, format, &output, blobs).await?;
             Ok(true)
         }
         ArchiveCommand::Keygen => {
@@ -525,9 +527,15 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<bool> {
 }
 
 /// Streams an export to the output, a page at a time, with a progress bar on a terminal.
-async fn export(store: &Store, filter: Filter, format: Format, output: &Option<PathBuf>) -> anyhow::Result<()> {
+async fn export(
+    store: &Store,
+    filter: Filter,
+    format: Format,
+    output: &Option<PathBuf>,
+    blobs: PathBuf,
+) -> anyhow::Result<()> {
     let mut out = writer(output)?;
-    let ex = Export::new(filter, format);
+    let ex = Export::new(filter, format).with_blobs(blobs);
     let (mut ex, total) = store
         .read(move |c| {
             let total = ex.total(c)?;

@@ -9,9 +9,11 @@
 //!   separators). Participants are addresses: the contact as `<digits>@<channel>.openline.invalid`,
 //!   agents by e-mail, the business number like the contact. The body is the day's transcript
 //!   (openline's own notices in the thread appear as `openline <system@openline.invalid>`);
-//!   each media message adds a MIME attachment. openline does not keep media copies yet, so the
-//!   attachment is the provider's media reference (id, MIME type, SHA-256, caption) as JSON, named
-//!   `media-<message id>.json` and typed `application/vnd.openline.media-reference+json`.
+//!   each media message adds a MIME attachment: the stored copy of its file (`media-<message
+//!   id>.<ext>`, with its content type) when the export was given the blob store's directory
+//!   ([`Export::with_blobs`]) and the file is stored; otherwise the media reference (id, MIME type,
+//!   SHA-256, caption) as JSON, named `media-<message id>.json` and typed
+//!   `application/vnd.openline.media-reference+json`.
 //! - `csv`: metadata only, one row per entry (no message text).
 //!
 //! Filters: organization (required), user (entries naming them, and messages they wrote), contact
@@ -134,6 +136,8 @@ pub struct Export {
     pub entries_read: u64,
     /// Items written: lines (jsonl), rows (csv) or e-mails (eml).
     pub items_written: u64,
+    /// The blob store's directory: EML attaches stored media files from it.
+    blob_root: Option<std::path::PathBuf>,
 }
 
 impl Export {
@@ -151,6 +155,54 @@ impl Export {
             users: HashMap::new(),
             entries_read: 0,
             items_written: 0,
+            blob_root: None,
+        }
+    }
+
+    /// EML attaches each media message's stored file, read from the blob store at `root`.
+    pub fn with_blobs(mut self, root: std::path::PathBuf) -> Self {
+        self.blob_root = Some(root);
+        self
+    }
+
+    /// A media message's stored file: (file name, content type, bytes), when the export has the blob
+    /// store and the file is stored there.
+    fn stored_copy(&self, c: &mut dyn Conn, m: &Msg) -> Result<Option<(String, String, Vec<u8>)>, StoreError> {
+        let Some(root) = &self.blob_root else { return Ok(None) };
+        // An outbound message names its uploaded file; an inbound one owns its file's row.
+        let by_id = m.media.as_ref().and_then(|v| v["media_id"].as_str()).map(str::to_owned);
+        let row = c.query_opt(
+            "select content_type, stored_path from media
+             where org_id = ? and state = 'stored' and (message_id = ? or id = ?)
+             order by case when message_id = ? then 0 else 1 end limit 1",
+            params![&self.filter.org_id, &m.id, by_id.as_deref().unwrap_or(""), &m.id],
+        )?;
+        let Some(row) = row else { return Ok(None) };
+        let (content_type, path) = (
+            row.opt_string(0)?.unwrap_or_else(|| "application/octet-stream".into()),
+            row.opt_string(1)?.unwrap_or_default(),
+        );
+        // Only a reference the blob store could have written (`ab/cd/<64 hex>`) is opened.
+        let valid = path.len() == 70
+            && path.bytes().enumerate().all(|(i, b)| {
+                if i == 2 || i == 5 {
+                    b == b'/'
+                } else {
+                    b.is_ascii_hexdigit()
+                }
+            });
+        if !valid {
+            return Ok(None);
+        }
+        match std::fs::read(root.join(&path)) {
+            Ok(bytes) => {
+                let name = format!("media-{}{}", m.id, extension_for(&content_type));
+                Ok(Some((name, content_type, bytes)))
+            }
+            Err(e) => {
+                tracing::warn!(message_id = %m.id, error = %e, "a stored media file could not be read for an export; its reference is attached instead");
+                Ok(None)
+            }
         }
     }
 
@@ -359,6 +411,20 @@ impl Export {
         ];
         let mut transcript = String::new();
         let mut from: Option<(String, String)> = None;
+        // Each media message's attachment: its stored copy, or its reference.
+        let mut attachments: HashMap<String, (String, String, Vec<u8>)> = HashMap::new();
+        for m in msgs {
+            let Some(media) = &m.media else { continue };
+            let attachment = match self.stored_copy(c, m)? {
+                Some(copy) => copy,
+                None => (
+                    format!("media-{}.json", m.id),
+                    "application/vnd.openline.media-reference+json".to_owned(),
+                    serde_json::to_vec_pretty(media).map_err(|e| StoreError::Decode(e.to_string()))?,
+                ),
+            };
+            attachments.insert(m.id.clone(), attachment);
+        }
         for m in msgs {
             let author = match (m.direction.as_str(), &m.author_user_id) {
                 ("in", _) => (thread.contact_name.clone(), thread.contact_address.clone()),
@@ -378,7 +444,10 @@ impl Export {
             if m.direction != "system" && !people.iter().any(|(_, a)| a == &author.1) {
                 people.push(author.clone());
             }
-            transcript.push_str(&transcript_line(m, &author));
+            let attachment = attachments
+                .get(&m.id)
+                .map(|(name, content_type, _)| (name.as_str(), content_type.as_str()));
+            transcript.push_str(&transcript_line(m, &author, attachment));
             // The e-mail is from whoever wrote first that day; everyone else is a recipient.
             if m.direction != "system" {
                 from.get_or_insert(author);
@@ -406,13 +475,8 @@ impl Export {
             .header("X-Openline-Messages", Text::new(msgs.len().to_string()))
             .text_body(transcript);
         for m in msgs {
-            if let Some(media) = &m.media {
-                let json = serde_json::to_vec_pretty(media).map_err(|e| StoreError::Decode(e.to_string()))?;
-                builder = builder.attachment(
-                    "application/vnd.openline.media-reference+json",
-                    format!("media-{}.json", m.id),
-                    json,
-                );
+            if let Some((name, content_type, bytes)) = attachments.remove(&m.id) {
+                builder = builder.attachment(content_type, name, bytes);
             }
         }
         builder.write_to_vec().map_err(|e| StoreError::Decode(e.to_string()))
@@ -436,7 +500,7 @@ fn address_for(number: &str, channel: &str) -> String {
 
 /// `[2026-11-22 10:15:03 UTC] Ada (447700900001@whatsapp.openline.invalid): text`, continuation
 /// lines indented; content not recorded, media and templates noted.
-fn transcript_line(m: &Msg, author: &(String, String)) -> String {
+fn transcript_line(m: &Msg, author: &(String, String), attachment: Option<(&str, &str)>) -> String {
     let secs = m.at.div_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
@@ -451,11 +515,17 @@ fn transcript_line(m: &Msg, author: &(String, String)) -> String {
         (None, None) => "[content not recorded]".to_owned(),
     };
     if let Some(media) = &m.media {
-        let note = format!(
-            "[attachment media-{}.json: {}]",
-            m.id,
-            media["mime_type"].as_str().unwrap_or("media")
-        );
+        let note = match attachment {
+            Some((name, content_type)) if !name.ends_with(".json") => format!("[attachment {name}: {content_type}]"),
+            _ => format!(
+                "[attachment media-{}.json: {}]",
+                m.id,
+                media["mime_type"]
+                    .as_str()
+                    .or(media["content_type"].as_str())
+                    .unwrap_or("media")
+            ),
+        };
         text = if text.is_empty() {
             note
         } else {
@@ -471,6 +541,25 @@ fn transcript_line(m: &Msg, author: &(String, String)) -> String {
         author.1,
         text.replace('\n', "\n    ")
     )
+}
+
+/// A file name extension for a media content type (none when unknown).
+fn extension_for(content_type: &str) -> &'static str {
+    match content_type.split(';').next().unwrap_or_default().trim() {
+        "image/jpeg" => ".jpg",
+        "image/png" => ".png",
+        "image/webp" => ".webp",
+        "video/mp4" => ".mp4",
+        "video/3gpp" => ".3gp",
+        "audio/ogg" => ".ogg",
+        "audio/mpeg" => ".mp3",
+        "audio/aac" => ".aac",
+        "audio/amr" => ".amr",
+        "audio/mp4" => ".m4a",
+        "application/pdf" => ".pdf",
+        "text/plain" => ".txt",
+        _ => ".bin",
+    }
 }
 
 /// Appends one message to an mbox stream (mboxrd: a `From ` line, `>`-quoting of body lines that

@@ -413,7 +413,9 @@ pub async fn export_archive(
     };
     tracing::info!(user_id = %me.user.id, org_id = %org, format = format.extension(), "archive export");
     let store = st.store.clone();
-    let stream = futures::stream::unfold(Some(Export::new(filter, format)), move |state| {
+    // EML attaches the stored copies of media files.
+    let export = Export::new(filter, format).with_blobs(st.config.blob_dir());
+    let stream = futures::stream::unfold(Some(export), move |state| {
         let store = store.clone();
         async move {
             let mut export = state?;

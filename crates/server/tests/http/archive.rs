@@ -73,6 +73,12 @@ async fn eml_round_trip(backend: Backend) {
     assert_eq!(status, 403, "agents cannot export the archive");
     let stored = messages_of(&app, &conv).await;
     assert!(stored.len() >= 3, "{stored:?}");
+    // The picture's file is fetched into the blob store; the export attaches that copy.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.count("select count(*) from media where state = 'stored'").await < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the picture was never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     app.sign_in(ADMIN).await;
     let (status, mbox, headers) = export(&app, &format!("format=eml&contact_id={ada}")).await;
@@ -81,7 +87,7 @@ async fn eml_round_trip(backend: Backend) {
 
     // Parse the mbox back: each e-mail is one conversation-day of Ada's.
     let mut transcript = String::new();
-    let mut attachments: Vec<(String, Value)> = Vec::new();
+    let mut attachments: Vec<(String, String, Vec<u8>)> = Vec::new();
     let mut mails = 0;
     for raw in mail_parser::mailbox::mbox::MessageIterator::new(mbox.as_bytes()) {
         let raw = raw.unwrap();
@@ -114,7 +120,11 @@ async fn eml_round_trip(backend: Backend) {
         transcript.push_str(&mail.body_text(0).unwrap());
         for a in mail.attachments() {
             let name = a.attachment_name().unwrap().to_owned();
-            attachments.push((name, serde_json::from_slice(a.contents()).unwrap()));
+            let content_type = a
+                .content_type()
+                .map(|t| format!("{}/{}", t.ctype(), t.subtype().unwrap_or_default()))
+                .unwrap_or_default();
+            attachments.push((name, content_type, a.contents().to_vec()));
         }
     }
     assert!(mails >= 1);
@@ -136,11 +146,20 @@ async fn eml_round_trip(backend: Backend) {
     assert_eq!(attachments.len(), 1, "{attachments:?}");
     assert_eq!(
         attachments[0].0,
-        format!("media-{}.json", media[0]["id"].as_str().unwrap())
+        format!("media-{}.png", media[0]["id"].as_str().unwrap())
     );
+    assert_eq!(attachments[0].1, "image/png");
     assert_eq!(
-        attachments[0].1, media[0]["media"],
-        "the attachment is the media reference"
+        attachments[0].2,
+        b"\x89PNG\r\n\x1a\n".to_vec(),
+        "the attachment is the stored copy of the picture"
+    );
+    assert!(
+        transcript.contains(&format!(
+            "[attachment media-{}.png: image/png]",
+            media[0]["id"].as_str().unwrap()
+        )),
+        "{transcript}"
     );
 
     // JSON Lines: the journal's own entries, chained; CSV: metadata without message text.

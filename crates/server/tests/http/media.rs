@@ -401,6 +401,35 @@ async fn agent_sends_picture(backend: Backend) {
         .await
         .unwrap();
     assert!(archived.contains(&sha_hex(&bytes)), "{archived}");
+
+    // The EML export attaches the stored copy of the sent picture.
+    app.sign_in("admin@demo.openline.dev").await;
+    let conv = sent["conversation_id"].as_str().unwrap();
+    let mbox = app
+        .http
+        .get(app.at(&format!("/api/v1/archive/export?format=eml&conversation_id={conv}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut found = None;
+    for raw in mail_parser::mailbox::mbox::MessageIterator::new(mbox.as_ref()) {
+        let raw = raw.unwrap();
+        let mail = mail_parser::MessageParser::default().parse(raw.contents()).unwrap();
+        for a in mail.attachments() {
+            use mail_parser::MimeHeaders;
+            if a.attachment_name() == Some(format!("media-{id}.png").as_str()) {
+                found = Some(a.contents().to_vec());
+            }
+        }
+    }
+    assert_eq!(
+        found.as_deref(),
+        Some(bytes.as_slice()),
+        "the export carries the picture"
+    );
     app.stop().await;
 }
 
