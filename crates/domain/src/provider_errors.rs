@@ -55,7 +55,9 @@ pub fn explain_twilio_error(code: i64) -> Explanation {
     let (retry, explanation) = match code {
         63016 => (Permanent, "More than 24 hours have passed since the contact last wrote. Send an approved template to restart the conversation."),
         63003 | 63024 => (Permanent, "The message could not be delivered: the number may not be on WhatsApp. Offer to send an SMS instead."),
-        63018 => (Transient, "The sender's WhatsApp rate limit was reached; openline retries automatically."),
+        // Twilio refuses a send with 63018 (retried here) or reports it on a failed status callback,
+        // when the message is already lost: the words must hold for both.
+        63018 => (Transient, "The sender's WhatsApp rate limit was reached. openline retries a refused send by itself; if the message shows as failed, send it again later."),
         20429 | 30001 => (Transient, "The provider is throttling or its queue is full; openline retries automatically."),
         21211 => (Permanent, "The recipient's phone number is not valid. Check the number with the contact."),
         21655 => (Permanent, "The provider does not know the template's content SID (HX…) in this account. Tell an admin to check the template's Twilio content SID."),
