@@ -117,6 +117,20 @@ test("text both ways, live, with delivery ticks; a picture from the phone", asyn
   await phone.getByLabel(/Send a picture/).setInputFiles({ name: "cheque.png", mimeType: "image/png", buffer: TINY_PNG });
   await phone.getByRole("button", { name: "Send picture" }).click();
   await agent.locator(".msg-in .media").first().waitFor({ timeout: 30_000 });
+  // openline fetches the picture from WhatsApp and shows it inline, live.
+  await agent.locator(".msg-in img.media-img").first().waitFor({ timeout: 30_000 });
+  await agent.waitForFunction(() => {
+    const img = document.querySelector(".msg-in img.media-img");
+    return img && img.complete && img.naturalWidth === 2;
+  }, null, { timeout: 30_000 });
+
+  // The agent sends a picture from the "+" menu; it reaches the phone with its caption.
+  await agent.locator("details.plus > summary").click();
+  await agent.getByLabel(/Choose a picture/).setInputFiles({ name: "statement.png", mimeType: "image/png", buffer: TINY_PNG });
+  await agent.getByLabel("Caption (optional)").fill("Your statement, as a picture");
+  await agent.getByRole("button", { name: "Send picture" }).click();
+  await agent.locator(".msg-out img.media-img").first().waitFor({ timeout: 30_000 });
+  await phone.getByText("Your statement, as a picture").waitFor({ timeout: 30_000 });
   await screenshots(agent, "06-thread");
   await screenshots(phone, "07-phone-thread");
 });

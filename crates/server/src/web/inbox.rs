@@ -356,7 +356,7 @@ fn media_view(m: &Message, media: Option<&(openline_store::media::MediaState, Op
     html! {
         @match media.map(|(s, _)| *s) {
             Some(MediaState::Stored) if picture => {
-                a class="media-link" href=(src) target="_blank" rel="noopener" {
+                a class="media media-link" href=(src) target="_blank" rel="noopener" {
                     img class="media-img" src=(src) alt={ (label) (if m.direction == Direction::In { " from the contact" } else { " sent" }) } loading="lazy";
                 }
             }
