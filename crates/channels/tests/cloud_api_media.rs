@@ -200,3 +200,42 @@ async fn an_upload_refused_with_a_5xx_is_transient() {
         .unwrap_err();
     assert!(err.is_transient());
 }
+
+/// Meta's spec (`business-messaging-api_v23.0.yaml`) describes the upload as `multipart/form-data`
+/// with `file` (binary) and `messaging_product`; our body carries each of its fields (and `type`,
+/// which the real API requires although the spec does not list it).
+#[test]
+fn the_upload_body_has_every_field_of_metas_spec() {
+    let yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/meta/business-messaging-api_v23.0.yaml"),
+    )
+    .expect("shared/fixtures/meta must sit beside the checkout");
+    let spec: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let schema = &spec["paths"]["/{Version}/{Phone-Number-ID}/media"]["post"]["requestBody"]["content"]
+        ["multipart/form-data"]["schema"];
+    let fields: Vec<&str> = schema["properties"]
+        .as_object()
+        .expect("the spec describes the multipart upload")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        fields.contains(&"file") && fields.contains(&"messaging_product"),
+        "{fields:?}"
+    );
+    let (content_type, body) =
+        openline_channels::cloud_api::media::multipart_body(b"\x89PNG\r\n\x1a\n", "image/png", Some("p.png"));
+    assert!(content_type.starts_with("multipart/form-data; boundary="));
+    let text = String::from_utf8_lossy(&body);
+    for field in fields.iter().chain(&["type"]) {
+        assert!(
+            text.contains(&format!("Content-Disposition: form-data; name=\"{field}\"")),
+            "missing {field}: {text}"
+        );
+    }
+    assert_eq!(
+        schema["properties"]["file"]["format"], "binary",
+        "the file goes as bytes, not as a path or base64"
+    );
+}
