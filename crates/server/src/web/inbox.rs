@@ -176,13 +176,29 @@ async fn load_thread(
                 }
                 None => (None, Vec::new(), contact_id.unwrap_or_default(), channel),
             };
-            let media = match &conversation {
+            let mut media: std::collections::HashMap<_, _> = match &conversation {
                 Some(conv) => openline_store::media::states_in_conversation(c, &scope, &conv.id)?
                     .into_iter()
                     .map(|(id, state, content_type)| (id, (state, content_type)))
                     .collect(),
                 None => std::collections::HashMap::new(),
             };
+            // An upload sent again is linked to its first message; later ones name it.
+            for m in &messages {
+                if media.contains_key(&m.id) {
+                    continue;
+                }
+                let Some(upload) = m.media.as_ref().and_then(|v| v["media_id"].as_str()) else {
+                    continue;
+                };
+                match openline_store::media::get(c, &scope, upload) {
+                    Ok(f) => {
+                        media.insert(m.id.clone(), (f.state, f.content_type));
+                    }
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             let contact = contacts::get(c, &scope, &contact_id)?;
             let composer = composer_state(c, &u, &contact, channel, now)?;
             let templates = match (&composer.sender, channel) {

@@ -402,6 +402,44 @@ async fn agent_sends_picture(backend: Backend) {
         .unwrap();
     assert!(archived.contains(&sha_hex(&bytes)), "{archived}");
 
+    // The same upload sent again: served for the second message too, and shown inline for both.
+    let (status, again) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": ada, "media": {"id": media_id}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{again}");
+    assert!(again["body"].is_null(), "no caption, no body: {again}");
+    let id2 = again["id"].as_str().unwrap().to_owned();
+    app.wait_for_message(&id2, |m| {
+        matches!(m["status"].as_str(), Some("sent" | "delivered" | "read"))
+    })
+    .await;
+    let res = app
+        .http
+        .get(app.at(&format!("/api/v1/media/{id2}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let page = app
+        .http
+        .get(app.at(&format!("/messages/{}", sent["conversation_id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for m in [&id, &id2] {
+        assert!(
+            page.contains(&format!("src=\"/api/v1/media/{m}\"")),
+            "{m} inline: {page}"
+        );
+    }
+
     // The EML export attaches the stored copy of the sent picture.
     app.sign_in("admin@demo.openline.dev").await;
     let conv = sent["conversation_id"].as_str().unwrap();
