@@ -24,6 +24,8 @@ pub struct Metrics {
     /// How long the oldest due outbox row has waited, in milliseconds.
     pub dispatcher_lag_ms: Gauge,
     pub outbox_due: Gauge,
+    /// Inbound media downloads, by outcome (stored, retry, failed).
+    pub media_downloads: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -34,6 +36,7 @@ impl Metrics {
         let sends = Family::<OutcomeLabel, Counter>::default();
         let dispatcher_lag_ms = Gauge::default();
         let outbox_due = Gauge::default();
+        let media_downloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by status code",
@@ -55,6 +58,11 @@ impl Metrics {
             dispatcher_lag_ms.clone(),
         );
         registry.register("outbox_due", "Outbox rows due for sending", outbox_due.clone());
+        registry.register(
+            "media_downloads",
+            "Inbound media downloads, by outcome (stored, retry, failed)",
+            media_downloads.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -62,7 +70,16 @@ impl Metrics {
             sends,
             dispatcher_lag_ms,
             outbox_due,
+            media_downloads,
         }
+    }
+
+    pub fn media(&self, outcome: &str) {
+        self.media_downloads
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn webhook(&self, outcome: &str) {

@@ -139,6 +139,7 @@ async fn fetch_one(st: &AppState, policy: &DownloadPolicy, job: Media) {
                 .await;
             match recorded {
                 Ok((m, message)) => {
+                    st.metrics.media("stored");
                     tracing::info!(media_id = %m.id, size = m.size_bytes, "media stored");
                     publish(st, "media.stored", &m, message.as_ref());
                 }
@@ -147,6 +148,7 @@ async fn fetch_one(st: &AppState, policy: &DownloadPolicy, job: Media) {
             }
         }
         Err(f) if f.retry && job.attempts < st.config.media.max_attempts => {
+            st.metrics.media("retry");
             let next = now
                 + backoff_ms(
                     job.attempts,
@@ -164,6 +166,7 @@ async fn fetch_one(st: &AppState, policy: &DownloadPolicy, job: Media) {
             }
         }
         Err(f) => {
+            st.metrics.media("failed");
             tracing::warn!(media_id = %job.id, attempt = job.attempts, error = %f.message, "media download failed for good; the message is kept");
             let message = f.message;
             match st

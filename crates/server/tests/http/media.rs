@@ -158,6 +158,20 @@ async fn picture_stored_and_served(backend: Backend) {
         "the archive records the stored file"
     );
 
+    let metrics = app
+        .http
+        .get(app.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("openline_media_downloads_total{outcome=\"stored\"} 1"),
+        "{metrics}"
+    );
+
     // The API serves the same bytes, marked so a browser never sniffs them into something else.
     let res = app
         .http
