@@ -100,6 +100,7 @@ pub fn create(
     org_id: Option<&str>,
     now: i64,
 ) -> Result<Vec<Checkpoint>, StoreError> {
+    crate::journal::flush_heads(c)?;
     let heads = c.query(
         "select org_id, seq, hash from journal_heads where seq > 0 order by org_id",
         &[],

@@ -114,6 +114,29 @@ fn strip_content(kind: &str, payload: &serde_json::Value) -> Option<serde_json::
     Some(p)
 }
 
+/// The heads of the chains appended to in the current transaction, not yet written back:
+/// organization → (seq, hash, recording). Updating the one `journal_heads` row per entry cost two
+/// statements each and, on PostgreSQL, a new row version each (the row bloated to megabytes within
+/// seconds of ingest); the head is now read (and on PostgreSQL locked) once per transaction and
+/// written once, before commit.
+#[derive(Debug, Default, Clone)]
+pub struct PendingHeads(std::collections::HashMap<String, (i64, String, bool)>);
+
+/// Writes the pending heads back to `journal_heads` and forgets them. The writer calls this before
+/// every commit; code that reads or writes `journal_heads` inside a write transaction calls it
+/// first. (Once written, a later append reads the row again; on PostgreSQL the row stays locked
+/// until the transaction ends.)
+pub fn flush_heads(c: &mut dyn Conn) -> Result<(), StoreError> {
+    let pending = std::mem::take(c.pending_heads());
+    for (org_id, (seq, hash, _)) in pending.0 {
+        c.execute(
+            "update journal_heads set seq = ?, hash = ? where org_id = ?",
+            params![seq, &hash, &org_id],
+        )?;
+    }
+    Ok(())
+}
+
 /// Appends an event to the organization's chain, inside the caller's transaction.
 pub fn append(
     c: &mut dyn Conn,
@@ -123,6 +146,27 @@ pub fn append(
     payload: &serde_json::Value,
     at: i64,
 ) -> Result<i64, StoreError> {
+    let (prev_seq, prev_hash, recording) = match c.pending_heads().0.get(org_id) {
+        Some(head) => head.clone(),
+        None => read_head(c, org_id)?,
+    };
+    let kept = if recording { None } else { strip_content(kind, payload) };
+    // serde_json's map keeps keys sorted, so this text is canonical.
+    let payload =
+        serde_json::to_string(kept.as_ref().unwrap_or(payload)).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let seq = prev_seq + 1;
+    let hash = entry_hash(&prev_hash, seq, org_id, at, kind, subject_id, &payload);
+    c.execute(
+        "insert into journal (org_id, seq, at, kind, subject_id, payload, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        params![org_id, seq, at, kind, subject_id, &payload, &prev_hash, &hash],
+    )?;
+    c.pending_heads().0.insert(org_id.to_owned(), (seq, hash, recording));
+    Ok(seq)
+}
+
+/// The chain's head as stored (locked on PostgreSQL until the transaction ends), created if the
+/// organization has no chain yet.
+fn read_head(c: &mut dyn Conn, org_id: &str) -> Result<(i64, String, bool), StoreError> {
     let lock = match c.backend() {
         Backend::Postgres => " for update",
         Backend::Sqlite => "",
@@ -139,22 +183,7 @@ pub fn append(
             c.query_one(&select, params![org_id])?
         }
     };
-    let (prev_seq, prev_hash, recording) = (head.i64(0)?, head.string(1)?, head.bool(2)?);
-    let kept = if recording { None } else { strip_content(kind, payload) };
-    // serde_json's map keeps keys sorted, so this text is canonical.
-    let payload =
-        serde_json::to_string(kept.as_ref().unwrap_or(payload)).map_err(|e| StoreError::Decode(e.to_string()))?;
-    let seq = prev_seq + 1;
-    let hash = entry_hash(&prev_hash, seq, org_id, at, kind, subject_id, &payload);
-    c.execute(
-        "insert into journal (org_id, seq, at, kind, subject_id, payload, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?)",
-        params![org_id, seq, at, kind, subject_id, &payload, &prev_hash, &hash],
-    )?;
-    c.execute(
-        "update journal_heads set seq = ?, hash = ? where org_id = ?",
-        params![seq, &hash, org_id],
-    )?;
-    Ok(seq)
+    Ok((head.i64(0)?, head.string(1)?, head.bool(2)?))
 }
 
 /// Archives a serialisable record (a message, a consent event, …).
@@ -207,6 +236,7 @@ pub fn recording_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreEr
 /// heads (after the setting changed, or when an organization is created below one with recording
 /// off).
 pub fn refresh_recording(c: &mut dyn Conn, org_id: &str) -> Result<(), StoreError> {
+    flush_heads(c)?;
     for org in crate::orgs::subtree(c, org_id)? {
         let on = recording_enabled(c, &org)?;
         c.execute(
@@ -238,6 +268,7 @@ pub struct ChainProblem {
 
 /// Walks every chain (or one organization's) and reports the first broken entry of each.
 pub fn verify(c: &mut dyn Conn, org_id: Option<&str>) -> Result<Vec<ChainReport>, StoreError> {
+    flush_heads(c)?;
     let orgs: Vec<String> = match org_id {
         Some(o) => vec![o.to_owned()],
         None => c
@@ -453,6 +484,7 @@ pub fn set_recording(
 
 /// Every organization that has a chain.
 pub fn chains(c: &mut dyn Conn) -> Result<Vec<String>, StoreError> {
+    flush_heads(c)?;
     c.query("select org_id from journal_heads order by org_id", &[])?
         .iter()
         .map(|r| r.string(0))

@@ -16,6 +16,7 @@ use std::error::Error;
 pub struct PgConn {
     client: Client,
     statements: HashMap<String, Statement>,
+    heads: crate::journal::PendingHeads,
 }
 
 impl ToSql for Val {
@@ -51,6 +52,7 @@ impl PgConn {
         Ok(Self {
             client,
             statements: HashMap::new(),
+            heads: crate::journal::PendingHeads::default(),
         })
     }
 
@@ -117,5 +119,8 @@ impl Conn for PgConn {
     }
     fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+    fn pending_heads(&mut self) -> &mut crate::journal::PendingHeads {
+        &mut self.heads
     }
 }

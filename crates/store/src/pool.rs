@@ -10,6 +10,7 @@
 //! readers run beside the writer). Both queues are bounded: when full, callers get `Overloaded` at once
 //! (the server answers 503 with Retry-After) instead of buffering without limit.
 
+use crate::journal::PendingHeads;
 use crate::sql::{Backend, Conn};
 use crate::StoreError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -79,7 +80,11 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
     }
     let mut finishers = Vec::with_capacity(jobs.len());
     let mut all_ok = true;
+    // Chain heads advanced in this transaction: none yet.
+    *conn.pending_heads() = PendingHeads::default();
     for job in jobs {
+        // A job that fails is rolled back to its savepoint: so are the heads it advanced.
+        let heads_before = conn.pending_heads().clone();
         if let Err(e) = conn.batch("savepoint job") {
             tracing::error!(error = %e, "could not open a savepoint");
             let _ = conn.batch("rollback");
@@ -100,6 +105,7 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
         let end = if ok {
             "release savepoint job"
         } else {
+            *conn.pending_heads() = heads_before;
             "rollback to savepoint job; release savepoint job"
         };
         if let Err(e) = conn.batch(end) {
@@ -114,7 +120,10 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
         all_ok &= ok;
         finishers.push(finisher);
     }
-    match conn.batch("commit") {
+    // The heads go back to `journal_heads` once per transaction, just before it commits.
+    let committed = crate::journal::flush_heads(conn.as_mut()).and_then(|()| conn.batch("commit"));
+    *conn.pending_heads() = PendingHeads::default();
+    match committed {
         Ok(()) => {
             for f in finishers {
                 call(f, None);

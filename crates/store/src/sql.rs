@@ -128,6 +128,9 @@ pub trait Conn {
     fn is_closed(&self) -> bool {
         false
     }
+    /// Journal chain heads advanced in the current transaction and not yet written back (see
+    /// [`crate::journal::flush_heads`]).
+    fn pending_heads(&mut self) -> &mut crate::journal::PendingHeads;
 
     /// The first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, StoreError> {

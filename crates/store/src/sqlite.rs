@@ -9,6 +9,7 @@ use std::path::Path;
 
 pub struct SqliteConn {
     conn: Connection,
+    heads: crate::journal::PendingHeads,
 }
 
 impl ToSql for Val {
@@ -42,7 +43,10 @@ impl SqliteConn {
             conn.execute_batch("pragma query_only = on;")?;
         }
         conn.set_prepared_statement_cache_capacity(256);
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            heads: crate::journal::PendingHeads::default(),
+        })
     }
 }
 
@@ -58,6 +62,10 @@ fn to_val(v: ValueRef<'_>) -> Val {
 }
 
 impl Conn for SqliteConn {
+    fn pending_heads(&mut self) -> &mut crate::journal::PendingHeads {
+        &mut self.heads
+    }
+
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }

@@ -409,8 +409,10 @@ async fn group_commit(store: Store) {
             store
                 .write(move |c| {
                     if i % 50 == 7 {
-                        // Writes something, then fails: its write must vanish, others must stay.
+                        // Writes something (a journal entry too), then fails: its writes must
+                        // vanish, others must stay, and the chain must not keep its entry's place.
                         c.execute("insert into provider_events (id, provider, field, raw, received_at) values ('bad', 'x', 'x', '{}', 0)", &[])?;
+                        openline_store::journal::append(c, &org, "test.failed", None, &serde_json::json!({}), NOW)?;
                         return Err(StoreError::Db("planned failure".into()));
                     }
                     let w = World { org, sender: senders::get_any(c, &sender)?, scope: Scope { org_ids: vec![] } };
@@ -443,6 +445,28 @@ async fn group_commit(store: Store) {
         .unwrap();
     assert_eq!(n_msgs, 294);
     assert_eq!(n_bad, 0, "a failed job's writes are rolled back");
+    // Every group wrote its chain head once, before its commit: the chain is whole, its head is its
+    // last entry, and the failed jobs' entries left no gap.
+    let org = w.org.clone();
+    let (report, head, last, failed_entries) = store
+        .write(move |c| {
+            let report = openline_store::journal::verify(c, Some(&org))?;
+            let head = c
+                .query_one("select seq from journal_heads where org_id = ?", &[org.as_str().into()])?
+                .i64(0)?;
+            let last = c
+                .query_one("select max(seq) from journal where org_id = ?", &[org.as_str().into()])?
+                .i64(0)?;
+            let failed = c
+                .query_one("select count(*) from journal where kind = 'test.failed'", &[])?
+                .i64(0)?;
+            Ok((report, head, last, failed))
+        })
+        .await
+        .unwrap();
+    assert!(report[0].problem.is_none(), "{report:?}");
+    assert_eq!(head, last);
+    assert_eq!(failed_entries, 0);
 }
 
 async fn inbox_paging(store: Store) {

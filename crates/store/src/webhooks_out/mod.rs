@@ -192,6 +192,7 @@ pub(super) fn orgs_of(c: &mut dyn Conn, org_id: &str, include_sub: bool) -> Resu
 }
 
 pub(super) fn head_seq(c: &mut dyn Conn, org_id: &str) -> Result<i64, StoreError> {
+    crate::journal::flush_heads(c)?;
     Ok(
         c.query_opt("select seq from journal_heads where org_id = ?", params![org_id])?
             .map(|r| r.i64(0))
