@@ -19,7 +19,6 @@
 use super::pacing::{Pacers, Slot};
 use crate::state::AppState;
 use openline_channels::cloud_api::{MediaSource, MediaType, OutboundMessage};
-use openline_channels::twilio::TwilioMessage;
 use openline_channels::SendError;
 use openline_domain::provider_errors::Retry;
 use openline_domain::{Channel, MessageKind, ProviderKind};
@@ -229,38 +228,36 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
                 .await;
                 return;
             };
-            if message.kind != MessageKind::Text {
-                fail(
-                    st,
-                    &job,
-                    None,
-                    &format!("openline cannot send {} messages through Twilio yet.", message.kind),
-                )
-                .await;
-                return;
-            }
-            let prefix = if sender.channel == Channel::Whatsapp {
-                // Meta's limits hold through Twilio too; SMS is Twilio's own queue's business.
-                if !paced(st, pacers, &job, &sender, &phone).await {
+            let content_sid = if message.kind == MessageKind::Template {
+                let m = message.clone();
+                match st.store.read(move |c| crate::twilio_send::content_sid(c, &m)).await {
+                    Ok(sid) => sid,
+                    Err(e) => {
+                        // The claim's lease runs out and the message is tried again.
+                        tracing::error!(error = %e, outbox_id = %job.outbox_id, "could not read a template's content SID");
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let request = match crate::twilio_send::request(
+                &sender,
+                &message,
+                &phone,
+                content_sid.as_deref(),
+                &st.twilio_webhook_url,
+            ) {
+                Ok(r) => r,
+                Err(why) => {
+                    fail(st, &job, None, &why).await;
                     return;
                 }
-                "whatsapp:"
-            } else {
-                ""
             };
-            let request = TwilioMessage {
-                from: format!("{prefix}{}", sender.phone_number),
-                messaging_service_sid: sender
-                    .phone_number_id
-                    .starts_with("MG")
-                    .then(|| sender.phone_number_id.clone()),
-                to: format!("{prefix}{phone}"),
-                body: message.body.clone(),
-                media_urls: Vec::new(),
-                content_sid: None,
-                content_variables: None,
-                status_callback: Some(st.twilio_webhook_url.clone()),
-            };
+            // Meta's limits hold through Twilio too; SMS is Twilio's own queue's business.
+            if sender.channel == Channel::Whatsapp && !paced(st, pacers, &job, &sender, &phone).await {
+                return;
+            }
             twilio.send(&request).await
         }
     };

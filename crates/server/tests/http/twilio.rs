@@ -26,6 +26,7 @@ crate::both_backends! {
     twilio_signatures_of_both_kinds_are_checked_over_the_public_url => signatures;
     twilio_error_codes_become_failed_messages_with_plain_explanations => error_codes;
     twilio_webhooks_route_by_messaging_service_else_by_account_and_number => routing;
+    a_template_through_a_twilio_sender_arrives_with_its_variables => template_delivered_through_twilio;
     a_sender_in_a_messaging_service_sends_through_the_service => through_service;
     a_twilio_numbers_template_is_registered_by_its_content_sid => template_through_twilio;
     webhooks_signed_with_a_shared_key_flow_end_to_end => shared_key_end_to_end;
