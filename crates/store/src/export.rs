@@ -196,7 +196,11 @@ impl Export {
         }
         match std::fs::read(root.join(&path)) {
             Ok(bytes) => {
-                let name = format!("media-{}{}", m.id, extension_for(&content_type));
+                let name = format!(
+                    "media-{}{}",
+                    m.id,
+                    crate::media::file_extension(&content_type).unwrap_or(".bin")
+                );
                 Ok(Some((name, content_type, bytes)))
             }
             Err(e) => {
@@ -541,25 +545,6 @@ fn transcript_line(m: &Msg, author: &(String, String), attachment: Option<(&str,
         author.1,
         text.replace('\n', "\n    ")
     )
-}
-
-/// A file name extension for a media content type (none when unknown).
-fn extension_for(content_type: &str) -> &'static str {
-    match content_type.split(';').next().unwrap_or_default().trim() {
-        "image/jpeg" => ".jpg",
-        "image/png" => ".png",
-        "image/webp" => ".webp",
-        "video/mp4" => ".mp4",
-        "video/3gpp" => ".3gp",
-        "audio/ogg" => ".ogg",
-        "audio/mpeg" => ".mp3",
-        "audio/aac" => ".aac",
-        "audio/amr" => ".amr",
-        "audio/mp4" => ".m4a",
-        "application/pdf" => ".pdf",
-        "text/plain" => ".txt",
-        _ => ".bin",
-    }
 }
 
 /// Appends one message to an mbox stream (mboxrd: a `From ` line, `>`-quoting of body lines that

@@ -326,3 +326,23 @@ pub fn states_in_conversation(
     .map(|r| Ok((r.string(0)?, r.parsed(1, MediaState::parse)?, r.opt_string(2)?)))
     .collect()
 }
+
+/// The usual file name extension for a media content type WhatsApp carries (`.jpg` for
+/// `image/jpeg`, parameters ignored); `None` when unknown. For download and export file names.
+pub fn file_extension(content_type: &str) -> Option<&'static str> {
+    Some(match content_type.split(';').next().unwrap_or_default().trim() {
+        "image/jpeg" => ".jpg",
+        "image/png" => ".png",
+        "image/webp" => ".webp",
+        "video/mp4" => ".mp4",
+        "video/3gpp" => ".3gp",
+        "audio/ogg" => ".ogg",
+        "audio/mpeg" => ".mp3",
+        "audio/aac" => ".aac",
+        "audio/amr" => ".amr",
+        "audio/mp4" => ".m4a",
+        "application/pdf" => ".pdf",
+        "text/plain" => ".txt",
+        _ => return None,
+    })
+}

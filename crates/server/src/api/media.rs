@@ -329,7 +329,13 @@ pub async fn get_media(
         .as_deref()
         .map(clean_filename)
         .filter(|f| !f.is_empty() && f.is_ascii())
-        .unwrap_or_else(|| format!("{}{}", m.id, extension(&content_type)));
+        .unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                m.id,
+                openline_store::media::file_extension(&content_type).unwrap_or("")
+            )
+        });
     let disposition = format!("{}; filename=\"{name}\"", if inline { "inline" } else { "attachment" });
     let mut res = Response::new(axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)));
     let h = res.headers_mut();
@@ -356,24 +362,6 @@ pub async fn get_media(
         h.insert(header::ETAG, sha);
     }
     Ok(res)
-}
-
-fn extension(content_type: &str) -> &'static str {
-    match content_type.split(';').next().unwrap_or_default().trim() {
-        "image/jpeg" => ".jpg",
-        "image/png" => ".png",
-        "image/webp" => ".webp",
-        "video/mp4" => ".mp4",
-        "video/3gpp" => ".3gp",
-        "audio/ogg" => ".ogg",
-        "audio/mpeg" => ".mp3",
-        "audio/aac" => ".aac",
-        "audio/amr" => ".amr",
-        "audio/mp4" => ".m4a",
-        "application/pdf" => ".pdf",
-        "text/plain" => ".txt",
-        _ => "",
-    }
 }
 
 #[cfg(test)]
