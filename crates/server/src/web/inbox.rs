@@ -724,35 +724,15 @@ pub async fn send_from_composer(
             api_headers.insert("idempotency-key", v);
         }
     }
-    match crate::api::messages::send_message(State(st.clone()), user.me.clone(), api_headers, ApiJson(req)).await {
-        Ok(res) => {
-            let body = axum::body::to_bytes(res.into_body(), 1024 * 1024)
-                .await
-                .map_err(crate::error::AppError::internal)?;
-            let message: serde_json::Value = serde_json::from_slice(&body).map_err(crate::error::AppError::internal)?;
-            let conv = message["conversation_id"].as_str().unwrap_or_default();
-            Ok(Redirect::to(&format!("/messages/{conv}")).into_response())
-        }
-        Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
-        Err(e) => {
-            let status = e.status;
-            // Show the thread again with the reason, keeping what was written.
-            let scope = user.me.scope.clone();
-            let cid = contact_id.clone();
-            let existing = st
-                .store
-                .read(move |c| openline_store::web_contacts::thread_ids(c, &scope, &cid, Some(channel)))
-                .await?;
-            let data = load_thread(&st, &user, existing.first().cloned(), Some(contact_id), channel).await?;
-            let draft = Draft {
-                error: Some(e.message),
-                text,
-                template: template_id,
-                params: fields,
-            };
-            Ok((status, thread_page(&st, &user, &data, &draft)).into_response())
-        }
-    }
+    let result =
+        crate::api::messages::send_message(State(st.clone()), user.me.clone(), api_headers, ApiJson(req)).await;
+    let draft = Draft {
+        error: None,
+        text,
+        template: template_id,
+        params: fields,
+    };
+    after_send(&st, &user, result, contact_id, channel, draft).await
 }
 
 /// The largest picture form accepted: WhatsApp's 5 MB for pictures, plus the form's other fields.
@@ -899,6 +879,19 @@ pub async fn send_picture_from_composer(
         }
         Err(e) => Err(e),
     };
+    after_send(&st, &user, result, contact_id, channel, Draft::default()).await
+}
+
+/// What the composer shows once `api::messages::send_message` answered: the thread the message went
+/// to, or (refused) the contact's thread again with the reason and `draft`, what was written.
+async fn after_send(
+    st: &AppState,
+    user: &WebUser,
+    result: Result<Response, crate::error::AppError>,
+    contact_id: String,
+    channel: Channel,
+    draft: Draft,
+) -> Result<Response, WebError> {
     match result {
         Ok(res) => {
             let body = axum::body::to_bytes(res.into_body(), 1024 * 1024)
@@ -917,12 +910,12 @@ pub async fn send_picture_from_composer(
                 .store
                 .read(move |c| openline_store::web_contacts::thread_ids(c, &scope, &cid, Some(channel)))
                 .await?;
-            let data = load_thread(&st, &user, existing.first().cloned(), Some(contact_id), channel).await?;
+            let data = load_thread(st, user, existing.first().cloned(), Some(contact_id), channel).await?;
             let draft = Draft {
                 error: Some(e.message),
-                ..Draft::default()
+                ..draft
             };
-            Ok((status, thread_page(&st, &user, &data, &draft)).into_response())
+            Ok((status, thread_page(st, user, &data, &draft)).into_response())
         }
     }
 }
