@@ -118,14 +118,17 @@ mod tests {
     fn sends_from_one_number_share_its_rate_and_numbers_do_not_share() {
         let pacers = Pacers::default();
         let slots: Vec<Slot> = (0..5).map(|i| pacers.slot("a", 2, &format!("c{i}"), 0)).collect();
+        // Two a second, counted over a second plus the jitter margin: one every 505 ms.
+        let step = (1_000 + JITTER_MARGIN_MS) / 2;
+        assert_eq!(step, 505);
         assert_eq!(
             slots,
             [
                 Slot::Now,
-                Slot::Booked(525),
-                Slot::Booked(1_050),
-                Slot::Booked(1_575),
-                Slot::Booked(2_100)
+                Slot::Booked(step),
+                Slot::Booked(2 * step),
+                Slot::Booked(3 * step),
+                Slot::Booked(4 * step)
             ]
         );
         // A contact whose bucket is empty waits in the outbox, not in memory.
