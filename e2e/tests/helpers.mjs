@@ -9,7 +9,11 @@ import { chromium } from "playwright-core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "..", "..");
-export const BIN = process.env.OPENLINE_BIN || path.join(ROOT, "target", "debug", "openline");
+// The binary `cargo build -p openline` made: OPENLINE_BIN, else under CARGO_TARGET_DIR when set (as
+// cargo does), else the workspace's target/.
+export const BIN =
+  process.env.OPENLINE_BIN ||
+  path.join(process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, "target"), "debug", "openline");
 export const SHOTS = path.join(ROOT, "e2e", "screenshots");
 export const PASSWORD = "openline-demo";
 export const AGENT = "agent1@demo.openline.dev";
