@@ -131,6 +131,16 @@ test("text both ways, live, with delivery ticks; a picture from the phone", asyn
   await agent.getByRole("button", { name: "Send picture" }).click();
   await agent.locator(".msg-out img.media-img").first().waitFor({ timeout: 30_000 });
   await phone.getByText("Your statement, as a picture").waitFor({ timeout: 30_000 });
+  // The phone shows the picture itself (served by the simulator to the phone), with alt text;
+  // and the one it sent.
+  const received = phone.locator(".msg-in", { hasText: "Your statement, as a picture" }).locator("img.media-img");
+  await received.waitFor({ timeout: 30_000 });
+  assert.equal(await received.getAttribute("alt"), "Picture: Your statement, as a picture");
+  assert.match(await received.getAttribute("src"), /^\/sim\/phones\/%2B447700900001\/media\/[^/]+$/);
+  await phone.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll("#phone-history img.media-img")];
+    return imgs.length === 2 && imgs.every((img) => img.complete && img.naturalWidth === 2);
+  }, null, { timeout: 30_000 });
   await screenshots(agent, "06-thread");
   await screenshots(phone, "07-phone-thread");
 });

@@ -10,6 +10,8 @@ use crate::personas::PersonaBehaviour;
 use crate::state::{ButtonKind, ButtonView, ConversationEntry, Direction, MessageChannel, TemplateView};
 use crate::{InboundOutcome, Simulator};
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
@@ -24,7 +26,7 @@ use utoipa::{OpenApi, ToSchema};
 #[openapi(
     info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp (and SMS) users talking to the business, and as Meta's template reviewer."),
     paths(
-        list_phones, send_text, send_sms, list_messages, tap_button, send_image, set_behaviour,
+        list_phones, send_text, send_sms, list_messages, phone_media, tap_button, send_image, set_behaviour,
         crate::template_api::list_templates, crate::template_api::approve, crate::template_api::reject,
         crate::template_api::pause, crate::template_api::disable
     ),
@@ -46,6 +48,7 @@ pub fn routes() -> Router<Arc<Simulator>> {
         .route("/phones", get(list_phones))
         .route("/phones/{phone}/messages", post(send_text).get(list_messages))
         .route("/phones/{phone}/sms", post(send_sms))
+        .route("/phones/{phone}/media/{media_id}", get(phone_media))
         .route("/phones/{phone}/buttons", post(tap_button))
         // Base64 of a 5 MB image, with room for the rest of the JSON.
         .route(
@@ -225,6 +228,65 @@ async fn list_messages(
 ) -> Result<Json<Vec<ConversationEntry>>, SimError> {
     let phone = parse_phone(&phone)?;
     Ok(Json(sim.conversation(&phone)))
+}
+
+/// `GET /phones/{phone}/media/{media_id}`: a picture (or other file) in the phone's conversation,
+/// as the phone shows it: the business's upload it was sent, or one the phone sent itself.
+///
+/// Only media a message of this phone's conversation carried (its `media_id`) is served, with no
+/// token (the phone API is open, as the simulator is a demo and test tool); Meta's own media URLs
+/// (`/media/{id}`) still require the bearer token.
+#[utoipa::path(get, path = "/phones/{phone}/media/{media_id}", tag = "phones",
+    params(
+        ("phone" = String, Path, description = "`+447700900001` or `447700900001`"),
+        ("media_id" = String, Path, description = "The `media_id` of an entry of the conversation")),
+    responses(
+        (status = 200, description = "The bytes, with their content type", content_type = "application/octet-stream"),
+        (status = 400, description = "Bad phone number", body = ErrorBody),
+        (status = 404, description = "No message of this phone's conversation carried that media", body = ErrorBody)))]
+async fn phone_media(
+    State(sim): State<Arc<Simulator>>,
+    Path((phone, media_id)): Path<(String, String)>,
+) -> Result<Response, SimError> {
+    let phone = parse_phone(&phone)?;
+    let found = {
+        let state = sim.state();
+        let carried = state.phones.get(phone.digits()).is_some_and(|p| {
+            p.entries
+                .iter()
+                .any(|e| e.media_id.as_deref() == Some(media_id.as_str()))
+        });
+        if carried {
+            state
+                .media
+                .get(&media_id)
+                .map(|m| (m.mime_type.clone(), m.bytes.clone()))
+        } else {
+            None
+        }
+    };
+    let Some((mime_type, bytes)) = found else {
+        return Err(SimError::not_found(
+            "media_not_found",
+            "No message of this phone's conversation carried that media.",
+        ));
+    };
+    let content_type =
+        HeaderValue::from_str(&mime_type).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600")),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `POST /phones/{phone}/buttons`: the phone taps a button of a business message it received.

@@ -377,4 +377,25 @@ async fn the_business_uploads_media_and_sends_it_by_id() {
     let conversation = t.sim.conversation(&openline_domain::PhoneNumber::parse(ADA).unwrap());
     assert_eq!(conversation[0].media_id.as_deref(), Some(media_id));
     assert_eq!(conversation[0].text.as_deref(), Some("Your statement"));
+
+    // The phone shows what it received, with no token; nobody else's phone can.
+    let shown = t
+        .http
+        .get(format!("{}/phones/{ADA}/media/{media_id}", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status().as_u16(), 200);
+    assert_eq!(shown.headers()["content-type"], "application/pdf");
+    assert_eq!(shown.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(shown.bytes().await.unwrap().as_ref(), b"%PDF-1.4 statement");
+    for path in [
+        format!("/phones/447700900002/media/{media_id}"),
+        format!("/phones/{ADA}/media/123456"),
+    ] {
+        let r = t.http.get(format!("{}{path}", t.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "media_not_found");
+    }
 }

@@ -147,12 +147,22 @@
       var div = document.createElement("div");
       div.className = "msg " + (m.direction === "from_business" ? "msg-in" : "msg-out");
       div.setAttribute("data-id", m.id);
-      var body = document.createElement("p"); body.className = "body";
       var text = m.text;
       if (!text && m.template) { text = m.template.body || m.template.name; }
-      if (!text && m.type === "image") { text = "Picture"; }
-      body.textContent = text || ("(" + m.type + ")");
-      div.appendChild(body);
+      var picture = m.type === "image" && m.media_id;
+      if (picture) {
+        // The picture itself, from the simulator's phone-side media URL (set as a property: never markup).
+        var img = document.createElement("img");
+        img.className = "media-img";
+        img.src = base + "/media/" + encodeURIComponent(m.media_id);
+        img.alt = text ? "Picture: " + text : "Picture";
+        div.appendChild(img);
+      }
+      if (text || !picture) {
+        var body = document.createElement("p"); body.className = "body";
+        body.textContent = text || (m.type === "image" ? "Picture" : "(" + m.type + ")");
+        div.appendChild(body);
+      }
       if (m.buttons && m.buttons.length && m.direction === "from_business") {
         var row = document.createElement("div"); row.className = "phone-buttons";
         m.buttons.forEach(function (b) {
