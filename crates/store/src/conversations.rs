@@ -143,37 +143,22 @@ pub fn list(
     c.query(&sql, &vals)?.iter().map(from_row).collect()
 }
 
-/// Adds a user to a thread's participants unless they are in it already, journaled as
-/// `participant.joined`.
+/// Adds a user to a thread's participants unless they are in it already (they wrote in it),
+/// journaled as `participant.joined` with the user as its actor. See `participants` for colleagues
+/// added, leaving, removals and transfers.
 pub fn join(c: &mut dyn Conn, conversation_id: &str, user_id: &str, now: i64) -> Result<bool, StoreError> {
-    if c.query_opt(
-        "select 1 from participants where conversation_id = ? and user_id = ? and left_at is null",
-        params![conversation_id, user_id],
-    )?
-    .is_some()
-    {
-        return Ok(false);
-    }
-    c.execute(
-        "insert into participants (conversation_id, user_id, joined_at) values (?, ?, ?)",
-        params![conversation_id, user_id, now],
-    )?;
-    // Participant changes are part of the record: who could see and write in the thread, from when.
     let org_id = c
         .query_one(
             "select org_id from conversations where id = ?",
             params![conversation_id],
         )?
         .string(0)?;
-    crate::journal::record(
-        c,
-        &org_id,
-        "participant.joined",
-        conversation_id,
-        &serde_json::json!({"conversation_id": conversation_id, "user_id": user_id, "joined_at": now}),
-        now,
-    )?;
-    Ok(true)
+    let actor = match c.query_opt("select email from users where id = ?", params![user_id])? {
+        Some(r) => crate::journal::Actor::user(user_id, r.string(0)?),
+        None => crate::journal::Actor::System,
+    };
+    let change = crate::participants::open(c, &org_id, conversation_id, user_id, &actor, now)?;
+    Ok(matches!(change, crate::participants::Change::Done { .. }))
 }
 
 /// When the contact last wrote to this business number, on any thread: the 24-hour window is per

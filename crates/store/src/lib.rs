@@ -31,6 +31,7 @@ pub mod messages;
 pub mod orgs;
 pub mod outbox;
 pub mod pacing;
+pub mod participants;
 pub mod provider_events;
 pub mod retention;
 pub mod senders;

@@ -13,6 +13,7 @@ pub mod media;
 pub mod messages;
 pub mod openapi;
 pub mod pacing;
+pub mod participants;
 pub mod templates;
 pub mod webhook_subscriptions;
 
@@ -47,6 +48,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/conversations/{id}", get(conversations::get_conversation))
         .route("/api/v1/conversations/{id}/messages", get(conversations::list_messages))
         .route("/api/v1/conversations/{id}/queued", get(conversations::list_queued))
+        .route(
+            "/api/v1/conversations/{id}/participants",
+            get(participants::list_participants).post(participants::add_participant),
+        )
+        .route(
+            "/api/v1/conversations/{id}/participants/{user_id}",
+            delete(participants::remove_participant),
+        )
+        .route(
+            "/api/v1/conversations/{id}/transfer",
+            post(participants::transfer_conversation),
+        )
         .route(
             "/api/v1/media",
             post(media::upload_media).layer(axum::extract::DefaultBodyLimit::max(media::MAX_UPLOAD_BODY)),

@@ -18,6 +18,8 @@ use utoipa::{Modify, OpenApi};
         super::messages::send_message, super::messages::get_message, super::messages::cancel_message,
         super::media::upload_media, super::media::get_media,
         super::conversations::list_queued,
+        super::participants::list_participants, super::participants::add_participant,
+        super::participants::remove_participant, super::participants::transfer_conversation,
         super::consent::request_opt_in, super::consent::get_consent,
         super::consent::get_opt_in_template, super::consent::put_opt_in_template, super::pacing::put_throughput,
         super::templates::create_template, super::templates::list_templates, super::templates::get_template,

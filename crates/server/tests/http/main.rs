@@ -13,6 +13,7 @@ mod fixtures;
 mod media;
 mod outbound_webhooks;
 mod pacing;
+mod participants;
 mod policy;
 mod security;
 mod sms;

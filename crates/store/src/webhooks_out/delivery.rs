@@ -27,7 +27,10 @@ fn kind_filter(types: &[String]) -> (String, Vec<Val>) {
                 "message.cancelled",
             ]),
             "consent.changed" => prefixes.push("consent.%"),
-            "participant.changed" => prefixes.push("participant.%"),
+            "participant.changed" => {
+                prefixes.push("participant.%");
+                exact.push("conversation.transferred");
+            }
             _ => {}
         }
     }

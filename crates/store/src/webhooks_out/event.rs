@@ -314,6 +314,7 @@ mod tests {
         assert_eq!(event_type_for("message.status"), Some("message.status"));
         assert_eq!(event_type_for("consent.accepted"), Some("consent.changed"));
         assert_eq!(event_type_for("participant.joined"), Some("participant.changed"));
+        assert_eq!(event_type_for("conversation.transferred"), Some("participant.changed"));
         assert_eq!(event_type_for("user.created"), None);
         assert_eq!(event_type_for("webhook_subscription.created"), None);
     }

@@ -43,7 +43,8 @@ pub fn event_type_for(kind: &str) -> Option<&'static str> {
             Some("message.status")
         }
         k if k.starts_with("consent.") => Some("consent.changed"),
-        k if k.starts_with("participant.") => Some("participant.changed"),
+        // A transfer changes who answers for the thread: a participant change to receivers.
+        k if k.starts_with("participant.") || k == "conversation.transferred" => Some("participant.changed"),
         _ => None,
     }
 }
