@@ -22,6 +22,7 @@ macro_rules! both_backends {
 both_backends! {
     joins_adds_leaves_removals_and_transfers_are_journaled_once_each_with_their_actor => lifecycle;
     only_colleagues_who_can_send_take_part_and_another_organization_reaches_nothing => refusals_and_scope;
+    a_participant_changed_subscription_receives_joins_leaves_removals_and_transfers => webhook_delivery;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -311,5 +312,64 @@ async fn refusals_and_scope(store: Store) {
     assert!(
         participant_entries(&store, &w.org, 0).await.is_empty(),
         "refusals journal nothing"
+    );
+}
+
+async fn webhook_delivery(store: Store) {
+    use openline_store::webhooks_out;
+    let w = world(&store).await;
+    let (org, scope, conv) = (w.org.clone(), w.scope.clone(), w.conversation.clone());
+    let (a1, a2, sup) = (w.agent1.clone(), w.agent2.clone(), w.supervisor.clone());
+    let entries = store
+        .write(move |c| {
+            let sub = webhooks_out::create(
+                c,
+                &webhooks_out::NewSubscription {
+                    org_id: &org,
+                    url: "https://crm.example/hooks",
+                    description: "CRM",
+                    events: &["participant.changed".to_owned()],
+                    include_sub_organizations: false,
+                    secret: "s3cret-s3cret-s3cret",
+                    from_beginning: false,
+                    actor: &Actor::Cli,
+                    now: NOW,
+                },
+            )?;
+            let by_sup = actor(&sup, "sup@bank.test");
+            let _ = participants::add(c, &scope, &conv, &a1, &by_sup, NOW + 1)?;
+            let _ = participants::add(c, &scope, &conv, &a2, &by_sup, NOW + 2)?;
+            let _ = participants::leave(c, &scope, &conv, &a2, &actor(&a2, "agent2@bank.test"), NOW + 3)?;
+            let _ = participants::transfer(c, &scope, &conv, &a2, &by_sup, NOW + 4)?;
+            let _ = participants::remove(c, &scope, &conv, &a1, &by_sup, NOW + 5)?;
+            let t = webhooks_out::claim(c, &sub.id, "node-a", NOW + 60_000, NOW + 6)?.ok_or(StoreError::NotFound)?;
+            let next = webhooks_out::next_events(c, &t, 100)?;
+            next.entries
+                .iter()
+                .map(|e| webhooks_out::build_event(c, e))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<_> = entries.iter().map(|e| e.references.journal_kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "participant.joined",
+            "participant.joined",
+            "participant.left",
+            "participant.joined",
+            "conversation.transferred",
+            "participant.removed",
+        ]
+    );
+    assert!(entries.iter().all(|e| e.event_type == "participant.changed"));
+    assert!(entries
+        .iter()
+        .all(|e| e.conversation.as_ref().map(|v| v.id.as_str()) == Some(w.conversation.as_str())));
+    let transfer = &entries[4];
+    assert_eq!(
+        transfer.detail.as_ref().map(|d| d["to_user_id"].clone()),
+        Some(serde_json::Value::from(w.agent2.as_str()))
     );
 }
