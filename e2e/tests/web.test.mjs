@@ -184,13 +184,43 @@ test("the 24-hour window closes: the banner says so, a template from the + menu 
   assert.match(thread, /^\/messages\/[^/]+$/);
   await agent.goto(`${base}${thread}`);
   await agent.getByText("Conversation window open").waitFor();
-  assert.match(await agent.locator("[data-countdown]").innerText(), /^\d+ h \d\d min$/);
+  const minutesLeft = async (page) => {
+    const text = await page.locator("[data-countdown]").innerText();
+    const m = text.match(/^(\d+) h (\d\d) min$/);
+    assert.ok(m, text);
+    return Number(m[1]) * 60 + Number(m[2]);
+  };
+  const before = await minutesLeft(agent);
+  assert.ok(before > 23 * 60 && before <= 24 * 60, `Ada wrote a moment ago: ${before} min left`);
+  const threeHoursLess = async (page, why) => {
+    const left = await minutesLeft(page);
+    assert.ok(Math.abs(before - 180 - left) <= 2, `${why}: ${left} min left, ${before} before`);
+  };
 
-  // A day and an hour pass (the demo's clock; production has no such route).
-  const moved = await fetch(`${base}/sim/clock/advance`, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ hours: 25 }),
-  });
-  assert.equal(moved.status, 200, await moved.text());
+  // The countdown counts by the server's clock, not the browser's: three hours pass on the demo
+  // clock, and a browser whose own clock is two days behind (its timers running) shows 3 h less.
+  const advance = async (hours) => {
+    const moved = await fetch(`${base}/sim/clock/advance`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ hours }),
+    });
+    assert.equal(moved.status, 200, await moved.text());
+  };
+  await advance(3);
+  const skewedContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await skewedContext.clock.install({ time: Date.now() - 2 * 24 * 3_600_000 });
+  const skewed = await skewedContext.newPage();
+  await signIn(skewed, base, AGENT);
+  await skewed.goto(`${base}${thread}`);
+  await skewed.getByText("Conversation window open").waitFor();
+  await threeHoursLess(skewed, "the script's first tick counts from the server's now");
+  await skewed.clock.runFor(61_000); // the 30-second ticks, on the browser's clock
+  await threeHoursLess(skewed, "and so do the next ones");
+  await skewedContext.close();
+  await agent.reload();
+  await threeHoursLess(agent, "the agent's own page, reloaded");
+
+  // A day and an hour in all pass (the demo's clock; production has no such route).
+  await advance(22);
   // The 12-hour session ended with the day: sign in again.
   await agent.goto(`${base}${thread}`);
   assert.match(agent.url(), /\/login\?next=/);

@@ -489,7 +489,10 @@ fn state_banner(user: &WebUser, data: &ThreadData, now: i64) -> Markup {
                 html! {
                     p {
                         "Conversation window open: "
-                        span data-countdown=(until) { (views::duration(until - now)) }
+                        // The server's own `now` travels with the end time: the script counts
+                        // down from their difference, not from the browser's clock (which may be
+                        // skewed, or behind the demo clock).
+                        span data-countdown=(until) data-now=(now) { (views::duration(until - now)) }
                         " left to reply freely. After that, only templates can restart it."
                     }
                 },

@@ -2,7 +2,11 @@
 // 1. Live updates: listens to /api/v1/events (server-sent events, scoped to the user's
 //    organizations on the server) and refreshes the page's live regions ([data-live] with an id)
 //    from a fresh copy of the page, keeping what the user is typing.
-// 2. The window countdown ([data-countdown] = epoch ms when it closes).
+// 2. The window countdown ([data-countdown] = epoch ms when it closes, by the server's clock;
+//    [data-now] = the server's time when it rendered the element). It counts from the server's time,
+//    never the browser's own clock (skewed, or behind the demo clock moved by /sim/clock/advance):
+//    the offset between the two is taken when the element arrives, and every live refresh brings a
+//    fresh element with a fresh `now`.
 // 3. The simulated phone page (#phone): drives the simulator's phone API under /sim/phones/.
 (function () {
   "use strict";
@@ -74,10 +78,18 @@
     var mm = String(m % 60); if (mm.length < 2) { mm = "0" + mm; }
     return Math.floor(m / 60) + " h " + mm + " min";
   }
+  // Server time minus browser time, per element, measured once when it is first seen.
+  function serverOffset(el) {
+    if (el.__openlineOffset === undefined) {
+      var serverNow = Number(el.getAttribute("data-now"));
+      el.__openlineOffset = isFinite(serverNow) && serverNow > 0 ? serverNow - Date.now() : 0;
+    }
+    return el.__openlineOffset;
+  }
   function tick() {
     var expired = false;
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
-      var left = Number(el.getAttribute("data-countdown")) - Date.now();
+      var left = Number(el.getAttribute("data-countdown")) - (Date.now() + serverOffset(el));
       el.textContent = fmt(left);
       if (left <= 0) { expired = true; }
     });
@@ -85,7 +97,10 @@
   }
   function startCountdowns() {
     if (countdownTimer) { clearInterval(countdownTimer); }
-    if (document.querySelector("[data-countdown]")) { countdownTimer = setInterval(tick, 30000); }
+    if (document.querySelector("[data-countdown]")) {
+      tick();
+      countdownTimer = setInterval(tick, 30000);
+    }
   }
   startCountdowns();
   scrollHistory();
