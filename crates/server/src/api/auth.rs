@@ -1,15 +1,24 @@
 //! Signing in and out, and API tokens.
+//!
+//! Repeated failed sign-ins are slowed down, for the JSON sign-in here and the web form
+//! (`web::login`, which goes through [`login`]) alike: after [`FREE_ATTEMPTS`] failed sign-ins for
+//! one e-mail address from one client address, each further attempt must wait a delay that doubles
+//! with every failure (5 s, 10 s, 20 s, … up to 15 minutes), answered `429 too_many_sign_ins` with
+//! `Retry-After`. The count is kept in the database (so every node sees it) under a digest of both
+//! (one key for both paths, so they count together), and reset by a success.
 
 use crate::auth::{self, CurrentUser};
 use crate::error::{ApiJson, AppError, ErrorBody};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use openline_store::orgs::Organization;
 use openline_store::users::{self, ApiToken, User};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -24,10 +33,98 @@ pub struct Me {
     pub organization: Organization,
 }
 
+/// Failed sign-ins allowed before the waiting starts.
+pub const FREE_ATTEMPTS: i64 = 3;
+/// The first wait; it doubles with every further failure.
+pub const FIRST_DELAY_MS: i64 = 5_000;
+/// The longest wait.
+pub const MAX_DELAY_MS: i64 = 15 * 60_000;
+
+/// How long after the last failure the next attempt must wait, given `failures` in a row.
+pub fn delay_after(failures: i64) -> i64 {
+    if failures < FREE_ATTEMPTS {
+        return 0;
+    }
+    let doublings = (failures - FREE_ATTEMPTS).min(20) as u32;
+    FIRST_DELAY_MS.saturating_mul(1_i64 << doublings).min(MAX_DELAY_MS)
+}
+
+/// The client's IP address as the socket saw it ("unknown" when served without connection info,
+/// e.g. in `oneshot` tests). Forwarded-for headers are not trusted: anyone can set them.
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string()),
+        ))
+    }
+}
+
+/// The throttling key: a digest of the e-mail address and the client's address.
+fn throttle_key(email: &str, client: &str) -> String {
+    auth::digest(&format!("{}\0{client}", email.trim().to_lowercase()))
+}
+
 /// `POST /api/v1/auth/login`: checks e-mail and password, sets the session cookie, returns the user.
+/// Too many failures in a row for one e-mail address from one client address answer 429 (see the
+/// module's documentation), the right password included, until the wait is over.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody, description = "wrong e-mail or password")))]
-pub async fn login(State(st): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response, AppError> {
+    responses(
+        (status = 200, body = Me),
+        (status = 401, body = ErrorBody, description = "wrong e-mail or password (`invalid_credentials`)"),
+        (status = 429, body = ErrorBody, description = "too many failed sign-ins for this e-mail address from this client (`too_many_sign_ins`); wait the seconds in `Retry-After`",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))))]
+pub async fn login(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, AppError> {
+    let key = throttle_key(&req.email, &client);
+    let now = st.now();
+    let k = key.clone();
+    let failures = st
+        .store
+        .read(move |c| openline_store::web_throttle::failures(c, &k))
+        .await?;
+    if let Some((n, last)) = failures {
+        let wait_until = last + delay_after(n);
+        if now < wait_until {
+            let secs = (wait_until - now + 999) / 1000;
+            tracing::warn!(failures = n, "sign-in refused: too many failed attempts");
+            let mut e = AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sign_ins",
+                format!("Too many failed sign-ins for this e-mail address. Wait {secs} seconds, then try again."),
+            );
+            e.retry_after = u64::try_from(secs).ok();
+            return Err(e);
+        }
+    }
+    match check_and_start_session(&st, req).await {
+        Ok(res) => {
+            st.store
+                .write(move |c| openline_store::web_throttle::clear(c, &key))
+                .await?;
+            Ok(res)
+        }
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            st.store
+                .write(move |c| openline_store::web_throttle::record_failure(c, &key, now))
+                .await?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks e-mail and password; on success starts a session (the cookie) and answers the user.
+async fn check_and_start_session(st: &AppState, req: LoginRequest) -> Result<Response, AppError> {
     let email = req.email.clone();
     let found = st.store.read(move |c| users::find_for_login(c, &email)).await?;
     // Verify against a dummy hash when the user does not exist, so timing does not reveal which

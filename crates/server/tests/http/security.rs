@@ -1,9 +1,11 @@
 //! Who may do what: signatures on webhooks, sign-in, API tokens, organizations kept apart.
 
 use crate::common::*;
+use openline_domain::clock::ManualClock;
 use openline_domain::Role;
 use openline_store::Backend;
 use serde_json::json;
+use std::sync::Arc;
 
 crate::both_backends! {
     a_forged_or_missing_signature_is_refused_and_nothing_is_stored => forged_signature;
@@ -11,6 +13,7 @@ crate::both_backends! {
     api_tokens_work_as_bearer_and_stop_working_when_revoked => tokens;
     another_organizations_user_sees_and_touches_nothing => cross_org;
     a_wrong_password_or_no_credentials_is_refused => sign_in_refused;
+    repeated_failed_json_sign_ins_are_slowed_down_counted_with_the_web_forms => json_sign_in_throttle;
 }
 
 async fn forged_signature(backend: Backend) {
@@ -250,5 +253,82 @@ async fn sign_in_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
+    app.stop().await;
+}
+
+async fn json_sign_in_throttle(backend: Backend) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    let api = |email: &'static str, password: &'static str| {
+        let http = app.http.clone();
+        let url = app.at("/api/v1/auth/login");
+        async move {
+            http.post(url)
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let web = |email: &'static str, password: &'static str| {
+        let url = app.at("/login");
+        let origin = app.url.clone();
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .post(url)
+                .header("origin", origin)
+                .form(&[("email", email), ("password", password), ("next", "/messages")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let refused = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 429);
+        let wait = res.headers()["retry-after"].to_str().unwrap().to_owned();
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_sign_ins", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("Too many failed sign-ins"),
+            "{body}"
+        );
+        wait
+    };
+
+    // Two wrong passwords through the API (the e-mail's case does not matter) and one through the
+    // web form: one count, as the key is the same (e-mail address and client address).
+    for email in [AGENT, "Agent1@Demo.Openline.dev"] {
+        let res = api(email, "wrong-password").await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.json::<serde_json::Value>().await.unwrap()["error"],
+            "invalid_credentials"
+        );
+    }
+    assert_eq!(web(AGENT, "wrong-password").await.status(), 401);
+    // Even the right password waits now, on both paths.
+    assert_eq!(refused(api(AGENT, PASSWORD).await).await, "5");
+    let res = web(AGENT, PASSWORD).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "5");
+    // Another e-mail address is not held up by it.
+    assert_eq!(api("agent2@demo.openline.dev", PASSWORD).await.status(), 200);
+
+    clock.advance_ms(2_000);
+    assert_eq!(refused(api(AGENT, PASSWORD).await).await, "3", "the wait counts down");
+    clock.advance_ms(3_000);
+    assert_eq!(api(AGENT, "wrong-again").await.status(), 401);
+    // The wait doubles.
+    clock.advance_ms(5_000);
+    assert_eq!(refused(api(AGENT, PASSWORD).await).await, "5");
+    clock.advance_ms(5_000);
+    let res = api(AGENT, PASSWORD).await;
+    assert_eq!(res.status(), 200, "after the wait the right password works");
+    // A success starts the count again, for the web form too.
+    assert_eq!(api(AGENT, "wrong-password").await.status(), 401);
+    assert_eq!(web(AGENT, PASSWORD).await.status(), 303);
     app.stop().await;
 }
