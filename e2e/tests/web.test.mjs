@@ -87,7 +87,11 @@ test("opt-in: the agent asks, Ada taps Yes on her phone, the agent sees it witho
   await phone.getByText("would like to send you messages on WhatsApp").waitFor({ timeout: 20_000 });
   await agent.waitForTimeout(500);
   assert.equal(await agent.locator("[data-consent=granted]").count(), 0, "nothing before she taps");
-  await phone.getByRole("button", { name: /yes/i }).click();
+  // The buttons read Yes and No (their payloads, OPTIN_YES and OPTIN_NO, are never shown).
+  await phone.getByRole("button", { name: "No", exact: true }).waitFor();
+  await phone.getByRole("button", { name: "Yes", exact: true }).click();
+  await phone.locator("#phone-history .msg-out .body", { hasText: /^Yes$/ }).waitFor({ timeout: 20_000 });
+  assert.equal(await phone.getByText("OPTIN_", { exact: false }).count(), 0, "no payload on the phone");
   await agent.locator("[data-consent=granted]").waitFor({ timeout: 30_000 });
   await assertNotReloaded(agent);
   await screenshots(agent, "04-contact-opted-in");
@@ -98,6 +102,9 @@ test("text both ways, live, with delivery ticks; a picture from the phone", asyn
   await agent.getByRole("link", { name: "Write on WhatsApp" }).click();
   await agent.waitForURL(/\/messages\//);
   await agent.getByText("Conversation window open").waitFor();
+  // Ada's tap on Yes shows as the button's text, not its payload.
+  await agent.locator(".msg-in", { hasText: /^Yes/ }).first().waitFor();
+  assert.equal(await agent.getByText("OPTIN_", { exact: false }).count(), 0, "no payload in the thread");
   await agent.getByRole("textbox", { name: "Message" }).fill("Hello Ada, your new card is ready.");
   await agent.getByRole("button", { name: "Send", exact: true }).click();
   const sent = agent.locator(".msg-out", { hasText: "your new card is ready" });

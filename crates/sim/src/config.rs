@@ -142,8 +142,10 @@ pub struct SimTemplate {
 }
 
 impl SimTemplate {
-    /// openline's opt-in request: the organisation's name as `{{1}}`, and two quick replies whose
-    /// labels are the payloads openline sends with them.
+    /// openline's opt-in request as openline registers it (its default `openline_opt_in`): the
+    /// organisation's name as `{{1}}`, and two quick replies labelled Yes and No. The phone shows
+    /// (and a tap sends back as the reply's text) those labels; the payloads openline puts on the
+    /// buttons when it sends (`OPTIN_YES`, `OPTIN_NO`) travel with the tap unseen, as on WhatsApp.
     pub fn opt_in() -> Self {
         Self {
             name: "openline_opt_in".into(),
@@ -152,14 +154,14 @@ impl SimTemplate {
             components: json!([
                 {
                     "type": "BODY",
-                    "text": "{{1}} would like to send you messages on WhatsApp. Do you agree?",
+                    "text": "Hello! {{1}} would like to send you messages on WhatsApp. Do you agree? Tap Yes or No (or reply YES or NO).",
                     "example": { "body_text": [["Openline Demo Bank"]] },
                 },
                 {
                     "type": "BUTTONS",
                     "buttons": [
-                        { "type": "QUICK_REPLY", "text": "OPTIN_YES" },
-                        { "type": "QUICK_REPLY", "text": "OPTIN_NO" },
+                        { "type": "QUICK_REPLY", "text": "Yes" },
+                        { "type": "QUICK_REPLY", "text": "No" },
                     ],
                 },
             ]),

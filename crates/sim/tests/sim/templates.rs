@@ -283,15 +283,15 @@ async fn the_seeded_opt_in_sends_as_openline_sends_it_and_the_personas_answer_wi
     assert_eq!(m["template"]["parameters"], json!(["Acme Bank"]));
     assert_eq!(
         m["template"]["body"],
-        "Acme Bank would like to send you messages on WhatsApp. Do you agree?"
+        "Hello! Acme Bank would like to send you messages on WhatsApp. Do you agree? Tap Yes or No (or reply YES or NO)."
     );
     assert_eq!(
         m["buttons"],
-        json!([{"kind":"quick_reply","id":"OPTIN_YES","text":"OPTIN_YES"},
-               {"kind":"quick_reply","id":"OPTIN_NO","text":"OPTIN_NO"}])
+        json!([{"kind":"quick_reply","id":"OPTIN_YES","text":"Yes"},
+               {"kind":"quick_reply","id":"OPTIN_NO","text":"No"}])
     );
 
-    for (persona, payload) in [(ADA, "OPTIN_YES"), (DAN, "OPTIN_NO")] {
+    for (persona, payload, label) in [(ADA, "OPTIN_YES", "Yes"), (DAN, "OPTIN_NO", "No")] {
         let (status, sent) = t.send(&openline_opt_in(persona)).await;
         assert_eq!(status, 200, "{sent}");
         let id = sent["messages"][0]["id"].as_str().unwrap().to_string();
@@ -299,7 +299,7 @@ async fn the_seeded_opt_in_sends_as_openline_sends_it_and_the_personas_answer_wi
         assert!(reply.signature_verifies());
         assert_eq!(
             reply.message()["button"],
-            json!({"payload": payload, "text": payload}),
+            json!({"payload": payload, "text": label}),
             "{persona}"
         );
         assert_eq!(reply.message()["context"]["id"], id.as_str());
@@ -333,7 +333,7 @@ async fn templates_are_listed_in_metas_shape_and_filtered() {
     assert_eq!(opt_in["status"], "APPROVED");
     assert_eq!(opt_in["category"], "UTILITY");
     assert_eq!(opt_in["language"], "en");
-    assert_eq!(opt_in["components"][1]["buttons"][1]["text"], "OPTIN_NO");
+    assert_eq!(opt_in["components"][1]["buttons"][1]["text"], "No");
     assert!(opt_in["id"].as_str().unwrap().chars().all(|c| c.is_ascii_digit()));
     assert_eq!(
         data[2]["components"],
