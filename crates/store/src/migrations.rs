@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "twilio_senders",
         include_str!("../migrations/0009_twilio_senders.sql"),
     ),
+    (10, "outbox_order", include_str!("../migrations/0010_outbox_order.sql")),
 ];
 
 /// Applies every pending migration; returns the versions applied now.
