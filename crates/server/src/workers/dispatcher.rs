@@ -152,9 +152,13 @@ pub fn backoff_ms(attempt: i64, retry_after: Option<Duration>) -> i64 {
 async fn paced(st: &AppState, pacers: &Pacers, job: &outbox::Claimed, sender: &Sender, contact: &str) -> bool {
     let now = st.now();
     match pacers.slot(&sender.id, sender.throughput_per_s, contact, now) {
-        Slot::Now => true,
+        Slot::Now => {
+            pacers.release(&sender.id, sender.throughput_per_s).await;
+            true
+        }
         Slot::Booked(at) => {
             tokio::time::sleep(Duration::from_millis(u64::try_from(at - now).unwrap_or(0))).await;
+            pacers.release(&sender.id, sender.throughput_per_s).await;
             true
         }
         Slot::Later(at) => {

@@ -43,6 +43,9 @@ pub enum Slot {
 #[derive(Debug, Default)]
 pub struct Pacers {
     by_sender: Mutex<HashMap<String, Pacer>>,
+    /// Per sender number, the earliest instant the next send may actually leave (see
+    /// [`Pacers::release`]).
+    gates: Mutex<HashMap<String, tokio::time::Instant>>,
 }
 
 /// The sender's configured throughput; a value out of range in the database (it cannot be set so
@@ -70,6 +73,30 @@ impl Pacers {
             pacer.set_throughput(tp);
         }
         f(pacer)
+    }
+
+    /// Waits until a send booked for now may really leave: sends from one number leave at least
+    /// `(1 s + margin) / throughput` apart, measured when they leave. Booked slots are already that
+    /// far apart, but on a busy machine timers fire late and several sends booked apart wake
+    /// together; without this they would reach the provider bunched (measured: 1,034 in one second
+    /// at 1,000/s under load). A late send pushes the next ones back instead.
+    pub async fn release(&self, sender_id: &str, per_second: i64) {
+        let spacing = std::time::Duration::from_micros(
+            u64::try_from((1_000 + JITTER_MARGIN_MS) * 1_000).unwrap_or(1_010_000)
+                / u64::from(throughput(per_second).per_second()),
+        );
+        let at = {
+            let mut gates = match self.gates.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let now = tokio::time::Instant::now();
+            let next = gates.entry(sender_id.to_owned()).or_insert(now);
+            let at = (*next).max(now);
+            *next = at + spacing;
+            at
+        };
+        tokio::time::sleep_until(at).await;
     }
 
     /// Asks for a slot to send to `contact` from the sender.
