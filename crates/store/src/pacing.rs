@@ -24,6 +24,7 @@ pub fn set_sender_throughput(
     org_id: &str,
     sender_id: &str,
     per_second: i64,
+    actor: &crate::journal::Actor,
     now: i64,
 ) -> Result<crate::senders::Sender, StoreError> {
     let n = c.execute(
@@ -34,12 +35,13 @@ pub fn set_sender_throughput(
         return Err(StoreError::NotFound);
     }
     let sender = crate::senders::get_any(c, sender_id)?;
-    crate::journal::record(
+    crate::journal::record_by(
         c,
         org_id,
         "sender.throughput_changed",
         sender_id,
         &serde_json::json!({ "throughput_per_s": per_second }),
+        actor,
         now,
     )?;
     Ok(sender)
@@ -103,6 +105,7 @@ pub fn set_opt_in_template(
     c: &mut dyn Conn,
     org_id: &str,
     template: Option<(&str, &str)>,
+    actor: &crate::journal::Actor,
     now: i64,
 ) -> Result<(), StoreError> {
     let r = c.query_one("select settings from organizations where id = ?", params![org_id])?;
@@ -121,12 +124,13 @@ pub fn set_opt_in_template(
         "update organizations set settings = ? where id = ?",
         params![settings.to_string(), org_id],
     )?;
-    crate::journal::record(
+    crate::journal::record_by(
         c,
         org_id,
         "organization.opt_in_template_changed",
         org_id,
         &serde_json::json!({ "opt_in_template": value }),
+        actor,
         now,
     )?;
     Ok(())

@@ -229,7 +229,14 @@ async fn seed(store: &Store, rate: u32, n: usize) -> anyhow::Result<()> {
                 .into_iter()
                 .find(|s| s.phone_number_id == PHONE_NUMBER_ID)
                 .ok_or(openline_store::StoreError::NotFound)?;
-            pacing::set_sender_throughput(c, &sender.org_id, &sender.id, i64::from(rate), now)
+            pacing::set_sender_throughput(
+                c,
+                &sender.org_id,
+                &sender.id,
+                i64::from(rate),
+                &openline_store::journal::Actor::Cli,
+                now,
+            )
         })
         .await
         .map_err(|e| anyhow::anyhow!("finding the benchmark's sender: {e}"))?;

@@ -315,6 +315,7 @@ pub async fn put_opt_in_template(
             ))
         }
     };
+    let actor = crate::api::archive::actor(&me);
     let now = st.now();
     let result = st
         .store
@@ -335,7 +336,7 @@ pub async fn put_opt_in_template(
                 }
             }
             let chosen = choice.as_ref().map(|(n, l)| (n.as_str(), l.as_str()));
-            openline_store::pacing::set_opt_in_template(c, &org_id, chosen, now)?;
+            openline_store::pacing::set_opt_in_template(c, &org_id, chosen, &actor, now)?;
             Ok(Ok(opt_in_setting(c, &org_id)?))
         })
         .await?;

@@ -36,6 +36,7 @@ pub async fn put_throughput(
     }
     let throughput = Throughput::new(req.per_second)?;
     let (scope, now) = (me.scope.clone(), st.now());
+    let actor = crate::api::archive::actor(&me);
     let sender = st
         .store
         .write(move |c| {
@@ -47,6 +48,7 @@ pub async fn put_throughput(
                 &sender.org_id,
                 &sender.id,
                 i64::from(throughput.per_second()),
+                &actor,
                 now,
             )
         })

@@ -185,5 +185,19 @@ async fn throughput_setting(backend: Backend) {
     assert_eq!((status, s["throughput_per_s"].as_i64()), (200, Some(1_000)), "{s}");
     let (_, list) = app.get("/api/v1/senders").await;
     assert!(list.as_array().unwrap().iter().any(|s| s["throughput_per_s"] == 1_000));
+    // The archive says who changed it.
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let org = s["org_id"].as_str().unwrap().to_owned();
+    let entries = store
+        .read(move |c| openline_store::journal::page(c, &org, 0, 10_000))
+        .await
+        .unwrap();
+    let change = entries
+        .iter()
+        .rev()
+        .find(|e| e.kind == "sender.throughput_changed")
+        .expect("the change is archived");
+    assert_eq!(change.payload["throughput_per_s"], 1_000, "{:?}", change.payload);
+    assert_eq!(change.payload["actor"]["email"], ADMIN, "{:?}", change.payload);
     app.stop().await;
 }

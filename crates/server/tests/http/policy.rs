@@ -489,7 +489,13 @@ async fn opt_in_template(backend: Backend) {
         .state
         .store
         .write(move |c| {
-            openline_store::pacing::set_opt_in_template(c, &org_id, Some(("consent_with_picture", "en")), 0)
+            openline_store::pacing::set_opt_in_template(
+                c,
+                &org_id,
+                Some(("consent_with_picture", "en")),
+                &openline_store::journal::Actor::System,
+                0,
+            )
         })
         .await
         .unwrap();
