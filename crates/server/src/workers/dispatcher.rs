@@ -24,7 +24,6 @@ use openline_domain::provider_errors::Retry;
 use openline_domain::{Channel, MessageKind, ProviderKind};
 use openline_store::senders::Sender;
 use openline_store::{messages, outbox, pacing};
-use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -139,10 +138,7 @@ async fn update_gauges(st: &AppState, now: i64) {
 /// Exponential backoff with full jitter in the upper half: attempt 1 → 0.5–1 s, 2 → 1–2 s, … capped
 /// at 5 minutes; never sooner than the provider's Retry-After.
 pub fn backoff_ms(attempt: i64, retry_after: Option<Duration>) -> i64 {
-    let base = 1000i64
-        .saturating_mul(1i64 << attempt.clamp(0, 20).saturating_sub(1))
-        .min(300_000);
-    let jittered = rand::thread_rng().gen_range(base / 2..=base);
+    let jittered = super::backoff_ms(attempt, 1_000, 300_000);
     let floor = retry_after.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     jittered.max(floor)
 }

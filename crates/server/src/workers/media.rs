@@ -16,7 +16,6 @@
 use crate::state::AppState;
 use openline_channels::cloud_api::DownloadPolicy;
 use openline_store::media::{self, Media};
-use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -100,16 +99,6 @@ impl Failure {
     }
 }
 
-/// Exponential backoff with jitter in the upper half, from `base_ms`, capped at `max_ms`.
-pub fn backoff_ms(attempt: i64, base_ms: u64, max_ms: u64) -> i64 {
-    let base = i64::try_from(base_ms).unwrap_or(i64::MAX).max(1);
-    let max = i64::try_from(max_ms).unwrap_or(i64::MAX).max(base);
-    let wait = base
-        .saturating_mul(1i64 << attempt.clamp(1, 30).saturating_sub(1))
-        .min(max);
-    rand::thread_rng().gen_range(wait / 2..=wait).max(1)
-}
-
 async fn fetch_one(st: &AppState, policy: &DownloadPolicy, job: Media) {
     let result = fetch(st, policy, &job).await;
     let now = st.now();
@@ -150,10 +139,11 @@ async fn fetch_one(st: &AppState, policy: &DownloadPolicy, job: Media) {
         Err(f) if f.retry && job.attempts < st.config.media.max_attempts => {
             st.metrics.media("retry");
             let next = now
-                + backoff_ms(
+                + super::backoff_ms(
                     job.attempts,
                     st.config.media.retry_base_ms,
-                    st.config.media.retry_max_ms,
+                    // A cap below the first wait means the first wait.
+                    st.config.media.retry_max_ms.max(st.config.media.retry_base_ms),
                 );
             tracing::warn!(media_id = %job.id, attempt = job.attempts, error = %f.message, "media download failed, will retry");
             let message = f.message;
@@ -243,20 +233,4 @@ async fn fetch(
         .await
         .map_err(|e| Failure::retry(format!("The file could not be written to the blob store: {e}")))?;
     Ok((blob, content_type))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for _ in 0..100 {
-            let a1 = backoff_ms(1, 1000, 3_600_000);
-            assert!((500..=1000).contains(&a1), "{a1}");
-            let a3 = backoff_ms(3, 1000, 3_600_000);
-            assert!((2000..=4000).contains(&a3), "{a3}");
-            assert!(backoff_ms(40, 1000, 60_000) <= 60_000);
-        }
-    }
 }

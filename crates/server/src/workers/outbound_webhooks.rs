@@ -21,7 +21,6 @@ use crate::config::WebhooksConfig;
 use crate::state::AppState;
 use hmac::{Hmac, Mac};
 use openline_store::webhooks_out::{self, AttemptResult, DeliveryTarget};
-use rand::Rng;
 use sha2::Sha256;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -181,12 +180,7 @@ pub fn delivery_client(cfg: &WebhooksConfig) -> anyhow::Result<reqwest::Client> 
 /// How long to wait before attempt `attempts + 1`: base·2^(attempts−1), capped, with "equal
 /// jitter" (a random point in the upper half), so many failing subscriptions do not retry in step.
 pub fn backoff_ms(cfg: &WebhooksConfig, attempts: i64) -> i64 {
-    let exp = u32::try_from(attempts.clamp(1, 40) - 1).unwrap_or(0);
-    let max = i64::try_from(cfg.backoff_max_ms.max(1)).unwrap_or(i64::MAX);
-    let base = i64::try_from(cfg.backoff_base_ms.max(1)).unwrap_or(i64::MAX);
-    let delay = base.saturating_mul(2i64.saturating_pow(exp)).min(max);
-    let half = delay / 2;
-    half + rand::thread_rng().gen_range(0..=delay - half)
+    super::backoff_ms(attempts, cfg.backoff_base_ms, cfg.backoff_max_ms)
 }
 
 /// Runs until shutdown: finds due subscriptions and delivers for each in its own task; on shutdown
