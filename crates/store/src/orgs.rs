@@ -210,6 +210,33 @@ pub fn messaging_tier(c: &mut dyn Conn, org_id: &str) -> Result<Option<String>, 
     Ok(None)
 }
 
+/// Writes one key of an organization's settings JSON (`null` removes it, so the parent's applies)
+/// and returns its previous value (`null` when unset). The caller journals the change.
+pub(crate) fn replace_setting(
+    c: &mut dyn Conn,
+    org_id: &str,
+    key: &str,
+    value: &serde_json::Value,
+) -> Result<serde_json::Value, StoreError> {
+    let r = c.query_one("select settings from organizations where id = ?", params![org_id])?;
+    let mut settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_else(|_| serde_json::json!({}));
+    if !settings.is_object() {
+        settings = serde_json::json!({});
+    }
+    let previous = settings.get(key).cloned().unwrap_or(serde_json::Value::Null);
+    match (value, settings.as_object_mut()) {
+        (serde_json::Value::Null, Some(obj)) => {
+            obj.remove(key);
+        }
+        _ => settings[key] = value.clone(),
+    }
+    c.execute(
+        "update organizations set settings = ? where id = ?",
+        params![settings.to_string(), org_id],
+    )?;
+    Ok(previous)
+}
+
 /// Sets one key of an organization's settings JSON (`null` removes it, so the parent's applies),
 /// journaled as `organization.settings_changed` with who changed it.
 pub fn set_setting(
@@ -220,22 +247,7 @@ pub fn set_setting(
     actor: &Actor,
     now: i64,
 ) -> Result<(), StoreError> {
-    let r = c.query_one("select settings from organizations where id = ?", params![org_id])?;
-    let mut settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_else(|_| serde_json::json!({}));
-    if !settings.is_object() {
-        settings = serde_json::json!({});
-    }
-    let previous = settings.get(key).cloned().unwrap_or(serde_json::Value::Null);
-    match (&value, settings.as_object_mut()) {
-        (serde_json::Value::Null, Some(obj)) => {
-            obj.remove(key);
-        }
-        _ => settings[key] = value.clone(),
-    }
-    c.execute(
-        "update organizations set settings = ? where id = ?",
-        params![settings.to_string(), org_id],
-    )?;
+    let previous = replace_setting(c, org_id, key, &value)?;
     crate::journal::record_by(
         c,
         org_id,

@@ -80,23 +80,23 @@ pub fn messaging_limit_holds(c: &mut dyn Conn, limit: i64) -> Result<Vec<LimitHo
 /// The opt-in template an organization uses, `(name, language)`: its own setting
 /// (`opt_in_template`), else the nearest ancestor's; `None` when nobody set one.
 pub fn opt_in_template(c: &mut dyn Conn, org_id: &str) -> Result<Option<(String, String)>, StoreError> {
-    for org in crate::orgs::ancestors(c, org_id)? {
-        if let Some(t) = own_opt_in_template(c, &org.id)? {
-            return Ok(Some(t));
-        }
-    }
-    Ok(None)
+    Ok(crate::orgs::ancestor_settings(c, org_id)?.iter().find_map(opt_in_of))
 }
 
 /// The opt-in template the organization itself chose (not inherited), if any.
 pub fn own_opt_in_template(c: &mut dyn Conn, org_id: &str) -> Result<Option<(String, String)>, StoreError> {
     let r = c.query_one("select settings from organizations where id = ?", params![org_id])?;
     let settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
+    Ok(opt_in_of(&settings))
+}
+
+/// `(name, language)` of the `opt_in_template` in one organization's settings.
+fn opt_in_of(settings: &serde_json::Value) -> Option<(String, String)> {
     let t = &settings["opt_in_template"];
-    Ok(match (t["name"].as_str(), t["language"].as_str()) {
+    match (t["name"].as_str(), t["language"].as_str()) {
         (Some(name), Some(language)) => Some((name.to_owned(), language.to_owned())),
         _ => None,
-    })
+    }
 }
 
 /// Sets (or with `None` removes, so the parent's applies) an organization's opt-in template,
@@ -108,21 +108,12 @@ pub fn set_opt_in_template(
     actor: &crate::journal::Actor,
     now: i64,
 ) -> Result<(), StoreError> {
-    let r = c.query_one("select settings from organizations where id = ?", params![org_id])?;
-    let mut settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_else(|_| serde_json::json!({}));
-    if !settings.is_object() {
-        settings = serde_json::json!({});
-    }
     let value = template.map(|(name, language)| serde_json::json!({ "name": name, "language": language }));
-    if let Some(obj) = settings.as_object_mut() {
-        match &value {
-            Some(v) => obj.insert("opt_in_template".into(), v.clone()),
-            None => obj.remove("opt_in_template"),
-        };
-    }
-    c.execute(
-        "update organizations set settings = ? where id = ?",
-        params![settings.to_string(), org_id],
+    crate::orgs::replace_setting(
+        c,
+        org_id,
+        "opt_in_template",
+        value.as_ref().unwrap_or(&serde_json::Value::Null),
     )?;
     crate::journal::record_by(
         c,
