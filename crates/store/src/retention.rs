@@ -25,14 +25,10 @@ const DAY_MS: i64 = 86_400_000;
 
 /// The retention in force for an organization, in days.
 pub fn retention_days(c: &mut dyn Conn, org_id: &str) -> Result<i64, StoreError> {
-    for org in crate::orgs::ancestors(c, org_id)? {
-        let r = c.query_one("select settings from organizations where id = ?", params![&org.id])?;
-        let settings: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
-        if let Some(d) = settings.get("retention_days").and_then(|v| v.as_i64()) {
-            return Ok(d);
-        }
-    }
-    Ok(DEFAULT_RETENTION_DAYS)
+    Ok(crate::orgs::ancestor_settings(c, org_id)?
+        .iter()
+        .find_map(|s| s.get("retention_days").and_then(|v| v.as_i64()))
+        .unwrap_or(DEFAULT_RETENTION_DAYS))
 }
 
 /// A retention between 1 day and 100 years.
