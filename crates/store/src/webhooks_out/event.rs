@@ -100,29 +100,6 @@ pub struct EventReferences {
     pub journal_prev_hash: String,
 }
 
-fn rfc3339(ms: i64) -> String {
-    // Civil-from-days (Howard Hinnant's algorithm), so no date crate is needed for one format.
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn str_field(v: &serde_json::Value, k: &str) -> Option<String> {
     v.get(k).and_then(|x| x.as_str()).map(str::to_owned)
 }
@@ -277,7 +254,7 @@ pub fn build_event(c: &mut dyn Conn, entry: &JournalEntry) -> Result<WebhookEven
     Ok(WebhookEvent {
         id: format!("{}:{}", entry.org_id, entry.seq),
         event_type: event_type.to_owned(),
-        occurred_at: rfc3339(entry.at),
+        occurred_at: crate::export::rfc3339(entry.at),
         occurred_at_ms: entry.at,
         organization: EventOrganization {
             id: entry.org_id.clone(),
@@ -303,9 +280,9 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_utc_with_milliseconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_795_000_000_000), "2026-11-18T11:06:40.000Z");
+        assert_eq!(crate::export::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(crate::export::rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(crate::export::rfc3339(1_795_000_000_000), "2026-11-18T11:06:40.000Z");
     }
 
     #[test]
