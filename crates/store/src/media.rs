@@ -232,11 +232,14 @@ pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Resul
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let mut m = from_row(&r)?;
+        // As in the outbox: the next attempt moves to the lease's end, so claimed rows leave the due
+        // range and `next_due_at` is a plain minimum.
         c.execute(
-            "update media set lease_until = ?, attempts = attempts + 1, updated_at = ? where id = ?",
-            params![now + lease_ms, now, &m.id],
+            "update media set lease_until = ?, next_attempt_at = ?, attempts = attempts + 1, updated_at = ? where id = ?",
+            params![now + lease_ms, now + lease_ms, now, &m.id],
         )?;
         m.attempts += 1;
+        m.next_attempt_at = now + lease_ms;
         out.push(m);
     }
     Ok(out)
@@ -297,14 +300,11 @@ pub fn mark_failed(c: &mut dyn Conn, id: &str, error: &str, now: i64) -> Result<
     get_any(c, id)
 }
 
-/// When the next pending download becomes due (for the worker's sleep), if any.
+/// When the next pending download becomes due (for the worker's sleep), if any. A claimed row's
+/// next attempt is its lease's end (see [`claim_due`]).
 pub fn next_due_at(c: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
-    c.query_one(
-        "select min(case when lease_until is not null and lease_until > next_attempt_at then lease_until else next_attempt_at end)
-         from media where state = 'pending'",
-        &[],
-    )?
-    .opt_i64(0)
+    c.query_one("select min(next_attempt_at) from media where state = 'pending'", &[])?
+        .opt_i64(0)
 }
 
 /// The state and content type of every file in a conversation, by message id (for showing a thread).
