@@ -147,6 +147,10 @@ pub fn list(
 /// journaled as `participant.joined` with the user as its actor. See `participants` for colleagues
 /// added, leaving, removals and transfers.
 pub fn join(c: &mut dyn Conn, conversation_id: &str, user_id: &str, now: i64) -> Result<bool, StoreError> {
+    // Every send by an agent joins; usually they are in already, which one lookup settles.
+    if crate::participants::current_row(c, conversation_id, user_id)?.is_some() {
+        return Ok(false);
+    }
     let org_id = c
         .query_one(
             "select org_id from conversations where id = ?",

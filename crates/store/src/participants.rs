@@ -94,7 +94,7 @@ fn colleague(c: &mut dyn Conn, org_id: &str, user_id: &str) -> Result<Result<(St
     Ok(Ok((email, role)))
 }
 
-fn current_row(c: &mut dyn Conn, conversation_id: &str, user_id: &str) -> Result<Option<i64>, StoreError> {
+pub(crate) fn current_row(c: &mut dyn Conn, conversation_id: &str, user_id: &str) -> Result<Option<i64>, StoreError> {
     c.query_opt(
         "select joined_at from participants where conversation_id = ? and user_id = ? and left_at is null
          order by joined_at desc limit 1",
