@@ -411,22 +411,11 @@ pub fn entry(c: &mut dyn Conn, org_id: &str, seq: i64) -> Result<Option<JournalE
 /// Entries of one organization in order, `limit` after `after_seq` (for exports that stream).
 pub fn page(c: &mut dyn Conn, org_id: &str, after_seq: i64, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
     c.query(
-        "select org_id, seq, at, kind, subject_id, payload, prev_hash, hash from journal where org_id = ? and seq > ? order by seq limit ?",
+        &format!("select {ENTRY_COLS} from journal where org_id = ? and seq > ? order by seq limit ?"),
         params![org_id, after_seq, limit],
     )?
     .iter()
-    .map(|r| {
-        Ok(JournalEntry {
-            org_id: r.string(0)?,
-            seq: r.i64(1)?,
-            at: r.i64(2)?,
-            kind: r.string(3)?,
-            subject_id: r.opt_string(4)?,
-            payload: serde_json::from_str(&r.string(5)?).map_err(|e| StoreError::Decode(e.to_string()))?,
-            prev_hash: r.string(6)?,
-            hash: r.string(7)?,
-        })
-    })
+    .map(entry_from_row)
     .collect()
 }
 
@@ -440,8 +429,10 @@ pub fn page_in_range(
     limit: i64,
 ) -> Result<Vec<JournalEntry>, StoreError> {
     c.query(
-        "select org_id, seq, at, kind, subject_id, payload, prev_hash, hash from journal
-         where org_id = ? and seq > ? and at >= ? and at < ? order by seq limit ?",
+        &format!(
+            "select {ENTRY_COLS} from journal
+             where org_id = ? and seq > ? and at >= ? and at < ? order by seq limit ?"
+        ),
         params![
             org_id,
             after_seq,
@@ -455,7 +446,10 @@ pub fn page_in_range(
     .collect()
 }
 
-fn entry_from_row(r: &crate::sql::Row) -> Result<JournalEntry, StoreError> {
+/// The columns [`entry_from_row`] reads, in its order.
+pub(crate) const ENTRY_COLS: &str = "org_id, seq, at, kind, subject_id, payload, prev_hash, hash";
+
+pub(crate) fn entry_from_row(r: &crate::sql::Row) -> Result<JournalEntry, StoreError> {
     Ok(JournalEntry {
         org_id: r.string(0)?,
         seq: r.i64(1)?,

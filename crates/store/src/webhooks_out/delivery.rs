@@ -229,17 +229,19 @@ pub fn next_events(c: &mut dyn Conn, t: &DeliveryTarget, limit: i64) -> Result<N
         let mut vals = vec![Val::from(&org), Val::from(cursor), Val::from(head)];
         vals.extend(filter_vals.iter().cloned());
         vals.push(Val::from(limit));
-        let seqs: Vec<i64> = c
+        // The entries themselves, in the same query (not one more query per entry).
+        let chain: std::collections::VecDeque<crate::journal::JournalEntry> = c
             .query(
                 &format!(
-                    "select seq from journal where org_id = ? and seq > ? and seq <= ? and {filter} order by seq limit ?"
+                    "select {} from journal where org_id = ? and seq > ? and seq <= ? and {filter} order by seq limit ?",
+                    crate::journal::ENTRY_COLS
                 ),
                 &vals,
             )?
             .iter()
-            .map(|r| r.i64(0))
+            .map(crate::journal::entry_from_row)
             .collect::<Result<_, _>>()?;
-        let Some(first) = seqs.first().copied() else {
+        let Some(first) = chain.front().map(|e| e.seq) else {
             skipped_to.push(Cursor { org_id: org, seq: head });
             continue;
         };
@@ -248,12 +250,6 @@ pub fn next_events(c: &mut dyn Conn, t: &DeliveryTarget, limit: i64) -> Result<N
                 org_id: org.clone(),
                 seq: first - 1,
             });
-        }
-        let mut chain = std::collections::VecDeque::with_capacity(seqs.len());
-        for seq in seqs {
-            if let Some(e) = crate::journal::entry(c, &org, seq)? {
-                chain.push_back(e);
-            }
         }
         chains.push(chain);
     }
