@@ -122,9 +122,7 @@ pub enum AdminCommand {
 }
 
 fn open(common: &CommonArgs) -> anyhow::Result<Store> {
-    let config = load_config(common)?;
-    let db = config.database()?;
-    Store::open(&db).map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))
+    crate::open_store(&load_config(common)?)
 }
 
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use openline_store::checkpoints::{self, CheckpointExport};
 use openline_store::export::{Export, Filter, Format};
 use openline_store::holds::{self, HoldError, NewHold};
 use openline_store::journal::{self, Actor};
-use openline_store::orgs::{self, Scope};
+use openline_store::orgs;
 use openline_store::{retention, Store, StoreError};
 use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Write};
@@ -149,9 +149,7 @@ pub enum ArchiveCommand {
 }
 
 fn open(common: &CommonArgs) -> anyhow::Result<Store> {
-    let config = load_config(common)?;
-    let db = config.database()?;
-    Store::open(&db).map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))
+    crate::open_store(&load_config(common)?)
 }
 
 async fn org_id(store: &Store, name: String) -> anyhow::Result<String> {
@@ -162,16 +160,6 @@ async fn org_id(store: &Store, name: String) -> anyhow::Result<String> {
             StoreError::NotFound => anyhow::anyhow!("no organization with this name"),
             other => anyhow::anyhow!("{other}"),
         })
-}
-
-/// The command line may act on every organization.
-fn everything(c: &mut dyn openline_store::Conn) -> Result<Scope, StoreError> {
-    let ids = c
-        .query("select id from organizations order by id", &[])?
-        .iter()
-        .map(|r| r.string(0))
-        .collect::<Result<_, _>>()?;
-    Ok(Scope { org_ids: ids })
 }
 
 /// A contact of the organization by id or phone number.
@@ -419,7 +407,7 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<bool> {
                         (_, Some(ct)) => ("contact", contact_id(c, &org, ct)?),
                         _ => ("organization", org.clone()),
                     };
-                    let all = everything(c)?;
+                    let all = crate::every_organization(c)?;
                     Ok(holds::set(
                         c,
                         &all,
@@ -453,7 +441,7 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<bool> {
             let store = open(&common)?;
             store
                 .write(move |c| {
-                    let all = everything(c)?;
+                    let all = crate::every_organization(c)?;
                     holds::release(c, &all, &id, &Actor::Cli, now)
                 })
                 .await
@@ -468,7 +456,7 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<bool> {
             let store = open(&common)?;
             let list = store
                 .read(move |c| {
-                    let scope = everything(c)?;
+                    let scope = crate::every_organization(c)?;
                     holds::list(c, &scope, !all)
                 })
                 .await

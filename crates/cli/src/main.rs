@@ -113,6 +113,24 @@ pub fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The database the settings name, opened (for the commands that work on it directly).
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<openline_store::Store> {
+    let db = config.database()?;
+    openline_store::Store::open(&db).map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))
+}
+
+/// The command line may act on any organization: the scope is every organization there is.
+pub(crate) fn every_organization(
+    c: &mut dyn openline_store::Conn,
+) -> Result<openline_store::orgs::Scope, openline_store::StoreError> {
+    let org_ids = c
+        .query("select id from organizations order by id", &[])?
+        .iter()
+        .map(|r| r.string(0))
+        .collect::<Result<_, _>>()?;
+    Ok(openline_store::orgs::Scope { org_ids })
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPENLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));

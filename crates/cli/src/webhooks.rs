@@ -97,23 +97,11 @@ pub enum WebhooksCommand {
 
 fn open(common: &CommonArgs) -> anyhow::Result<(Store, openline_server::config::Config)> {
     let config = load_config(common)?;
-    let db = config.database()?;
-    let store = Store::open(&db).map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))?;
-    Ok((store, config))
+    Ok((crate::open_store(&config)?, config))
 }
 
 fn new_secret() -> String {
     format!("{SECRET_PREFIX}{}", openline_server::auth::random_secret())
-}
-
-/// The command line may act on any organization: the scope is every organization there is.
-fn everything(c: &mut dyn openline_store::Conn) -> Result<Scope, StoreError> {
-    let ids = c
-        .query("select id from organizations", &[])?
-        .iter()
-        .map(|r| r.string(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Scope { org_ids: ids })
 }
 
 fn explain(e: StoreError) -> anyhow::Error {
@@ -186,7 +174,7 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
             let (store, _) = open(&common)?;
             let s = store
                 .write(move |c| {
-                    let scope = everything(c)?;
+                    let scope = crate::every_organization(c)?;
                     webhooks_out::resume(c, &scope, &id, &Actor::Cli, now)
                 })
                 .await
@@ -199,7 +187,7 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
             let s = secret.clone();
             let sub = store
                 .write(move |c| {
-                    let scope = everything(c)?;
+                    let scope = crate::every_organization(c)?;
                     webhooks_out::rotate_secret(c, &scope, &id, &s, now + ROTATION_GRACE_MS, &Actor::Cli, now)
                 })
                 .await
@@ -215,7 +203,7 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
             let shown = id.clone();
             store
                 .write(move |c| {
-                    let scope = everything(c)?;
+                    let scope = crate::every_organization(c)?;
                     webhooks_out::delete(c, &scope, &id, &Actor::Cli, now)
                 })
                 .await
@@ -226,7 +214,7 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
             let (store, _) = open(&common)?;
             let attempts = store
                 .read(move |c| {
-                    let scope = everything(c)?;
+                    let scope = crate::every_organization(c)?;
                     webhooks_out::attempts(c, &scope, &id, limit.clamp(1, 1000))
                 })
                 .await
@@ -241,7 +229,7 @@ async fn set_enabled(common: &CommonArgs, id: String, enabled: bool, now: i64) -
     let (store, _) = open(common)?;
     let s = store
         .write(move |c| {
-            let scope = everything(c)?;
+            let scope = crate::every_organization(c)?;
             let change = SubscriptionChange {
                 disabled: Some(!enabled),
                 ..SubscriptionChange::default()
