@@ -44,22 +44,16 @@ pub fn get_policy(c: &mut dyn Conn, org_id: &str) -> Result<Option<DlpPolicy>, S
 pub fn rules_for(c: &mut dyn Conn, org_id: &str) -> Result<Vec<DlpRule>, StoreError> {
     let rows = c.query(
         &format!(
-            "{} select chain.id, p.policy from chain join dlp_policies p on p.org_id = chain.id
+            "{} select p.policy from chain join dlp_policies p on p.org_id = chain.id
              order by chain.depth",
             crate::orgs::ANCESTOR_CHAIN
         ),
         params![org_id],
     )?;
-    let mut seen: Vec<String> = Vec::with_capacity(rows.len());
-    let mut chain: Vec<DlpPolicy> = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id = r.string(0)?;
-        if seen.contains(&id) {
-            break; // a cycle in a hand-edited tree
-        }
-        seen.push(id);
-        chain.push(serde_json::from_str(&r.string(1)?).map_err(|e| StoreError::Decode(e.to_string()))?);
-    }
+    let chain = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.string(0)?).map_err(|e| StoreError::Decode(e.to_string())))
+        .collect::<Result<Vec<DlpPolicy>, _>>()?;
     let refs: Vec<&DlpPolicy> = chain.iter().collect();
     Ok(effective_rules(&refs))
 }

@@ -140,50 +140,37 @@ pub fn ancestors(c: &mut dyn Conn, org_id: &str) -> Result<Vec<Organization>, St
         ),
         params![org_id],
     )?;
-    let mut chain: Vec<Organization> = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let org = from_row(r)?;
-        if chain.iter().any(|o| o.id == org.id) {
-            break; // a cycle
-        }
-        chain.push(org);
-    }
+    let chain = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     if chain.is_empty() {
         return Err(StoreError::NotFound);
     }
     Ok(chain)
 }
 
-/// A recursive common table expression `chain(id, depth)`: the organization bound to its one
-/// parameter (depth 0) and its ancestors, up to 64 levels (a cycle repeats ids; callers keep the
-/// first of each). One query instead of one per level, for the settings every request resolves.
-pub(crate) const ANCESTOR_CHAIN: &str = "with recursive chain(id, depth) as (
+/// Common table expressions ending in `chain(id, depth)`: the organization bound to its one
+/// parameter (depth 0) and its ancestors, up to 64 levels, each once. A tree edited by hand into a
+/// cycle repeats ids in the walk; keeping each id at its smallest depth keeps exactly the ids before
+/// the first repeat. One query instead of one per level, for the settings every request resolves.
+pub(crate) const ANCESTOR_CHAIN: &str = "with recursive walk(id, depth) as (
         select id, 0 from organizations where id = ?
         union all
-        select o.parent_id, chain.depth + 1 from chain join organizations o on o.id = chain.id
-        where o.parent_id is not null and chain.depth < 63
-    )";
+        select o.parent_id, walk.depth + 1 from walk join organizations o on o.id = walk.id
+        where o.parent_id is not null and walk.depth < 63
+    ),
+    chain(id, depth) as (select id, min(depth) from walk group by id)";
 
 /// The settings JSON of an organization and its ancestors, nearest first (see [`ancestors`]).
 pub(crate) fn ancestor_settings(c: &mut dyn Conn, org_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-    let rows = c.query(
+    c.query(
         &format!(
-            "{ANCESTOR_CHAIN} select o.id, o.settings from chain join organizations o on o.id = chain.id
+            "{ANCESTOR_CHAIN} select o.settings from chain join organizations o on o.id = chain.id
              order by chain.depth"
         ),
         params![org_id],
-    )?;
-    let mut seen: Vec<String> = Vec::with_capacity(rows.len());
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id = r.string(0)?;
-        if seen.contains(&id) {
-            break;
-        }
-        seen.push(id);
-        out.push(serde_json::from_str(&r.string(1)?).unwrap_or_default());
-    }
-    Ok(out)
+    )?
+    .iter()
+    .map(|r| Ok(serde_json::from_str(&r.string(0)?).unwrap_or_default()))
+    .collect()
 }
 
 /// Whether WhatsApp is on for an organization: its own setting, else its parent's, up to the root

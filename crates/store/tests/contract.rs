@@ -27,6 +27,7 @@ both_backends! {
     statuses_only_move_forward_and_early_ones_wait_for_their_message => statuses;
     the_outbox_is_claimed_once_and_a_lapsed_lease_is_claimed_again => outbox_claims;
     another_organization_sees_nothing => scoping;
+    the_tree_is_walked_nearest_first_and_a_hand_made_cycle_ends_the_walk => ancestor_cycle;
     users_tokens_and_sessions => auth;
     concurrent_writes_share_commits_and_a_failing_job_fails_alone => group_commit;
     the_inbox_pages_newest_activity_first => inbox_paging;
@@ -287,6 +288,39 @@ async fn outbox_claims(store: Store) {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+async fn ancestor_cycle(store: Store) {
+    let (chain, inherited, cycle_c, cycle_a) = store
+        .write(|c| {
+            let a = orgs::create(c, "A", None, "on", NOW)?;
+            let b = orgs::create(c, "B", Some(&a.id), "inherit", NOW)?;
+            let cc = orgs::create(c, "C", Some(&b.id), "inherit", NOW)?;
+            c.execute(
+                "update organizations set settings = ? where id = ?",
+                &[r#"{"retention_days": 30}"#.into(), a.id.as_str().into()],
+            )?;
+            let names = |v: Vec<orgs::Organization>| v.into_iter().map(|o| o.name).collect::<Vec<_>>();
+            let chain = names(orgs::ancestors(c, &cc.id)?);
+            let inherited = openline_store::retention::retention_days(c, &cc.id)?;
+            // Edited by hand into a cycle A → C → B → A: every walk still ends, each org once.
+            c.execute(
+                "update organizations set parent_id = ? where id = ?",
+                &[cc.id.as_str().into(), a.id.as_str().into()],
+            )?;
+            Ok((
+                chain,
+                inherited,
+                names(orgs::ancestors(c, &cc.id)?),
+                names(orgs::ancestors(c, &a.id)?),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(chain, ["C", "B", "A"]);
+    assert_eq!(inherited, 30);
+    assert_eq!(cycle_c, ["C", "B", "A"]);
+    assert_eq!(cycle_a, ["A", "C", "B"]);
 }
 
 async fn scoping(store: Store) {
