@@ -48,17 +48,17 @@ impl std::fmt::Debug for TwilioConfig {
 /// A Twilio Messages client. Cloning is cheap and shares the connection pool.
 #[derive(Clone, Debug)]
 pub struct TwilioClient {
-    http: reqwest::Client,
-    inner: Arc<Inner>,
+    pub(super) http: reqwest::Client,
+    pub(super) inner: Arc<Inner>,
 }
 
 /// What every clone shares. `Debug` goes through `config`, which redacts the token.
 #[derive(Debug)]
-struct Inner {
+pub(super) struct Inner {
     /// `{base_url}/2010-04-01/Accounts/{sid}/Messages.json`, built and checked once so sending
     /// cannot fail on a bad URL later.
-    messages_url: Url,
-    config: TwilioConfig,
+    pub(super) messages_url: Url,
+    pub(super) config: TwilioConfig,
 }
 
 impl TwilioClient {

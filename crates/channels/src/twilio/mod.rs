@@ -10,12 +10,14 @@
 //! [`verify_twilio_signature`], and only then read with [`classify`].
 
 pub mod client;
+pub mod media;
 mod outbound;
 mod response;
 pub mod signature;
 pub mod webhook;
 
 pub use client::{TwilioClient, TwilioConfig};
+pub use media::{is_twilio_media_host, TWILIO_MEDIA_HOSTS};
 pub use outbound::{content_variables, TwilioMessage};
 pub use signature::{
     sign_twilio, sign_twilio_with, verify_twilio_signature, verify_twilio_signature_with, SignatureAlgorithm,
