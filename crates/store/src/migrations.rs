@@ -26,6 +26,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0009_twilio_senders.sql"),
     ),
     (10, "outbox_order", include_str!("../migrations/0010_outbox_order.sql")),
+    (
+        11,
+        "duplicate_sends",
+        include_str!("../migrations/0011_duplicate_sends.sql"),
+    ),
+    (
+        14,
+        "sealed_webhook_secrets",
+        include_str!("../migrations/0014_sealed_webhook_secrets.sql"),
+    ),
 ];
 
 /// Applies every pending migration; returns the versions applied now.
