@@ -158,6 +158,8 @@ mod tests {
             queue_explanation: None,
             dlp: None,
             dlp_flagged: false,
+            possible_duplicate: false,
+            duplicate_confirmed: false,
         }
     }
 

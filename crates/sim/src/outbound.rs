@@ -166,7 +166,8 @@ impl Simulator {
     }
 
     fn emit_status(&self, business: &SimBusinessNumber, msg: &OutboundMessage, id: &str, report: &StatusReport<'_>) {
-        let body = payloads::status(business, &msg.recipient, id, self.now(), report);
+        let mut body = payloads::status(business, &msg.recipient, id, self.now(), report);
+        crate::webhooks::echo_callback_data(&mut body, msg.callback_data.as_deref());
         let label = match report {
             StatusReport::Sent(_) => "status.sent",
             StatusReport::Delivered(_) => "status.delivered",

@@ -46,6 +46,27 @@ pub fn to_meta_json(value: &Value) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Puts the send's `biz_opaque_callback_data` into every status of a status webhook, as Meta does
+/// (`entry[].changes[].value.statuses[].biz_opaque_callback_data`). Nothing when the send had none.
+pub fn echo_callback_data(payload: &mut Value, callback_data: Option<&str>) {
+    let Some(data) = callback_data else { return };
+    let entries = payload.get_mut("entry").and_then(Value::as_array_mut);
+    for entry in entries.into_iter().flatten() {
+        let changes = entry.get_mut("changes").and_then(Value::as_array_mut);
+        for change in changes.into_iter().flatten() {
+            let statuses = change
+                .get_mut("value")
+                .and_then(|v| v.get_mut("statuses"))
+                .and_then(Value::as_array_mut);
+            for status in statuses.into_iter().flatten() {
+                if let Some(s) = status.as_object_mut() {
+                    s.insert("biz_opaque_callback_data".into(), Value::String(data.to_owned()));
+                }
+            }
+        }
+    }
+}
+
 /// `sha256=<hex hmac-sha256(secret, body)>`, the value of `X-Hub-Signature-256`.
 pub fn signature_header(secret: &str, body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail; the fallback only keeps clippy happy.
@@ -234,6 +255,20 @@ mod tests {
         assert!(text.contains(r"Luc\u00eda \ud83d\ude00"), "{text}");
         assert!(text.contains(r"https:\/\/a\/b"), "{text}");
         assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), v);
+    }
+
+    #[test]
+    fn callback_data_is_echoed_on_every_status_and_absent_without_one() {
+        let status = json!({"entry": [{"changes": [{"value": {"statuses": [{"id": "wamid.1", "status": "sent"}]}}]}]});
+        let mut tagged = status.clone();
+        echo_callback_data(&mut tagged, Some("msg_1"));
+        assert_eq!(
+            tagged["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"],
+            "msg_1"
+        );
+        let mut untouched = status.clone();
+        echo_callback_data(&mut untouched, None);
+        assert_eq!(untouched, status);
     }
 
     #[test]

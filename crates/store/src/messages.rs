@@ -5,6 +5,12 @@
 //! Outbound: the message and its outbox row are written together, so an accepted send is never lost.
 //! Status: every status webhook is kept; the message's status only moves forward; a status for a
 //! message whose provider id is not known yet is kept and applied when the id is recorded.
+//!
+//! Duplicates: a message sent again after an attempt with no recorded outcome (a crash mid-send) is a
+//! *possible* duplicate ([`mark_possible_duplicate`]). Sends carry openline's message id to the
+//! provider, which echoes it on statuses (`StatusReport::callback_message_id`); statuses for two
+//! provider ids of one message make it a *confirmed* duplicate, and both ids are kept
+//! (`message_provider_ids`) so statuses for either apply.
 
 use crate::conversations;
 use crate::orgs::Scope;
@@ -53,13 +59,18 @@ pub struct Message {
     pub dlp: Option<serde_json::Value>,
     /// Flagged by DLP and not yet reviewed by a supervisor.
     pub dlp_flagged: bool,
+    /// The provider may have it twice: it was sent again after an attempt whose outcome openline
+    /// never recorded (a crash mid-send). Also true when the duplicate is confirmed.
+    pub possible_duplicate: bool,
+    /// The provider reported two accepted copies (statuses for two provider ids of this message).
+    pub duplicate_confirmed: bool,
 }
 
 const COLS: &str =
     "m.id, m.org_id, m.conversation_id, m.direction, m.kind, m.body, m.media, m.template, m.author_user_id,
     m.status, m.provider, m.provider_message_id, m.reply_to, m.error_code, m.error_title, m.created_at, m.updated_at,
     m.sent_at, m.delivered_at, m.read_at, m.queue_reason, m.dlp_verdict,
-    case when m.dlp_flagged = 1 and m.dlp_reviewed_at is null then 1 else 0 end";
+    case when m.dlp_flagged = 1 and m.dlp_reviewed_at is null then 1 else 0 end, m.duplicate";
 
 fn from_row(r: &Row) -> Result<Message, StoreError> {
     let error_code = r.opt_i64(13)?;
@@ -97,6 +108,8 @@ fn from_row(r: &Row) -> Result<Message, StoreError> {
         queue_reason: r.opt_string(20)?,
         dlp: r.opt_json(21)?,
         dlp_flagged: r.bool(22)?,
+        possible_duplicate: r.opt_string(23)?.is_some(),
+        duplicate_confirmed: r.opt_string(23)?.as_deref() == Some("confirmed"),
     })
 }
 
@@ -229,6 +242,8 @@ pub fn insert_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOut
         queue_explanation: None,
         dlp: None,
         dlp_flagged: false,
+        possible_duplicate: false,
+        duplicate_confirmed: false,
     };
     archive_message(c, "message.received", &message, m.now)?;
     Ok(InboundOutcome::Stored(Box::new(message)))
@@ -337,6 +352,20 @@ pub fn record_provider_accept(
          where id = ?",
         params![provider.as_str(), provider_message_id, now, message_id],
     )?;
+    c.execute(
+        "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values (?, ?, ?, ?)
+         on conflict (provider, provider_message_id) do nothing",
+        params![provider.as_str(), provider_message_id, message_id, now],
+    )?;
+    // A status that named this message came earlier for another provider id: an attempt whose
+    // outcome was never recorded was accepted too.
+    if let Some(other) = c.query_opt(
+        "select provider_message_id from message_provider_ids where message_id = ? and provider = ? and provider_message_id <> ?
+         order by created_at limit 1",
+        params![message_id, provider.as_str(), provider_message_id],
+    )? {
+        confirm_duplicate(c, message_id, &other.string(0)?, provider_message_id, now)?;
+    }
     let early = c.query(
         "select status, error_code, at from message_status_events
          where provider = ? and provider_message_id = ? and message_id is null order by at, received_at",
@@ -361,6 +390,59 @@ pub fn record_provider_accept(
         now,
     )?;
     Ok(m)
+}
+
+/// The message is being sent again although an earlier attempt may have reached the provider (its
+/// outcome was never recorded): a possible duplicate, journaled. Call in the transaction that
+/// records the new attempt's acceptance.
+pub fn mark_possible_duplicate(c: &mut dyn Conn, message_id: &str, now: i64) -> Result<(), StoreError> {
+    let n = c.execute(
+        "update messages set duplicate = 'possible', updated_at = ? where id = ? and duplicate is null",
+        params![now, message_id],
+    )?;
+    if n == 1 {
+        let org_id = c
+            .query_one("select org_id from messages where id = ?", params![message_id])?
+            .string(0)?;
+        crate::journal::record(
+            c,
+            &org_id,
+            "message.possible_duplicate",
+            message_id,
+            &serde_json::json!({"reason": "sent again after an attempt whose outcome was never recorded"}),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// The provider accepted the message twice (`first` and `second` are its two ids): a confirmed
+/// duplicate, journaled once.
+fn confirm_duplicate(
+    c: &mut dyn Conn,
+    message_id: &str,
+    first: &str,
+    second: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let n = c.execute(
+        "update messages set duplicate = 'confirmed', updated_at = ? where id = ? and (duplicate is null or duplicate <> 'confirmed')",
+        params![now, message_id],
+    )?;
+    if n == 1 {
+        let org_id = c
+            .query_one("select org_id from messages where id = ?", params![message_id])?
+            .string(0)?;
+        crate::journal::record(
+            c,
+            &org_id,
+            "message.duplicate_confirmed",
+            message_id,
+            &serde_json::json!({"provider_message_ids": [first, second]}),
+            now,
+        )?;
+    }
+    Ok(())
 }
 
 /// A send failed for good: the message is failed with the provider's code.
@@ -413,14 +495,29 @@ pub enum StatusOutcome {
 }
 
 pub fn apply_status(c: &mut dyn Conn, s: &StatusReport<'_>) -> Result<StatusOutcome, StoreError> {
+    apply_status_naming(c, s, None)
+}
+
+/// [`apply_status`] for a status that carries the openline message id its send was tagged with
+/// (Cloud API `biz_opaque_callback_data`, the query of Twilio's StatusCallback): it links a status
+/// for a provider id openline never recorded (an attempt that crashed before its outcome was
+/// written) to its message.
+pub fn apply_status_naming(
+    c: &mut dyn Conn,
+    s: &StatusReport<'_>,
+    callback_message_id: Option<&str>,
+) -> Result<StatusOutcome, StoreError> {
     let provider = s.provider.as_str();
-    let message = c
+    let mut message = c
         .query_opt(
             "select id from messages where provider = ? and provider_message_id = ?",
             params![provider, s.provider_message_id],
         )?
         .map(|r| r.string(0))
         .transpose()?;
+    if message.is_none() {
+        message = message_for_unrecorded_id(c, s, callback_message_id)?;
+    }
     let inserted = c.execute(
         "insert into message_status_events (id, provider, provider_message_id, message_id, status, error_code, at, received_at, raw)
          values (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -463,6 +560,48 @@ pub fn apply_status(c: &mut dyn Conn, s: &StatusReport<'_>) -> Result<StatusOutc
     })
 }
 
+/// The message a status for a provider id not on any message belongs to: one an earlier attempt got
+/// (kept in `message_provider_ids`), or the outgoing message the status names by its callback data,
+/// which then keeps this id too. When the message already has another provider id, the provider
+/// accepted it twice: a confirmed duplicate.
+fn message_for_unrecorded_id(
+    c: &mut dyn Conn,
+    s: &StatusReport<'_>,
+    callback_message_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let provider = s.provider.as_str();
+    if let Some(r) = c.query_opt(
+        "select message_id from message_provider_ids where provider = ? and provider_message_id = ?",
+        params![provider, s.provider_message_id],
+    )? {
+        return Ok(Some(r.string(0)?));
+    }
+    let Some(named) = callback_message_id.filter(|id| !id.is_empty()) else {
+        return Ok(None);
+    };
+    // Only an outgoing message not sent through another provider: callback data is ours, but a
+    // status must never move someone else's message.
+    let Some(r) = c.query_opt(
+        "select id, provider_message_id from messages where id = ? and direction = 'out' and (provider is null or provider = ?)",
+        params![named, provider],
+    )?
+    else {
+        return Ok(None);
+    };
+    let message_id = r.string(0)?;
+    c.execute(
+        "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values (?, ?, ?, ?)
+         on conflict (provider, provider_message_id) do nothing",
+        params![provider, s.provider_message_id, &message_id, s.now],
+    )?;
+    if let Some(recorded) = r.opt_string(1)? {
+        if recorded != s.provider_message_id {
+            confirm_duplicate(c, &message_id, &recorded, s.provider_message_id, s.now)?;
+        }
+    }
+    Ok(Some(message_id))
+}
+
 /// Moves a message forward to `status` if the ordering allows; always fills the status's timestamp.
 fn advance(
     c: &mut dyn Conn,
@@ -490,6 +629,16 @@ fn advance(
     }
     if !current.should_advance_to(status) {
         return Ok(false);
+    }
+    // One copy of a duplicated message failing does not undo the other's delivery.
+    if status == DeliveryStatus::Failed && matches!(current, DeliveryStatus::Sent | DeliveryStatus::Delivered) {
+        let duplicated = c
+            .query_one("select duplicate from messages where id = ?", params![message_id])?
+            .opt_string(0)?
+            .is_some();
+        if duplicated {
+            return Ok(false);
+        }
     }
     if status == DeliveryStatus::Failed {
         c.execute(

@@ -3,6 +3,13 @@
 //! nodes never claim the same row), send, and mark them done, retry them later, or dead. Within a
 //! thread, rows are claimed one at a time in the order they were queued, so a contact receives
 //! messages in the order they were written even though the dispatcher sends many threads at once.
+//!
+//! A crash must not lose a send nor hide a duplicate. The claim that hands a row to a dispatcher
+//! durably marks its attempt *unsettled*; recording the outcome (accepted, refused, put back unsent)
+//! settles it. A row claimed again while its previous attempt is unsettled (its node died mid-send,
+//! or the provider never answered) may already be at the provider: the claim says so
+//! ([`Claimed::maybe_sent`], sticky until the row is done), the dispatcher sends it again and marks
+//! the message a possible duplicate.
 
 use crate::sql::{Backend, Conn};
 use crate::{params, StoreError};
@@ -24,6 +31,9 @@ pub struct Claimed {
     pub sender_id: String,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// An earlier attempt was handed to the provider and its outcome never recorded: the provider may
+    /// already have the message, so sending it again may deliver it twice.
+    pub maybe_sent: bool,
 }
 
 /// Claims up to `limit` due rows for `lease_ms`. A row whose lease ran out (its node died mid-send)
@@ -39,7 +49,7 @@ pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Resul
     // outbox instead: with a 20,000-message backlog that was 60% of the writer's time).
     let rows = c.query(
         &format!(
-            "select o.id, o.message_id, o.sender_id, o.attempts from outbox o join messages m on m.id = o.message_id
+            "select o.id, o.message_id, o.sender_id, o.attempts, o.unsettled_attempt, o.maybe_sent from outbox o join messages m on m.id = o.message_id
              where o.state = 'pending' and o.next_attempt_at <= ? and (o.lease_until is null or o.lease_until < ?)
                and not exists (
                  select 1 from messages em cross join outbox e
@@ -56,12 +66,21 @@ pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Resul
             message_id: r.string(1)?,
             sender_id: r.string(2)?,
             attempts: r.i64(3)?,
+            maybe_sent: r.bool(4)? || r.bool(5)?,
         };
         // The next attempt moves to the lease's end: claimed rows leave the due range of the index,
-        // so the next claim (and `next_due_at`) does not walk every send in flight.
+        // so the next claim (and `next_due_at`) does not walk every send in flight. This attempt is
+        // unsettled until its outcome is recorded; an unsettled earlier one is remembered.
         c.execute(
-            "update outbox set lease_until = ?, next_attempt_at = ?, attempts = attempts + 1, updated_at = ? where id = ?",
-            params![now + lease_ms, now + lease_ms, now, &claimed.outbox_id],
+            "update outbox set lease_until = ?, next_attempt_at = ?, attempts = attempts + 1,
+                 maybe_sent = ?, unsettled_attempt = 1, updated_at = ? where id = ?",
+            params![
+                now + lease_ms,
+                now + lease_ms,
+                claimed.maybe_sent,
+                now,
+                &claimed.outbox_id
+            ],
         )?;
         out.push(claimed);
     }
@@ -70,13 +89,34 @@ pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Resul
 
 pub fn complete(c: &mut dyn Conn, outbox_id: &str, now: i64) -> Result<(), StoreError> {
     c.execute(
-        "update outbox set state = 'done', lease_until = null, last_error = null, updated_at = ? where id = ?",
+        "update outbox set state = 'done', lease_until = null, last_error = null, unsettled_attempt = 0, updated_at = ?
+         where id = ?",
         params![now, outbox_id],
     )?;
     Ok(())
 }
 
+/// Schedules another attempt after the provider refused this one (it answered, so it does not have
+/// the message): the attempt is settled.
 pub fn retry_at(
+    c: &mut dyn Conn,
+    outbox_id: &str,
+    next_attempt_at: i64,
+    error: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "update outbox set next_attempt_at = ?, lease_until = null, last_error = ?, unsettled_attempt = 0, updated_at = ?
+         where id = ?",
+        params![next_attempt_at, error, now, outbox_id],
+    )?;
+    Ok(())
+}
+
+/// Schedules another attempt after one whose outcome is unknown (no answer: a timeout or a dropped
+/// connection after the request left): the attempt stays unsettled, so the next claim knows the
+/// provider may have the message.
+pub fn retry_unsettled_at(
     c: &mut dyn Conn,
     outbox_id: &str,
     next_attempt_at: i64,
@@ -86,6 +126,15 @@ pub fn retry_at(
     c.execute(
         "update outbox set next_attempt_at = ?, lease_until = null, last_error = ?, updated_at = ? where id = ?",
         params![next_attempt_at, error, now, outbox_id],
+    )?;
+    Ok(())
+}
+
+/// The claimed attempt never reached the provider (the pacer put the row back): it is settled.
+pub fn settle_unsent(c: &mut dyn Conn, outbox_id: &str) -> Result<(), StoreError> {
+    c.execute(
+        "update outbox set unsettled_attempt = 0 where id = ? and state = 'pending'",
+        params![outbox_id],
     )?;
     Ok(())
 }

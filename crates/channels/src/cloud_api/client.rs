@@ -19,6 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
+/// `body` (a send's JSON) with `biz_opaque_callback_data` set to `data`, unless `data` is empty or
+/// over Meta's 512 characters.
+pub fn with_callback_data(mut body: Value, data: &str) -> Value {
+    if !data.is_empty() && data.chars().count() <= 512 {
+        if let Some(object) = body.as_object_mut() {
+            object.insert("biz_opaque_callback_data".into(), Value::String(data.to_owned()));
+        }
+    }
+    body
+}
+
 /// How to reach the Cloud API.
 #[derive(Clone)]
 pub struct CloudApiConfig {
@@ -99,6 +110,22 @@ impl CloudApiClient {
             tracing::debug!(phone_number_id, kind, provider_message_id = %accepted.provider_message_id, "cloud api accepted message");
         }
         accepted
+    }
+
+    /// [`send`](Self::send), tagged with `callback_data` (openline's message id) as
+    /// `biz_opaque_callback_data`: Meta echoes it on every status webhook of the message, which is
+    /// how a status for an attempt whose answer was lost (a crash mid-send) finds its message.
+    /// Meta allows at most 512 characters; a longer tag is not sent.
+    pub async fn send_with_callback_data(
+        &self,
+        phone_number_id: &str,
+        message: &OutboundMessage,
+        callback_data: &str,
+    ) -> Result<ProviderAccepted, SendError> {
+        let kind = message.kind().as_str();
+        let body = with_callback_data(message.to_request_body(), callback_data);
+        let (status, body) = self.post_messages(phone_number_id, &body, kind).await?;
+        parse_accepted(status, &body)
     }
 
     /// Marks an inbound message (and the ones before it) as read, showing blue ticks to the contact.

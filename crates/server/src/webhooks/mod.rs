@@ -10,14 +10,16 @@ use openline_store::{Conn, StoreError};
 
 /// Applies a status report from any provider: the message moves forward (or the report is kept as
 /// stale, duplicate or early), a failed opt-in request may reveal a number not on WhatsApp, and the
-/// change is announced after the commit. Returns the metric label.
+/// change is announced after the commit. `callback_message_id` is the openline message id the
+/// provider echoed from the send, if any. Returns the metric label.
 pub(crate) fn record_status(
     c: &mut dyn Conn,
     report: &StatusReport<'_>,
+    callback_message_id: Option<&str>,
     now: i64,
     fx: &mut Effects,
 ) -> Result<&'static str, StoreError> {
-    Ok(match messages::apply_status(c, report)? {
+    Ok(match messages::apply_status_naming(c, report, callback_message_id)? {
         StatusOutcome::Advanced(m) => {
             if m.status == openline_domain::DeliveryStatus::Failed {
                 consent_flow::after_failure(c, &m, now, fx)?;

@@ -284,6 +284,7 @@ fn apply(
                     raw: Some(raw),
                     now,
                 },
+                None,
                 now,
                 fx,
             )

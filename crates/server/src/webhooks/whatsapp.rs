@@ -290,6 +290,8 @@ fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) 
             raw: Some(&s.raw),
             now,
         },
+        // openline tags each send with its message id (see the dispatcher); Meta echoes it.
+        s.raw.get("biz_opaque_callback_data").and_then(|v| v.as_str()),
         now,
         fx,
     )

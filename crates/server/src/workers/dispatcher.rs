@@ -160,9 +160,13 @@ async fn paced(st: &AppState, pacers: &Pacers, job: &outbox::Claimed, sender: &S
         Slot::Later(at) => {
             st.metrics.send("paced");
             let outbox_id = job.outbox_id.clone();
+            // Put back unsent: this attempt never reached the provider.
             if let Err(e) = st
                 .store
-                .write(move |c| pacing::defer_claim(c, &outbox_id, at, now))
+                .write(move |c| {
+                    pacing::defer_claim(c, &outbox_id, at, now)?;
+                    outbox::settle_unsent(c, &outbox_id)
+                })
                 .await
             {
                 tracing::error!(error = %e, "could not put a paced message back; its lease will expire and retry it");
@@ -214,7 +218,9 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
                         return;
                     }
                 };
-                st.cloud.send(&sender.phone_number_id, &request).await
+                st.cloud
+                    .send_with_callback_data(&sender.phone_number_id, &request, &message.id)
+                    .await
             }
         }
         ProviderKind::Twilio => {
@@ -267,18 +273,26 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
             let (outbox_id, message_id, now) = (job.outbox_id.clone(), job.message_id.clone(), st.now());
             let pmid = accepted.provider_message_id;
             let provider = sender.provider;
+            // An earlier attempt may have reached the provider too (claimed, then no outcome recorded).
+            let maybe_sent = job.maybe_sent;
             let recorded = st
                 .store
                 .write(move |c| {
+                    if maybe_sent {
+                        messages::mark_possible_duplicate(c, &message_id, now)?;
+                    }
                     let m = messages::record_provider_accept(c, &message_id, provider, &pmid, now)?;
                     outbox::complete(c, &outbox_id, now)?;
                     Ok(m)
                 })
                 .await;
+            if maybe_sent {
+                tracing::warn!(message_id = %job.message_id, "sent again after an attempt with no recorded outcome: possible duplicate");
+            }
             match recorded {
                 Ok(m) => st.events.message("message.status", &m),
-                // The provider has the message but we could not record it: the lease runs out and the
-                // row is retried, which may send twice; the log says so. (Issue 6 adds duplicate detection.)
+                // The provider has the message but we could not record it: the attempt stays unsettled,
+                // the lease runs out and the row is sent again as a possible duplicate.
                 Err(e) => {
                     tracing::error!(error = %e, message_id = %job.message_id, "sent, but recording the provider id failed")
                 }
@@ -308,9 +322,17 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
             let next = now + backoff_ms(attempt, e.retry_after);
             tracing::warn!(message_id = %job.message_id, attempt, code = ?e.code, http_status = ?e.http_status, "send failed, will retry");
             let (outbox_id, reason) = (job.outbox_id.clone(), e.message.clone());
+            // No answer (a timeout, a dropped connection): the provider may have the message.
+            let answered = e.http_status.is_some();
             if let Err(err) = st
                 .store
-                .write(move |c| outbox::retry_at(c, &outbox_id, next, &reason, now))
+                .write(move |c| {
+                    if answered {
+                        outbox::retry_at(c, &outbox_id, next, &reason, now)
+                    } else {
+                        outbox::retry_unsettled_at(c, &outbox_id, next, &reason, now)
+                    }
+                })
                 .await
             {
                 tracing::error!(error = %err, "could not schedule a retry; the lease will expire and retry it");
@@ -387,7 +409,9 @@ async fn send_media(
         filename: file.filename.clone(),
         reply_to: message.reply_to.clone(),
     };
-    st.cloud.send(&sender.phone_number_id, &request).await
+    st.cloud
+        .send_with_callback_data(&sender.phone_number_id, &request, &message.id)
+        .await
 }
 
 /// A template message's request, from the `template` JSON the send path stored

@@ -51,6 +51,8 @@ pub struct OutboundMessage {
     pub template_send: Option<TemplateSend>,
     /// Templates: the pricing category, from the registered template's category.
     pub billing_category: Option<&'static str>,
+    /// `biz_opaque_callback_data`: the sender's tag, echoed on every status webhook of the message.
+    pub callback_data: Option<String>,
 }
 
 /// One parameter of a template send.
@@ -136,6 +138,15 @@ pub fn validate_send(raw: &[u8]) -> Result<SendRequest, GraphError> {
         }
     };
     let context_id = validate_context(&body)?;
+    let callback_data = match body.get("biz_opaque_callback_data") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if d.chars().count() <= 512 => Some(d.clone()),
+        Some(_) => {
+            return Err(GraphError::invalid_value(
+                "Param biz_opaque_callback_data must be a string of at most 512 characters.",
+            ))
+        }
+    };
     // `contacts` is the one type whose content is an array; it is checked from `body` below.
     let no_content = Map::new();
     let content = match body.get(&kind) {
@@ -168,6 +179,7 @@ pub fn validate_send(raw: &[u8]) -> Result<SendRequest, GraphError> {
         context_id,
         template_send: shown.template_send,
         billing_category: None,
+        callback_data,
     })))
 }
 
