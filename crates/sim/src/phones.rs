@@ -26,12 +26,12 @@ use utoipa::{OpenApi, ToSchema};
 #[openapi(
     info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp (and SMS) users talking to the business, and as Meta's template reviewer."),
     paths(
-        list_phones, send_text, send_sms, list_messages, phone_media, tap_button, send_image, set_behaviour,
+        list_phones, send_text, send_sms, send_mms, list_messages, phone_media, tap_button, send_image, set_behaviour,
         crate::template_api::list_templates, crate::template_api::approve, crate::template_api::reject,
         crate::template_api::pause, crate::template_api::disable
     ),
     components(schemas(
-        PhoneSummary, SendTextRequest, SendSmsRequest, SentResponse, MessageChannel, TapButtonRequest, SendImageRequest, SetBehaviourRequest,
+        PhoneSummary, SendTextRequest, SendSmsRequest, SendMmsRequest, SentResponse, MessageChannel, TapButtonRequest, SendImageRequest, SetBehaviourRequest,
         ConversationEntry, TemplateView, ButtonView, ButtonKind, Direction, PersonaBehaviour, ErrorBody,
         crate::templates::TemplateRecord, crate::templates::TemplateStatus, crate::templates::RejectionReason,
         crate::template_api::RejectRequest, crate::template_api::TemplateChanged
@@ -48,6 +48,10 @@ pub fn routes() -> Router<Arc<Simulator>> {
         .route("/phones", get(list_phones))
         .route("/phones/{phone}/messages", post(send_text).get(list_messages))
         .route("/phones/{phone}/sms", post(send_sms))
+        .route(
+            "/phones/{phone}/mms",
+            post(send_mms).layer(DefaultBodyLimit::max(7 * 1024 * 1024 + 64 * 1024)),
+        )
         .route("/phones/{phone}/media/{media_id}", get(phone_media))
         .route("/phones/{phone}/buttons", post(tap_button))
         // Base64 of a 5 MB image, with room for the rest of the JSON.
@@ -214,6 +218,48 @@ async fn send_sms(
 ) -> Result<Json<SentResponse>, SimError> {
     let phone = parse_phone(&phone)?;
     Ok(Json(sim.phone_sends_sms(&phone, &req.to, &req.text).await?.into()))
+}
+
+/// A picture (or other file) a phone sends to a business SMS number as an MMS, through Twilio.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendMmsRequest {
+    /// The business SMS number, E.164 (`+15550002000`) or its digits.
+    #[schema(example = "+15550002000")]
+    pub to: String,
+    /// Text sent with the file, if any.
+    pub text: Option<String>,
+    #[schema(example = "image/png")]
+    pub mime_type: String,
+    /// The file, base64 (at most 5 MB decoded).
+    pub data_base64: String,
+}
+
+/// `POST /phones/{phone}/mms`: the phone sends a file to a business SMS number.
+///
+/// Sends Twilio's incoming-message webhook with `NumMedia=1`, `MediaUrl0` (the simulator's Twilio
+/// Media resource, which requires basic auth and redirects to its CDN, as Twilio's does) and
+/// `MediaContentType0`. Waits for the first delivery attempt and reports its HTTP status.
+#[utoipa::path(post, path = "/phones/{phone}/mms", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    request_body = SendMmsRequest,
+    responses(
+        (status = 200, description = "Sent; see webhook_status. `id` is the `MM…` SID", body = SentResponse),
+        (status = 400, description = "Bad phone number, text, type or data", body = ErrorBody),
+        (status = 404, description = "Unknown business SMS number", body = ErrorBody)))]
+async fn send_mms(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+    ApiJson(req): ApiJson<SendMmsRequest>,
+) -> Result<Json<SentResponse>, SimError> {
+    let phone = parse_phone(&phone)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(req.data_base64.trim())
+        .map_err(|_| SimError::bad_request("invalid_base64", "data_base64 is not valid base64."))?;
+    Ok(Json(
+        sim.phone_sends_mms(&phone, &req.to, req.text.as_deref(), req.mime_type.trim(), bytes)
+            .await?
+            .into(),
+    ))
 }
 
 /// `GET /phones/{phone}/messages`: the conversation as the phone sees it, oldest first.

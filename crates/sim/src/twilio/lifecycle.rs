@@ -86,6 +86,26 @@ impl Simulator {
 
     async fn play_twilio_lifecycle(self: Arc<Self>, sid: String, send: TwilioSend, fate: Fate) {
         tokio::time::sleep(STATUS_LAG).await;
+        // Twilio fetches the message's media before sending it; a URL it cannot fetch fails it.
+        let fate = match fate {
+            Fate::Deliver { .. } if !send.media_urls.is_empty() => {
+                match self.fetch_twilio_media(&send.media_urls).await {
+                    Ok(Some((media_id, mime_type))) => {
+                        self.show_media(&sid, media_id, &mime_type);
+                        fate
+                    }
+                    Ok(None) => fate,
+                    Err(why) => {
+                        tracing::info!(message_sid = %sid, "twilio could not fetch the media: {why}");
+                        Fate::Fail(match send.channel {
+                            MessageChannel::Whatsapp => super::media::WHATSAPP_MEDIA_FAILED,
+                            MessageChannel::Sms => super::media::MEDIA_RETRIEVAL_FAILURE,
+                        })
+                    }
+                }
+            }
+            other => other,
+        };
         let read = match fate {
             Fate::Fail(code) => {
                 tracing::info!(message_sid = %sid, code, "twilio message failed");
@@ -106,6 +126,24 @@ impl Simulator {
         tokio::time::sleep(Duration::from_millis(self.config.read_after_ms)).await;
         self.state().set_status(&sid, "read", None);
         self.status_callback(&sid, &send, "read", None);
+    }
+
+    /// The fetched file on the phone's conversation entry of message `sid`.
+    fn show_media(&self, sid: &str, media_id: String, mime_type: &str) {
+        let mut state = self.state();
+        let Some(owner) = state.message_owner.get(sid).cloned() else {
+            return;
+        };
+        if let Some(entry) = state
+            .phones
+            .get_mut(&owner)
+            .and_then(|p| p.entries.iter_mut().find(|e| e.id == sid))
+        {
+            entry.media_id = Some(media_id);
+            if entry.template.is_none() {
+                entry.kind = super::media::entry_kind(mime_type).into();
+            }
+        }
     }
 
     /// Queues one signed status callback, if the message named a `StatusCallback`.

@@ -5,6 +5,9 @@
 //! message is answered 201 with Twilio's Message resource (`resource`) and then plays out its status
 //! callbacks (`lifecycle`), signed with `X-Twilio-Signature` over the callback URL.
 //!
+//! Media both ways (`MediaUrl` fetched like Twilio fetches it; a phone's MMS as a Media resource
+//! behind basic auth) lives in `media`.
+//!
 //! Phones texting the business over SMS live in `sms`: an inbound-message webhook to
 //! [`crate::SimConfig::twilio_webhook_url`], signed the same way.
 //!
@@ -12,6 +15,7 @@
 //! its checks; the order here is the one its documentation examples and helper libraries suggest.
 
 mod lifecycle;
+mod media;
 pub(crate) mod resource;
 mod sms;
 mod validate;
@@ -35,10 +39,12 @@ pub const API_VERSION: &str = "2010-04-01";
 pub const WHATSAPP_PREFIX: &str = "whatsapp:";
 
 pub fn routes() -> Router<Arc<Simulator>> {
-    Router::new().route(
-        "/twilio/2010-04-01/Accounts/{account_sid}/Messages.json",
-        post(create_message),
-    )
+    Router::new()
+        .route(
+            "/twilio/2010-04-01/Accounts/{account_sid}/Messages.json",
+            post(create_message),
+        )
+        .merge(media::routes())
 }
 
 /// A refusal in Twilio's shape: `{"code", "message", "more_info", "status"}`.

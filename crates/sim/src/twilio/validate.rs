@@ -14,6 +14,7 @@
 //! | 21655 | `ContentSid` is not `HX` + 32 hex digits, or not a Content template of this account |
 //! | 21656 | `ContentVariables` is not a JSON object of non-empty values |
 //! | 21609 | `StatusCallback` is not an http(s) URL |
+//! | 21620 | a `MediaUrl` is not an http(s) URL, or more than 10 are given |
 //!
 //! A `ContentVariables` whose count does not match the template's placeholders is accepted and then
 //! fails with 63028, as Twilio reports it (see `lifecycle`).
@@ -25,6 +26,8 @@ use openline_domain::PhoneNumber;
 
 /// Twilio's limit on a message body (concatenated SMS segments, or a WhatsApp text).
 pub const MAX_BODY_CHARS: usize = 1600;
+/// Twilio's limit on the `MediaUrl`s of one message.
+pub const MAX_MEDIA: usize = 10;
 
 /// A create request that Twilio would accept.
 #[derive(Debug, Clone)]
@@ -136,6 +139,14 @@ pub(crate) fn validate(config: &SimConfig, params: &[(String, String)]) -> Resul
         .filter(|(n, v)| n == "MediaUrl" && !v.trim().is_empty())
         .map(|(_, v)| v.trim().to_owned())
         .collect();
+    if media_urls.len() > MAX_MEDIA
+        || media_urls.iter().any(|u| {
+            let lower = u.to_ascii_lowercase();
+            !(lower.starts_with("http://") || lower.starts_with("https://"))
+        })
+    {
+        return Err(TwilioError::bad_request(21620, "Invalid media URL(s)."));
+    }
     let content_sid = non_blank(params, "ContentSid").map(str::to_owned);
     let content_variables = non_blank(params, "ContentVariables").map(str::to_owned);
     if content_variables.is_some() && content_sid.is_none() {
@@ -263,6 +274,12 @@ mod tests {
         assert_eq!(code(&[to, from, ("Body", "  ")]), 21602);
         assert_eq!(code(&[to, from, ("Body", &"x".repeat(1601))]), 21617);
         assert_eq!(code(&[to, from, body, ("StatusCallback", "ftp://x")]), 21609);
+        assert_eq!(code(&[to, from, ("MediaUrl", "file:///etc/passwd")]), 21620);
+        let eleven: Vec<(&str, &str)> = [to, from]
+            .into_iter()
+            .chain(std::iter::repeat_n(("MediaUrl", "https://m/1.png"), 11))
+            .collect();
+        assert_eq!(code(&eleven), 21620);
     }
 
     #[test]
