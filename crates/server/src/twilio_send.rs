@@ -37,6 +37,19 @@ pub fn content_sid(c: &mut dyn Conn, message: &Message) -> Result<Option<String>
     }
 }
 
+/// The query parameter of the status callback URL that names openline's message. Twilio calls the
+/// URL exactly as given (and signs it so), so every status of a send names its message even when
+/// the send's answer, with Twilio's SID, was lost in a crash: statuses for a second SID of one
+/// message then confirm a duplicate.
+pub const CALLBACK_MESSAGE_PARAM: &str = "openline_message_id";
+
+/// `status_callback` with the message's id as [`CALLBACK_MESSAGE_PARAM`].
+pub fn tagged_status_callback(status_callback: &str, message_id: &str) -> String {
+    let separator = if status_callback.contains('?') { '&' } else { '?' };
+    let id: String = url::form_urlencoded::byte_serialize(message_id.as_bytes()).collect();
+    format!("{status_callback}{separator}{CALLBACK_MESSAGE_PARAM}={id}")
+}
+
 /// Whether `sid` looks like a Twilio Content SID: `HX` and 32 hex digits.
 pub fn is_content_sid(sid: &str) -> bool {
     sid.strip_prefix("HX")
@@ -60,7 +73,7 @@ pub fn request(
     let from = format!("{prefix}{}", sender.phone_number);
     let to = format!("{prefix}{phone}");
     let service = sender.twilio_messaging_service().map(str::to_owned);
-    let callback = Some(status_callback.to_owned());
+    let callback = Some(tagged_status_callback(status_callback, &message.id));
     match message.kind {
         MessageKind::Text => Ok(TwilioMessage {
             from,
@@ -185,7 +198,11 @@ mod tests {
         assert!(params.contains(&("To", "whatsapp:+447700900001".into())));
         assert!(params.contains(&("ContentSid", CONTENT.into())));
         assert!(params.contains(&("ContentVariables", r#"{"1":"Ada","2":"Friday"}"#.into())));
-        assert!(params.contains(&("StatusCallback", "https://x/webhooks/twilio".into())));
+        // The callback names the message, so its statuses find it whatever SID they carry.
+        assert!(params.contains(&(
+            "StatusCallback",
+            format!("https://x/webhooks/twilio?openline_message_id={}", m.id)
+        )));
         // The rendered text stays openline's record; Twilio renders the approved content itself.
         assert!(!params.iter().any(|(n, _)| *n == "Body"));
     }

@@ -34,6 +34,12 @@ pub async fn receive_twilio_webhook(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let params = verified_params(&st, &uri, &headers, &body)?;
+    // The openline message a status callback names (its URL carries it; the signature covers it).
+    let callback_message_id = uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == crate::twilio_send::CALLBACK_MESSAGE_PARAM)
+            .map(|(_, v)| v.into_owned())
+    });
     let event = classify(&params).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
     let sender = match &event {
         TwilioEvent::Inbound(m) => route(&st, m).await?,
@@ -52,7 +58,15 @@ pub async fn receive_twilio_webhook(
         .store
         .write(move |c| {
             let mut fx = Effects::default();
-            let metric = apply(c, event, sender.as_ref(), &raw, now, &mut fx)?;
+            let metric = apply(
+                c,
+                event,
+                sender.as_ref(),
+                callback_message_id.as_deref(),
+                &raw,
+                now,
+                &mut fx,
+            )?;
             Ok((metric, fx))
         })
         .await?;
@@ -74,7 +88,8 @@ pub async fn receive_twilio_webhook(
 /// anything else is refused. A form body is verified over its decoded parameters; a JSON body only
 /// when the URL carries `bodySHA256`, against the hash of its raw bytes. The URL is always the
 /// configured public one (Twilio signs what it requested, which a proxy hides from us), with the
-/// `bodySHA256` Twilio appended to it.
+/// `bodySHA256` Twilio appended to it, or for a form the query Twilio requested it with (a status
+/// callback's `openline_message_id`, see [`crate::twilio_send::tagged_status_callback`]).
 fn verified_params(
     st: &AppState,
     uri: &Uri,
@@ -121,7 +136,12 @@ fn verified_params(
         }
         _ => {
             let params = parse_form(body).map_err(|e| AppError::bad_request("invalid_webhook", e.to_string()))?;
-            verify_twilio_signature_with(algorithm, key, &st.twilio_webhook_url, &params, signature)
+            let url = &st.twilio_webhook_url;
+            let signed_url = match uri.query().filter(|q| !q.is_empty()) {
+                Some(q) => format!("{url}{}{q}", if url.contains('?') { '&' } else { '?' }),
+                None => url.clone(),
+            };
+            verify_twilio_signature_with(algorithm, key, &signed_url, &params, signature)
                 .map_err(|e| refused(st, e))?;
             Ok(params)
         }
@@ -203,6 +223,7 @@ fn apply(
     c: &mut dyn Conn,
     event: TwilioEvent,
     sender: Option<&Sender>,
+    callback_message_id: Option<&str>,
     raw: &serde_json::Value,
     now: i64,
     fx: &mut Effects,
@@ -284,7 +305,7 @@ fn apply(
                     raw: Some(raw),
                     now,
                 },
-                None,
+                callback_message_id,
                 now,
                 fx,
             )

@@ -9,6 +9,7 @@ mod conversation;
 mod demo_clock;
 mod dispatch;
 mod dlp;
+mod duplicates;
 mod fixtures;
 mod media;
 mod outbound_webhooks;
