@@ -91,6 +91,10 @@ struct SimArgs {
     /// Seconds before `delivered`, and again before `read`
     #[arg(long, default_value_t = 1.0)]
     status_delay_secs: f64,
+    /// Milliseconds the Graph API takes to answer an accepted send (the message is already on the
+    /// phone meanwhile)
+    #[arg(long, default_value_t = 0)]
+    send_latency_ms: u64,
 }
 
 /// Loads settings: defaults < file < environment < flags.
@@ -252,6 +256,7 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
     }
     // Inbound SMS go to openline's Twilio endpoint beside its WhatsApp one.
     config.twilio_webhook_url = config.webhook_url.replace("/webhooks/whatsapp", "/webhooks/twilio");
+    config.send_latency_ms = args.send_latency_ms;
     let delay = (args.status_delay_secs.max(0.0) * 1000.0) as u64;
     config.delivered_after_ms = delay;
     config.read_after_ms = delay;

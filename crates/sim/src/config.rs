@@ -27,6 +27,10 @@ pub struct SimConfig {
     pub enforce_window: bool,
     /// Sends per second per business number; over it the Graph API answers 130429.
     pub throughput_per_s: u32,
+    /// How long the Graph API takes to answer a send it accepted (0: at once). The message is
+    /// already on the phone while the answer is on its way, as at Meta: a sender that dies in this
+    /// window never learns the id, which is what the crash tests need.
+    pub send_latency_ms: u64,
     /// The simulator's own base URL as openline sees it (e.g. `http://127.0.0.1:8080/sim`); media
     /// URLs are built from it, because the simulator cannot know under which prefix it is mounted.
     pub public_base_url: String,
@@ -237,6 +241,7 @@ impl Default for SimConfig {
             read_after_ms: 2_000,
             enforce_window: true,
             throughput_per_s: 1_000,
+            send_latency_ms: 0,
             public_base_url: "http://127.0.0.1:8080/sim".into(),
             templates: vec![SimTemplate::opt_in(), SimTemplate::hello_world()],
             twilio_account_sid: "AC00000000000000000000000000000001".into(),
@@ -261,6 +266,7 @@ impl fmt::Debug for SimConfig {
             .field("read_after_ms", &self.read_after_ms)
             .field("enforce_window", &self.enforce_window)
             .field("throughput_per_s", &self.throughput_per_s)
+            .field("send_latency_ms", &self.send_latency_ms)
             .field("public_base_url", &self.public_base_url)
             .field("templates", &self.templates)
             .field("twilio_account_sid", &self.twilio_account_sid)

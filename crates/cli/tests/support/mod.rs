@@ -151,6 +151,16 @@ impl Running {
         self.printed.lock().expect("lock").clone()
     }
 
+    /// Sends SIGKILL (a crash: nothing is flushed, nothing finishes) and waits for the exit.
+    #[allow(dead_code)] // Only the restart tests crash a server.
+    pub async fn kill(mut self) -> ExitStatus {
+        self.child.start_kill().expect("send SIGKILL");
+        tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("openline did not die within {STEP:?} of SIGKILL"))
+            .expect("wait for openline")
+    }
+
     /// Sends SIGTERM (what `kill` and service managers send) and waits for the exit.
     pub async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().expect("still running").to_string();

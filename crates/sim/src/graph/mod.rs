@@ -86,7 +86,13 @@ async fn send_message(
         }
     })();
     match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => {
+            // The message is on the phone; the answer takes its time (see `send_latency_ms`).
+            if sim.config.send_latency_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(sim.config.send_latency_ms)).await;
+            }
+            Json(body).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
