@@ -286,13 +286,43 @@ pub fn insert_outbound_with_media(
     m: &NewOutbound<'_>,
     media: Option<&serde_json::Value>,
 ) -> Result<Message, StoreError> {
+    insert_outbound_rich(
+        c,
+        m,
+        &OutboundExtras {
+            media,
+            ..OutboundExtras::default()
+        },
+    )
+}
+
+/// What an outgoing message carries beside its body.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OutboundExtras<'a> {
+    /// A media message's file reference.
+    pub media: Option<&'a serde_json::Value>,
+    /// The structured content of a location, contact-card, interactive or reaction message, as the
+    /// dispatcher builds the provider request from it ([`outbound_content`]). Kept in `raw`, so it is
+    /// archived with the message, stripped when content is not recorded and wiped by retention.
+    pub content: Option<&'a serde_json::Value>,
+    /// The provider message id this message replies to.
+    pub reply_to: Option<&'a str>,
+}
+
+/// [`insert_outbound`] with a media reference, structured content or a reply.
+pub fn insert_outbound_rich(
+    c: &mut dyn Conn,
+    m: &NewOutbound<'_>,
+    extras: &OutboundExtras<'_>,
+) -> Result<Message, StoreError> {
     let id = openline_domain::ids::new_id("msg");
     let template = m.template.map(|v| v.to_string());
-    let media = media.map(|v| v.to_string());
+    let media = extras.media.map(|v| v.to_string());
+    let raw = extras.content.map(|v| v.to_string());
     c.execute(
         "insert into messages (id, org_id, conversation_id, direction, kind, body, media, template, author_user_id, status, queue_reason,
-             business_initiated, created_at, updated_at)
-         values (?, ?, ?, 'out', ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+             business_initiated, raw, reply_to, created_at, updated_at)
+         values (?, ?, ?, 'out', ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
         params![
             &id,
             m.org_id,
@@ -304,6 +334,8 @@ pub fn insert_outbound_with_media(
             m.author_user_id,
             m.queue_reason,
             m.business_initiated,
+            raw,
+            extras.reply_to,
             m.now,
             m.now
         ],
@@ -313,12 +345,37 @@ pub fn insert_outbound_with_media(
     }
     conversations::touch(c, m.conversation_id, None, preview(m.kind, m.body).as_deref(), m.now)?;
     let message = get_any(c, &id)?;
-    archive_message(c, "message.created", &message, m.now)?;
+    archive_message_with(c, "message.created", &message, extras.content, m.now)?;
     Ok(message)
+}
+
+/// The structured content an outgoing message was stored with ([`OutboundExtras::content`]);
+/// `None` for kinds that have none, or once retention removed it.
+pub fn outbound_content(c: &mut dyn Conn, message_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    c.query_one(
+        "select raw from messages where id = ? and direction = 'out'",
+        params![message_id],
+    )?
+    .opt_json(0)
 }
 
 /// Archives a message with the thread's participants at that moment.
 fn archive_message(c: &mut dyn Conn, kind: &str, m: &Message, now: i64) -> Result<(), StoreError> {
+    archive_message_with(c, kind, m, None, now)
+}
+
+/// [`archive_message`], with an outgoing message's structured content as the message's `raw`.
+fn archive_message_with(
+    c: &mut dyn Conn,
+    kind: &str,
+    m: &Message,
+    raw: Option<&serde_json::Value>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut message = serde_json::to_value(m).map_err(|e| StoreError::Decode(e.to_string()))?;
+    if let Some(raw) = raw {
+        message["raw"] = raw.clone();
+    }
     let participants: Vec<String> = c
         .query(
             "select user_id from participants where conversation_id = ? and left_at is null order by joined_at, user_id",
@@ -332,7 +389,7 @@ fn archive_message(c: &mut dyn Conn, kind: &str, m: &Message, now: i64) -> Resul
         &m.org_id,
         kind,
         &m.id,
-        &serde_json::json!({"message": m, "participants": participants}),
+        &serde_json::json!({"message": message, "participants": participants}),
         now,
     )?;
     Ok(())

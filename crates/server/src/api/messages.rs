@@ -9,22 +9,54 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use openline_channels::cloud_api::outbound::{check_contact_cards, ContactCard, Interactive, Location, ShapeError};
 use openline_domain::dlp;
 use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts, EARLIER_MESSAGE_WAITING, WINDOW_CLOSED};
 use openline_domain::templates::{
     body_parameters, render, send_components, BodyParameters, SendComponents, TemplateButton, TemplateComponent,
     TemplateParams, DYNAMIC_URL_SUFFIX, MAX_URL_CHARS,
 };
-use openline_domain::{Channel, DomainError, MessageKind};
+use openline_domain::{Channel, DomainError, MessageKind, ProviderKind};
 use openline_store::messages::{self, Message, NewOutbound};
 use openline_store::{contacts, conversations, idempotency, orgs, senders, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+/// The web composer's send: text, a template or a file (see [`SendRequest`] for every kind).
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
+    pub contact_id: String,
+    pub text: Option<String>,
+    pub template: Option<TemplateSend>,
+    pub channel: Option<Channel>,
+    pub media: Option<MediaSend>,
+}
+
+impl From<SendMessageRequest> for SendRequest {
+    fn from(r: SendMessageRequest) -> Self {
+        Self {
+            contact_id: r.contact_id,
+            text: r.text,
+            template: r.template,
+            channel: r.channel,
+            media: r.media,
+            location: None,
+            contacts: None,
+            interactive: None,
+            reaction: None,
+            reply_to: None,
+        }
+    }
+}
+
+/// A message to send: exactly one of `text`, `template`, `media`, `location`, `contacts`,
+/// `interactive` or `reaction`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(as = SendMessageRequest)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
     pub contact_id: String,
     /// The text to send (1 to 4096 characters). Give either `text` or `template`.
     pub text: Option<String>,
@@ -37,6 +69,177 @@ pub struct SendMessageRequest {
     /// with an optional caption. WhatsApp only; it needs consent and an open window, like text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaSend>,
+    /// A place on a map. WhatsApp Cloud API numbers only; needs consent and an open window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationSend>,
+    /// One to five contact cards. WhatsApp Cloud API numbers only; needs consent and an open window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<ContactCardSend>>,
+    /// Reply buttons or a list; the contact's choice comes back as an inbound `interactive` message
+    /// replying to this one. WhatsApp Cloud API numbers only; needs consent and an open window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<InteractiveSend>,
+    /// A reaction to a message of this contact's WhatsApp conversation (`emoji: ""` removes ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<ReactionSend>,
+    /// The openline id (`msg_…`) of a message of this contact's WhatsApp conversation to reply to:
+    /// the phone shows it quoted. With `text`, `media`, `location`, `contacts` or `interactive`, on
+    /// WhatsApp Cloud API numbers; the message must have reached the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// A place on a map.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSend {
+    /// Degrees, -90 to 90.
+    #[schema(example = 51.5155)]
+    pub latitude: f64,
+    /// Degrees, -180 to 180.
+    #[schema(example = -0.0922)]
+    pub longitude: f64,
+    /// The place's name, shown above the address (at most 1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Moorgate branch")]
+    pub name: Option<String>,
+    /// At most 1000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "1 Moorgate, London EC2R 6AB")]
+    pub address: Option<String>,
+}
+
+/// A contact card (the subset of WhatsApp's card openline sends).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCardSend {
+    pub name: ContactNameSend,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phones: Vec<ContactPhoneSend>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<ContactEmailSend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<ContactOrgSend>,
+}
+
+/// The name on a contact card; `formatted_name` (required) is what the phone shows.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactNameSend {
+    #[schema(example = "Ada Lovelace")]
+    pub formatted_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+}
+
+/// Home or work.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ContactInfoTypeSend {
+    #[serde(alias = "home")]
+    Home,
+    #[serde(alias = "work")]
+    Work,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPhoneSend {
+    #[schema(example = "+44 20 7946 0000")]
+    pub phone: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ContactInfoTypeSend>,
+    /// The number's WhatsApp id (digits): adds a "Message" button to the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEmailSend {
+    pub email: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ContactInfoTypeSend>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactOrgSend {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// Reply buttons (`type: "buttons"`: 1–3 buttons, id ≤ 256 and title ≤ 20 characters) or a list
+/// (`type: "list"`: a button text ≤ 20, 1–10 sections, at most 10 rows in all, row id ≤ 200, title ≤
+/// 24, description ≤ 72). Body 1–1024 characters; optional header and footer text ≤ 60. Ids must be
+/// unique; every text is checked by DLP.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InteractiveSend {
+    Buttons {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footer: Option<String>,
+        buttons: Vec<ReplyButtonSend>,
+    },
+    List {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footer: Option<String>,
+        /// The text of the button that opens the list.
+        button: String,
+        sections: Vec<ListSectionSend>,
+    },
+}
+
+/// A reply button: `id` comes back in the contact's reply, `title` is its label.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyButtonSend {
+    #[schema(example = "yes")]
+    pub id: String,
+    #[schema(example = "Yes")]
+    pub title: String,
+}
+
+/// A section of a list; needs a title when the list has several.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListSectionSend {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub rows: Vec<ListRowSend>,
+}
+
+/// A row of a list: `id` comes back in the contact's reply.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListRowSend {
+    pub id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A reaction to a message of the contact's WhatsApp conversation.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionSend {
+    /// The openline id (`msg_…`) of the message reacted to; it must have reached the provider.
+    pub message_id: String,
+    /// One emoji, or `""` to remove openline's earlier reaction.
+    #[schema(example = "👍")]
+    pub emoji: String,
 }
 
 /// A file to send, by the id `POST /api/v1/media` answered.
@@ -91,15 +294,267 @@ struct Content {
     outgoing: Outgoing,
     /// A media message's file reference (`{"media_id", "content_type", "sha256", "size_bytes"}`).
     media: Option<serde_json::Value>,
+    /// A location's, contact cards', interactive message's or reaction's structured content, from
+    /// which the dispatcher builds the provider request; `body` is its human-readable rendering
+    /// (and holds every text the contact sees, so DLP scans all of it).
+    rich: Option<serde_json::Value>,
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> AppError {
+    AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+impl From<ShapeError> for AppError {
+    fn from(e: ShapeError) -> Self {
+        unprocessable(e.code, e.message)
+    }
+}
+
+/// A rich message's structured content: the request's part as JSON, read back as the adapter's type
+/// (same field names), so what is stored is exactly what the dispatcher will send.
+fn typed<T: Serialize, U: serde::de::DeserializeOwned>(part: &T) -> Result<(serde_json::Value, U), AppError> {
+    let value = serde_json::to_value(part).map_err(AppError::internal)?;
+    let typed = serde_json::from_value(value.clone()).map_err(AppError::internal)?;
+    Ok((value, typed))
+}
+
+fn rich(kind: MessageKind, body: String, key: &str, value: serde_json::Value) -> Content {
+    Content {
+        kind,
+        body,
+        template: None,
+        url_suffixes: Vec::new(),
+        outgoing: Outgoing::FreeForm,
+        media: None,
+        rich: Some(serde_json::json!({ key: value })),
+    }
+}
+
+/// `📍 Moorgate branch — 1 Moorgate`, or the coordinates when the place has no name or address.
+fn resolve_location(l: &LocationSend) -> Result<Content, AppError> {
+    let (value, location): (_, Location) = typed(l)?;
+    location.check()?;
+    let label = match (&location.name, &location.address) {
+        (Some(n), Some(a)) => format!("{n} — {a}"),
+        (Some(t), None) | (None, Some(t)) => t.clone(),
+        (None, None) => format!("{}, {}", location.latitude, location.longitude),
+    };
+    Ok(rich(MessageKind::Location, format!("📍 {label}"), "location", value))
+}
+
+/// `Contact card: Ada Lovelace (Bank)`; every name and organization the cards show.
+fn resolve_contacts(cards: &[ContactCardSend]) -> Result<Content, AppError> {
+    let (value, typed_cards): (_, Vec<ContactCard>) = typed(&cards)?;
+    check_contact_cards(&typed_cards)?;
+    let names: Vec<String> = typed_cards
+        .iter()
+        .map(|c| {
+            let org: Vec<&str> = c
+                .org
+                .iter()
+                .flat_map(|o| [&o.title, &o.department, &o.company])
+                .filter_map(|x| x.as_deref())
+                .collect();
+            if org.is_empty() {
+                c.name.formatted_name.clone()
+            } else {
+                format!("{} ({})", c.name.formatted_name, org.join(", "))
+            }
+        })
+        .collect();
+    let label = if names.len() == 1 {
+        "Contact card"
+    } else {
+        "Contact cards"
+    };
+    Ok(rich(
+        MessageKind::Contacts,
+        format!("{label}: {}", names.join(", ")),
+        "contacts",
+        value,
+    ))
+}
+
+/// The header, body and footer on their lines, then `[Yes] [No]` for buttons or `[Choose] Region:
+/// Row (description); …` for a list: every text the contact sees.
+fn resolve_interactive(i: &InteractiveSend) -> Result<Content, AppError> {
+    let (value, interactive): (_, Interactive) = typed(i)?;
+    interactive.check()?;
+    let (header, body, footer) = match &interactive {
+        Interactive::Buttons {
+            header, body, footer, ..
+        }
+        | Interactive::List {
+            header, body, footer, ..
+        } => (header, body, footer),
+    };
+    let mut lines: Vec<String> = header.iter().cloned().collect();
+    lines.push(body.clone());
+    lines.extend(footer.iter().cloned());
+    lines.push(match &interactive {
+        Interactive::Buttons { buttons, .. } => buttons
+            .iter()
+            .map(|b| format!("[{}]", b.title))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Interactive::List { button, sections, .. } => {
+            let sections: Vec<String> = sections
+                .iter()
+                .map(|s| {
+                    let rows: Vec<String> = s
+                        .rows
+                        .iter()
+                        .map(|r| match &r.description {
+                            Some(d) => format!("{} ({d})", r.title),
+                            None => r.title.clone(),
+                        })
+                        .collect();
+                    match &s.title {
+                        Some(t) => format!("{t}: {}", rows.join(", ")),
+                        None => rows.join(", "),
+                    }
+                })
+                .collect();
+            format!("[{button}] {}", sections.join("; "))
+        }
+    });
+    Ok(rich(MessageKind::Interactive, lines.join("\n"), "interactive", value))
+}
+
+/// The longest emoji sequence taken (family and flag sequences are several code points).
+const MAX_EMOJI_CHARS: usize = 16;
+
+/// A reaction to a message of this contact's WhatsApp conversation that reached the provider.
+fn resolve_reaction(
+    c: &mut dyn openline_store::Conn,
+    r: &ReactionSend,
+    scope: &orgs::Scope,
+    org_id: &str,
+    contact_id: &str,
+) -> Result<Result<Content, AppError>, StoreError> {
+    let emoji = r.emoji.trim();
+    if !emoji.is_empty()
+        && (emoji.chars().count() > MAX_EMOJI_CHARS
+            || emoji.chars().any(|ch| ch.is_ascii_alphanumeric() || ch.is_whitespace()))
+    {
+        return Ok(Err(unprocessable(
+            "reaction_emoji_invalid",
+            "A reaction is one emoji (like 👍), or \"\" to remove openline's reaction.",
+        )));
+    }
+    let target = match resolve_target(c, scope, &r.message_id, org_id, contact_id, Target::Reaction)? {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    let body = if emoji.is_empty() {
+        "Reaction removed".to_owned()
+    } else {
+        format!("Reacted {emoji}")
+    };
+    let value = serde_json::json!({
+        "message_id": r.message_id, "provider_message_id": target, "emoji": emoji,
+    });
+    Ok(Ok(rich(MessageKind::Reaction, body, "reaction", value)))
+}
+
+/// What refers to an earlier message.
+#[derive(Clone, Copy)]
+enum Target {
+    Reaction,
+    Reply,
+}
+
+/// The provider message id of a message a reaction or reply refers to: it must be one the caller may
+/// see, in this contact's WhatsApp conversation (of this organization), and already with the provider.
+fn resolve_target(
+    c: &mut dyn openline_store::Conn,
+    scope: &orgs::Scope,
+    message_id: &str,
+    org_id: &str,
+    contact_id: &str,
+    target: Target,
+) -> Result<Result<String, AppError>, StoreError> {
+    let (not_found, other, not_sent, what) = match target {
+        Target::Reaction => (
+            "reaction_target_not_found",
+            "reaction_target_other_conversation",
+            "reaction_target_not_sent",
+            "react to",
+        ),
+        Target::Reply => (
+            "reply_target_not_found",
+            "reply_target_other_conversation",
+            "reply_target_not_sent",
+            "reply to",
+        ),
+    };
+    let m = match messages::get(c, scope, message_id) {
+        Ok(m) => m,
+        Err(StoreError::NotFound) => {
+            return Ok(Err(unprocessable(
+                not_found,
+                format!("There is no message {message_id:?} to {what}. Give the openline id (msg_…) of a message of this contact's conversation."),
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    if m.org_id != org_id
+        || m.direction == openline_domain::Direction::System
+        || conversations::contact_of(c, &m.conversation_id)? != contact_id
+    {
+        return Ok(Err(unprocessable(
+            other,
+            format!("Message {message_id:?} is not in this contact's conversation; you can only {what} messages of the same conversation."),
+        )));
+    }
+    match (m.provider, m.provider_message_id) {
+        (Some(ProviderKind::CloudApi), Some(id)) => Ok(Ok(id)),
+        (Some(_), Some(_)) => Ok(Err(unprocessable(
+            other,
+            format!("Message {message_id:?} was not sent or received through this contact's WhatsApp Cloud API conversation."),
+        ))),
+        _ => Ok(Err(unprocessable(
+            not_sent,
+            format!("Message {message_id:?} has not reached WhatsApp yet, so you cannot {what} it. Wait until it is sent."),
+        ))),
+    }
 }
 
 /// Resolves the request's text or template (found for the sender, parameters checked and rendered).
 fn resolve_content(
     c: &mut dyn openline_store::Conn,
-    req: &SendMessageRequest,
+    req: &SendRequest,
     sender_id: &str,
     scope: &orgs::Scope,
+    contact: &contacts::Contact,
 ) -> Result<Result<Content, AppError>, StoreError> {
+    let given = [
+        req.text.is_some(),
+        req.template.is_some(),
+        req.media.is_some(),
+        req.location.is_some(),
+        req.contacts.is_some(),
+        req.interactive.is_some(),
+        req.reaction.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Ok(Err(unprocessable(
+            "text_or_template",
+            "Give exactly one of `text`, `template` (with its name, language and parameters), `media` (an uploaded file's id, with an optional caption), `location`, `contacts`, `interactive` or `reaction`.",
+        )));
+    }
+    if let Some(l) = &req.location {
+        return Ok(resolve_location(l));
+    }
+    if let Some(cards) = &req.contacts {
+        return Ok(resolve_contacts(cards));
+    }
+    if let Some(i) = &req.interactive {
+        return Ok(resolve_interactive(i));
+    }
+    if let Some(r) = &req.reaction {
+        return resolve_reaction(c, r, scope, &contact.org_id, &contact.id);
+    }
     match (&req.text, &req.template, &req.media) {
         (Some(text), None, None) => Ok(Ok(Content {
             kind: MessageKind::Text,
@@ -108,6 +563,7 @@ fn resolve_content(
             url_suffixes: Vec::new(),
             outgoing: Outgoing::FreeForm,
             media: None,
+            rich: None,
         })),
         (None, None, Some(m)) => resolve_media(c, m, scope),
         (None, Some(t), None) => {
@@ -161,6 +617,7 @@ fn resolve_content(
                     approved: record.template.status.is_approved(),
                 },
                 media: None,
+                rich: None,
             }))
         }
         _ => Ok(Err(AppError::new(
@@ -232,6 +689,7 @@ fn resolve_media(
             "media_id": file.id, "content_type": content_type, "sha256": file.sha256,
             "size_bytes": file.size_bytes, "filename": file.filename,
         })),
+        rich: None,
     }))
 }
 
@@ -286,7 +744,16 @@ enum Outcome {
     Refused(AppError),
 }
 
-/// `POST /api/v1/messages`: sends a text or an approved template to a contact. A template with an
+/// `POST /api/v1/messages`: sends a text, an approved template, a file, a location, contact cards,
+/// reply buttons or a list (`interactive`), or a reaction to a contact. All but templates are session
+/// messages: they need consent and an open 24-hour window (held or refused exactly like text), and
+/// DLP checks every text the contact will see (a redaction rule refuses a structured message rather
+/// than mask it). Locations, contact cards, interactive messages, reactions and `reply_to` need a
+/// WhatsApp Cloud API number (422 `kind_not_supported_by_provider` on Twilio,
+/// `kind_not_supported_on_sms` on SMS); shapes over WhatsApp's limits are refused with 422 and a code
+/// naming the part (`interactive_button_count`, `interactive_button_title_invalid`,
+/// `interactive_row_count`, `location_invalid`, `contacts_invalid`, `reaction_emoji_invalid`,
+/// `reaction_target_not_found`, `reaction_target_other_conversation`, …), nothing stored. A template with an
 /// image header needs `template.header_image.link` (https only), and one with URL buttons ending in
 /// `{{1}}` needs `template.url_button_suffixes`; missing, extra or malformed ones are refused with
 /// 422 `template_parameter_count` or `template_parameter_invalid` before anything is stored.
@@ -297,16 +764,30 @@ enum Outcome {
 /// Idempotent with an `Idempotency-Key` header: a retry with the same key and body returns the first
 /// answer (with `Idempotent-Replayed: true`) and sends nothing; the same key with a different body
 /// is refused (422 `idempotency_key_reused`).
-#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessageRequest,
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: at most one message per key")),
     responses((status = 202, body = Message), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn post_message(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> Result<Response, AppError> {
+    send(st, me, headers, req).await
+}
+
+/// The web composer's send (text, template or file): the same path as [`post_message`].
 pub async fn send_message(
     State(st): State<AppState>,
     me: CurrentUser,
     headers: HeaderMap,
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> Result<Response, AppError> {
+    send(st, me, headers, req.into()).await
+}
+
+async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendRequest) -> Result<Response, AppError> {
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -369,9 +850,45 @@ pub async fn send_message(
                     "Pictures and files are sent through WhatsApp; on SMS, openline sends text only.",
                 )));
             }
-            let mut content = match resolve_content(c, &req, &sender.id, &me.scope)? {
+            // Locations, contact cards, interactive messages, reactions and quoted replies exist only
+            // on WhatsApp through the Cloud API: refused before anything is stored.
+            let rich_kind =
+                req.location.is_some() || req.contacts.is_some() || req.interactive.is_some() || req.reaction.is_some();
+            if rich_kind || req.reply_to.is_some() {
+                let what = if rich_kind {
+                    "Locations, contact cards, interactive messages and reactions"
+                } else {
+                    "Quoted replies (`reply_to`)"
+                };
+                if channel != Channel::Whatsapp {
+                    return Ok(Outcome::Refused(unprocessable(
+                        "kind_not_supported_on_sms",
+                        format!("{what} are sent through WhatsApp; on SMS, openline sends text only."),
+                    )));
+                }
+                if sender.provider != ProviderKind::CloudApi {
+                    return Ok(Outcome::Refused(unprocessable(
+                        "kind_not_supported_by_provider",
+                        format!("{what} can be sent only from a WhatsApp Cloud API number; this organization's WhatsApp number is on {}. Send text, a file or a template instead.", sender.provider.as_str()),
+                    )));
+                }
+            }
+            let mut content = match resolve_content(c, &req, &sender.id, &me.scope, &contact)? {
                 Ok(content) => content,
                 Err(e) => return Ok(Outcome::Refused(e)),
+            };
+            let reply_to = match &req.reply_to {
+                None => None,
+                Some(_) if matches!(content.kind, MessageKind::Template | MessageKind::Reaction) => {
+                    return Ok(Outcome::Refused(unprocessable(
+                        "reply_to_not_supported",
+                        format!("WhatsApp does not quote a message in a {} message. Leave out `reply_to`.", content.kind),
+                    )))
+                }
+                Some(id) => match resolve_target(c, &me.scope, id, &contact.org_id, &contact.id, Target::Reply)? {
+                    Ok(provider_id) => Some(provider_id),
+                    Err(e) => return Ok(Outcome::Refused(e)),
+                },
             };
             // Data-loss prevention: a blocked message is never stored or sent; a redacted one is sent
             // masked, with the original kept only in the archive.
@@ -394,7 +911,8 @@ pub async fn send_message(
             let mut original = None;
             if let Some(v) = &verdict {
                 let masks = v.redacted.is_some();
-                if v.is_blocked() || (masks && content.kind == MessageKind::Template) {
+                // Templates and structured messages cannot be sent masked: a match refuses them.
+                if v.is_blocked() || (masks && (content.kind == MessageKind::Template || content.rich.is_some())) {
                     return Ok(Outcome::Refused(dlp_blocked(v)));
                 }
                 if let Some(redacted) = &v.redacted {
@@ -436,7 +954,7 @@ pub async fn send_message(
             let conversation_id =
                 conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;
             conversations::join(c, &conversation_id, &me.user.id, now)?;
-            let message = messages::insert_outbound_with_media(
+            let message = messages::insert_outbound_rich(
                 c,
                 &NewOutbound {
                     org_id: &contact.org_id,
@@ -451,7 +969,11 @@ pub async fn send_message(
                     business_initiated: !facts.contact.window.is_open(),
                     now,
                 },
-                content.media.as_ref(),
+                &messages::OutboundExtras {
+                    media: content.media.as_ref(),
+                    content: content.rich.as_ref(),
+                    reply_to: reply_to.as_deref(),
+                },
             )?;
             if let Some(media_id) = req.media.as_ref().map(|m| m.id.as_str()) {
                 openline_store::media::link_to_message(c, media_id, &message.id, now)?;

@@ -65,7 +65,7 @@ pub fn router() -> Router<AppState> {
             post(media::upload_media).layer(axum::extract::DefaultBodyLimit::max(media::MAX_UPLOAD_BODY)),
         )
         .route("/api/v1/media/{id}", get(media::get_media))
-        .route("/api/v1/messages", post(messages::send_message))
+        .route("/api/v1/messages", post(messages::post_message))
         .route("/api/v1/messages/{id}", get(messages::get_message))
         .route("/api/v1/messages/{id}/cancel", post(messages::cancel_message))
         .route("/api/v1/messages/{id}/review", post(dlp::review_message))

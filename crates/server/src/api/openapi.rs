@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
         super::contacts::list_senders,
         super::conversations::list_conversations, super::conversations::get_conversation,
         super::conversations::list_messages,
-        super::messages::send_message, super::messages::get_message, super::messages::cancel_message,
+        super::messages::post_message, super::messages::get_message, super::messages::cancel_message,
         super::media::upload_media, super::media::get_media,
         super::conversations::list_queued,
         super::participants::list_participants, super::participants::add_participant,

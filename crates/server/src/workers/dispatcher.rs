@@ -213,6 +213,33 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
                             return;
                         }
                     },
+                    MessageKind::Location
+                    | MessageKind::Contacts
+                    | MessageKind::Interactive
+                    | MessageKind::Reaction => {
+                        let id = message.id.clone();
+                        let content = match st.store.read(move |c| messages::outbound_content(c, &id)).await {
+                            Ok(content) => content,
+                            Err(e) => {
+                                // The claim's lease runs out and the message is tried again.
+                                tracing::error!(error = %e, outbox_id = %job.outbox_id, "could not read a message's content");
+                                return;
+                            }
+                        };
+                        match content.and_then(|c| rich_request(&message, &c, &phone)) {
+                            Some(r) => r,
+                            None => {
+                                fail(
+                                    st,
+                                    &job,
+                                    None,
+                                    &format!("The {} message's content is missing.", message.kind),
+                                )
+                                .await;
+                                return;
+                            }
+                        }
+                    }
                     other => {
                         fail(st, &job, None, &format!("openline cannot send {other} messages yet.")).await;
                         return;
@@ -412,6 +439,41 @@ async fn send_media(
     st.cloud
         .send_with_callback_data(&sender.phone_number_id, &request, &message.id)
         .await
+}
+
+/// A location, contact-card, interactive or reaction message's request, from the structured content
+/// the send path stored (`{"location": …}`, `{"contacts": […]}`, `{"interactive": …}` in the adapter's
+/// shapes, or `{"reaction": {"provider_message_id", "emoji"}}`).
+fn rich_request(message: &messages::Message, content: &serde_json::Value, phone: &str) -> Option<OutboundMessage> {
+    let to = phone.trim_start_matches('+').to_owned();
+    let reply_to = message.reply_to.clone();
+    let part = |key: &str| content.get(key).cloned();
+    Some(match message.kind {
+        MessageKind::Location => OutboundMessage::Location {
+            to,
+            location: serde_json::from_value(part("location")?).ok()?,
+            reply_to,
+        },
+        MessageKind::Contacts => OutboundMessage::Contacts {
+            to,
+            contacts: serde_json::from_value(part("contacts")?).ok()?,
+            reply_to,
+        },
+        MessageKind::Interactive => OutboundMessage::Interactive {
+            to,
+            interactive: serde_json::from_value(part("interactive")?).ok()?,
+            reply_to,
+        },
+        MessageKind::Reaction => {
+            let reaction = part("reaction")?;
+            OutboundMessage::Reaction {
+                to,
+                message_id: reaction.get("provider_message_id")?.as_str()?.to_owned(),
+                emoji: reaction.get("emoji")?.as_str()?.to_owned(),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// A template message's request, from the `template` JSON the send path stored

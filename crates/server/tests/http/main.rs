@@ -17,6 +17,7 @@ mod pacing;
 mod participants;
 mod policy;
 mod security;
+mod send_kinds;
 mod sms;
 mod templates;
 mod twilio;
