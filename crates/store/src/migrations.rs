@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0011_duplicate_sends.sql"),
     ),
     (
+        13,
+        "read_receipts",
+        include_str!("../migrations/0013_read_receipts.sql"),
+    ),
+    (
         14,
         "sealed_webhook_secrets",
         include_str!("../migrations/0014_sealed_webhook_secrets.sql"),
