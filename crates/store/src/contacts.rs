@@ -102,28 +102,37 @@ pub fn upsert_from_inbound(
     profile_name: Option<&str>,
     now: i64,
 ) -> Result<String, StoreError> {
-    // Insert-if-absent first, so two nodes receiving the same new contact at once cannot both
-    // insert it: the second waits for the first and then does nothing.
     let (key_col, key) = match (phone, wa_user_id) {
         (Some(p), _) => ("phone", p),
         (None, Some(u)) => ("wa_user_id", u),
         (None, None) => return Err(StoreError::Decode("an inbound message without a sender".into())),
     };
-    let new_id = openline_domain::ids::new_id("ct");
-    c.execute(
-        &format!(
-            "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
-             values (?, ?, ?, ?, ?, ?, ?) on conflict (org_id, {key_col}) do nothing"
-        ),
-        params![&new_id, org_id, phone, wa_user_id, profile_name, now, now],
-    )?;
-    let id = c
-        .query_one(
-            &format!("select id from contacts where org_id = ? and {key_col} = ?"),
-            params![org_id, key],
-        )?
-        .string(0)?;
-    if id != new_id {
+    let select = format!("select id, whatsapp_name, wa_user_id from contacts where org_id = ? and {key_col} = ?");
+    // Most messages come from contacts openline knows, whose name has not changed: one lookup.
+    let existing = match c.query_opt(&select, params![org_id, key])? {
+        Some(row) => row,
+        None => {
+            // Insert-if-absent, so two nodes receiving the same new contact at once cannot both
+            // insert it: the second waits for the first and then does nothing.
+            let new_id = openline_domain::ids::new_id("ct");
+            c.execute(
+                &format!(
+                    "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
+                     values (?, ?, ?, ?, ?, ?, ?) on conflict (org_id, {key_col}) do nothing"
+                ),
+                params![&new_id, org_id, phone, wa_user_id, profile_name, now, now],
+            )?;
+            let row = c.query_one(&select, params![org_id, key])?;
+            if row.string(0)? == new_id {
+                return Ok(new_id);
+            }
+            row
+        }
+    };
+    let id = existing.string(0)?;
+    let name_changed = profile_name.is_some() && existing.opt_string(1)?.as_deref() != profile_name;
+    let user_id_learned = wa_user_id.is_some() && existing.opt_string(2)?.is_none();
+    if name_changed || user_id_learned {
         c.execute(
             "update contacts set whatsapp_name = coalesce(?, whatsapp_name),
                  wa_user_id = coalesce(wa_user_id, ?), updated_at = ? where id = ?",

@@ -23,6 +23,7 @@ macro_rules! both_backends {
 
 both_backends! {
     an_inbound_message_creates_its_contact_and_thread_and_a_retry_is_a_no_op => inbound_dedupe;
+    a_known_contact_is_rewritten_only_when_its_name_changes_or_its_user_id_is_learned => contact_refresh;
     a_second_message_joins_the_open_thread_and_moves_the_window => thread_and_window;
     statuses_only_move_forward_and_early_ones_wait_for_their_message => statuses;
     the_outbox_is_claimed_once_and_a_lapsed_lease_is_claimed_again => outbox_claims;
@@ -155,6 +156,40 @@ async fn inbound_dedupe(store: Store) {
     let id = m.id.clone();
     let read = store.read(move |c| messages::get_any(c, &id)).await.unwrap();
     assert_eq!(serde_json::to_value(&*m).unwrap(), serde_json::to_value(&read).unwrap());
+}
+
+async fn contact_refresh(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let org = w.org.clone();
+    let upsert = |name: Option<&'static str>, user: Option<&'static str>, now: i64| {
+        let org = org.clone();
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c| contacts::upsert_from_inbound(c, &org, Some("+447700900001"), user, name, now))
+                .await
+                .unwrap()
+        }
+    };
+    let read = |id: String| {
+        let scope = w.scope.clone();
+        let store = store.clone();
+        async move { store.read(move |c| contacts::get(c, &scope, &id)).await.unwrap() }
+    };
+    let id = upsert(Some("Ada"), None, NOW).await;
+    // The same name again, or none at all: the row is left as it is (nothing rewritten per message).
+    assert_eq!(upsert(Some("Ada"), None, NOW + 1).await, id);
+    assert_eq!(upsert(None, None, NOW + 2).await, id);
+    let c = read(id.clone()).await;
+    assert_eq!((c.whatsapp_name.as_deref(), c.wa_user_id.as_deref(), c.updated_at), (Some("Ada"), None, NOW));
+    // A new profile name is taken; a user id, once learned, is kept and never replaced.
+    assert_eq!(upsert(Some("Ada L."), Some("US.1"), NOW + 3).await, id);
+    assert_eq!(upsert(Some("Ada L."), Some("US.2"), NOW + 4).await, id);
+    let c = read(id.clone()).await;
+    assert_eq!(
+        (c.whatsapp_name.as_deref(), c.wa_user_id.as_deref(), c.updated_at),
+        (Some("Ada L."), Some("US.1"), NOW + 3)
+    );
 }
 
 async fn thread_and_window(store: Store) {
