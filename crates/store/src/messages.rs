@@ -359,6 +359,76 @@ pub fn outbound_content(c: &mut dyn Conn, message_id: &str) -> Result<Option<ser
     .opt_json(0)
 }
 
+/// A read receipt to send: the latest inbound message of a thread, and the number it came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadReceipt {
+    pub message_id: String,
+    pub provider_message_id: String,
+    /// The Cloud API `phone_number_id` of the business number the message came to.
+    pub phone_number_id: String,
+}
+
+/// Claims the read receipt of a thread the caller may see: its latest inbound message, when it came
+/// through the Cloud API and has not been acknowledged yet (at most once per message, journaled with
+/// the user who read it).
+/// `None` when there is nothing to acknowledge (no inbound message, SMS or Twilio, already done);
+/// `NotFound` when the caller may not see the thread.
+pub fn claim_read_receipt(
+    c: &mut dyn Conn,
+    scope: &Scope,
+    conversation_id: &str,
+    reader_user_id: &str,
+    now: i64,
+) -> Result<Option<ReadReceipt>, StoreError> {
+    let (ph, scope_vals) = scope.in_list();
+    let mut vals = vec![Val::from(conversation_id)];
+    vals.extend(scope_vals);
+    let Some(conversation) = c.query_opt(
+        &format!("select v.org_id, s.phone_number_id from conversations v join senders s on s.id = v.sender_id where v.id = ? and v.org_id in ({ph})"),
+        &vals,
+    )?
+    else {
+        return Err(StoreError::NotFound);
+    };
+    let (org_id, phone_number_id) = (conversation.string(0)?, conversation.string(1)?);
+    let Some(latest) = c.query_opt(
+        "select id, provider, provider_message_id, read_receipt_at from messages
+         where conversation_id = ? and direction = 'in' order by created_at desc, id desc limit 1",
+        params![conversation_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (message_id, provider, provider_message_id) = (latest.string(0)?, latest.opt_string(1)?, latest.opt_string(2)?);
+    let Some(provider_message_id) = provider_message_id.filter(|_| {
+        provider.as_deref() == Some(ProviderKind::CloudApi.as_str()) && latest.opt_i64(3).ok().flatten().is_none()
+    }) else {
+        return Ok(None);
+    };
+    // Two agents opening the thread at once: one claims it.
+    if c.execute(
+        "update messages set read_receipt_at = ? where id = ? and read_receipt_at is null",
+        params![now, &message_id],
+    )? != 1
+    {
+        return Ok(None);
+    }
+    crate::journal::record(
+        c,
+        &org_id,
+        "message.read_receipt",
+        &message_id,
+        &serde_json::json!({"conversation_id": conversation_id, "provider_message_id": provider_message_id,
+            "read_by": reader_user_id}),
+        now,
+    )?;
+    Ok(Some(ReadReceipt {
+        message_id,
+        provider_message_id,
+        phone_number_id,
+    }))
+}
+
 /// Archives a message with the thread's participants at that moment.
 fn archive_message(c: &mut dyn Conn, kind: &str, m: &Message, now: i64) -> Result<(), StoreError> {
     archive_message_with(c, kind, m, None, now)

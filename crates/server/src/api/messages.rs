@@ -1026,6 +1026,65 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
     }
 }
 
+/// What opening a thread did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadRead {
+    /// Whether a read receipt for the contact's latest message is on its way to the provider (blue
+    /// ticks on the contact's phone). False when there was nothing to acknowledge: no message from
+    /// the contact, an SMS or Twilio thread, or a message already acknowledged.
+    pub read_receipt: bool,
+    /// The openline id of the message acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/read`: an agent opened the thread. Its unread count goes back
+/// to 0 and, on WhatsApp Cloud API threads, the provider is told the contact's latest message was
+/// read — at most once per message, whoever opens the thread. The receipt is sent after the answer,
+/// never delaying it; if the provider cannot be reached it is not retried (the next message from the
+/// contact gets its own). Viewers read without sending receipts.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = String, Path)),
+    responses((status = 200, body = ThreadRead), (status = 404, body = ErrorBody)))]
+pub async fn read_conversation(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<ThreadRead>, AppError> {
+    let (scope, now, user_id, sends) = (me.scope.clone(), st.now(), me.user.id.clone(), me.user.role.can_send());
+    let receipt = st
+        .store
+        .write(move |c| {
+            // Not found for a thread the caller may not see, viewers included.
+            conversations::get(c, &scope, &id)?;
+            openline_store::web_contacts::mark_read(c, &scope, &id)?;
+            if !sends {
+                return Ok(None);
+            }
+            messages::claim_read_receipt(c, &scope, &id, &user_id, now)
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::not_found("conversation"),
+            other => other.into(),
+        })?;
+    let message_id = receipt.as_ref().map(|r| r.message_id.clone());
+    if let Some(r) = receipt {
+        let cloud = st.cloud.clone();
+        tokio::spawn(async move {
+            match cloud.mark_read(&r.phone_number_id, &r.provider_message_id).await {
+                Ok(()) => tracing::info!(message_id = %r.message_id, "read receipt sent"),
+                Err(e) => {
+                    tracing::warn!(message_id = %r.message_id, code = ?e.code, http_status = ?e.http_status, "read receipt not sent")
+                }
+            }
+        });
+    }
+    Ok(Json(ThreadRead {
+        read_receipt: message_id.is_some(),
+        message_id,
+    }))
+}
+
 /// `GET /api/v1/messages/{id}`: one message with its current delivery status.
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = String, Path)),
     responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/conversations", get(conversations::list_conversations))
         .route("/api/v1/conversations/{id}", get(conversations::get_conversation))
         .route("/api/v1/conversations/{id}/messages", get(conversations::list_messages))
+        .route("/api/v1/conversations/{id}/read", post(messages::read_conversation))
         .route("/api/v1/conversations/{id}/queued", get(conversations::list_queued))
         .route(
             "/api/v1/conversations/{id}/participants",

@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::conversations::list_conversations, super::conversations::get_conversation,
         super::conversations::list_messages,
         super::messages::post_message, super::messages::get_message, super::messages::cancel_message,
+        super::messages::read_conversation,
         super::media::upload_media, super::media::get_media,
         super::conversations::list_queued,
         super::participants::list_participants, super::participants::add_participant,

@@ -20,6 +20,7 @@ crate::both_backends! {
     dlp_blocks_a_card_number_in_a_button_title_or_a_list_row => dlp;
     reactions_stay_in_the_callers_conversation_and_organization => reaction_scope;
     twilio_numbers_refuse_the_cloud_api_only_kinds_before_storing => twilio_refuses;
+    opening_a_thread_sends_one_read_receipt_and_only_through_the_cloud_api => read_receipts;
 }
 
 const HOUR: i64 = 3_600_000;
@@ -616,5 +617,72 @@ async fn twilio_refuses(backend: Backend) {
         before,
         "nothing stored"
     );
+    app.stop().await;
+}
+
+async fn read_receipts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    let (_, inbound) = ada_writes(&app, "Are you there?").await;
+    let conversation = inbound["conversation_id"].as_str().unwrap();
+    let wamid = inbound["provider_message_id"].as_str().unwrap().to_owned();
+    let status_on_phone = |entries: Vec<Value>| {
+        entries
+            .into_iter()
+            .find(|e| e["id"] == wamid.as_str())
+            .map(|e| e["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(status_on_phone(phone_entries(&app, ADA).await), "sent", "not read yet");
+    let read_path = format!("/api/v1/conversations/{conversation}/read");
+    let (status, read) = app.post(&read_path, json!({})).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["read_receipt"], true);
+    assert_eq!(read["message_id"], inbound["id"]);
+    // The receipt goes after the answer: the phone's message turns read (blue ticks).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while status_on_phone(phone_entries(&app, ADA).await) != "read" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the receipt never reached the phone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Opened again, by another agent too: nothing more to acknowledge.
+    let (_, again) = app.post(&read_path, json!({})).await;
+    assert_eq!(again["read_receipt"], false, "{again}");
+    app.sign_in("agent2@demo.openline.dev").await;
+    let (_, other_agent) = app.post(&read_path, json!({})).await;
+    assert_eq!(other_agent["read_receipt"], false, "{other_agent}");
+    assert_eq!(
+        app.count("select count(*) from journal where kind = 'message.read_receipt'")
+            .await,
+        1
+    );
+    // Unknown threads are not found.
+    let (status, _) = app.post("/api/v1/conversations/cnv_unknown/read", json!({})).await;
+    assert_eq!(status, 404);
+    // An SMS thread: never a receipt.
+    let (status, sms) = app
+        .post(
+            &format!("/sim/phones/{ADA}/sms"),
+            json!({"to": "+15550002000", "text": "By SMS now"}),
+        )
+        .await;
+    assert_eq!((status, sms["webhook_status"].as_i64()), (200, Some(200)), "{sms}");
+    let (_, inbox) = app.get("/api/v1/conversations").await;
+    let sms_thread = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "sms" && c["contact_phone"] == ADA)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, read) = app
+        .post(&format!("/api/v1/conversations/{sms_thread}/read"), json!({}))
+        .await;
+    assert_eq!((status, read["read_receipt"].as_bool()), (200, Some(false)), "{read}");
     app.stop().await;
 }
