@@ -14,6 +14,7 @@ pub mod consent_flow;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod media_links;
 pub mod metrics;
 pub mod state;
 pub mod twilio_send;
@@ -124,6 +125,11 @@ pub async fn start_with(
         Some(c) => c.clone(),
         None => clock,
     };
+    if config.demo && config.public_url.is_none() {
+        // The demo's simulated Twilio, in this process, reaches the server's own address: public
+        // media links (`media_links`) point there.
+        config.public_url = Some(url.clone());
+    }
     let sim = if config.demo {
         let mut sc = SimConfig {
             webhook_url: format!("{url}/webhooks/whatsapp"),
@@ -247,6 +253,8 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/twilio",
             axum::routing::post(webhooks::twilio::receive_twilio_webhook).layer(DefaultBodyLimit::max(1024 * 1024)),
         )
+        // Signed, expiring links Twilio fetches outgoing files from (no session).
+        .route("/media/public/{media_id}", get(media_links::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -76,10 +76,14 @@ pub struct Media {
     pub uploaded_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Which provider an inbound file is fetched from (`cloud_api`, `twilio`); `None` for uploads.
+    #[serde(skip)]
+    pub provider: Option<String>,
 }
 
 const COLS: &str = "id, org_id, message_id, direction, provider_media_id, content_type, filename, size_bytes, sha256,
-    expected_sha256, stored_path, state, attempts, next_attempt_at, last_error, uploaded_by, created_at, updated_at";
+    expected_sha256, stored_path, state, attempts, next_attempt_at, last_error, uploaded_by, created_at, updated_at,
+    provider";
 
 fn from_row(r: &Row) -> Result<Media, StoreError> {
     Ok(Media {
@@ -101,6 +105,7 @@ fn from_row(r: &Row) -> Result<Media, StoreError> {
         uploaded_by: r.opt_string(15)?,
         created_at: r.i64(16)?,
         updated_at: r.i64(17)?,
+        provider: r.opt_string(18)?,
     })
 }
 

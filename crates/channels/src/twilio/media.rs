@@ -135,9 +135,13 @@ impl TwilioClient {
             );
             let body = response.bytes().await.unwrap_or_default();
             let mut error = classify_failure(status, retry_after, &body);
-            if error.code.is_none() {
-                error.message = format!("Twilio's media host answered HTTP {status}.");
-            }
+            error.message = match error.code {
+                Some(code) => format!(
+                    "Twilio's media host answered HTTP {status} (code {code}): {}",
+                    error.message
+                ),
+                None => format!("Twilio's media host answered HTTP {status}."),
+            };
             tracing::warn!(
                 account_sid,
                 http_status = status,

@@ -803,6 +803,7 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
     };
     let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).map_err(AppError::internal)?));
     let now = st.now();
+    let media_links_available = crate::media_links::available(&st.config);
     let channel = req.channel.unwrap_or(Channel::Whatsapp);
     let outcome = st
         .store
@@ -843,13 +844,6 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
                     format!("Your organization has no {channel} number to send from. An admin can add one."),
                 )));
             };
-            if req.media.is_some() && channel != Channel::Whatsapp {
-                return Ok(Outcome::Refused(AppError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "media_not_supported_on_sms",
-                    "Pictures and files are sent through WhatsApp; on SMS, openline sends text only.",
-                )));
-            }
             // Locations, contact cards, interactive messages, reactions and quoted replies exist only
             // on WhatsApp through the Cloud API: refused before anything is stored.
             let rich_kind =
@@ -877,6 +871,12 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
                 Ok(content) => content,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
+            // SMS carries files only as MMS through Twilio, which needs a public link to fetch them.
+            if let Some(e) =
+                crate::twilio_send::media_refusal(&sender, channel, content.media.as_ref(), media_links_available)
+            {
+                return Ok(Outcome::Refused(e));
+            }
             let reply_to = match &req.reply_to {
                 None => None,
                 Some(_) if matches!(content.kind, MessageKind::Template | MessageKind::Reaction) => {

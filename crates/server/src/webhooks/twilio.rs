@@ -239,54 +239,80 @@ fn apply(
                 provider_events::insert(c, "twilio", "messages_unattributed", None, Some(&m.to), raw, now)?;
                 return Ok("unattributed");
             };
-            let media = (!m.media.is_empty()).then(|| {
-                serde_json::json!(m
-                    .media
-                    .iter()
-                    .map(|(url, ct)| serde_json::json!({"url": url, "mime_type": ct}))
-                    .collect::<Vec<_>>())
-            });
-            let kind = if m.body.is_none() && !m.media.is_empty() {
-                MessageKind::Image
+            // One message per file: openline's messages carry one file each (as WhatsApp's do), so
+            // every picture of an MMS is stored, fetched, shown and archived on its own. The first
+            // carries the text as its caption and Twilio's SID; the others `{SID}/{n}`, so a
+            // redelivered webhook stores nothing twice. Without media, one text message.
+            let parts: Vec<Option<&(String, Option<String>)>> = if m.media.is_empty() {
+                vec![None]
             } else {
-                MessageKind::Text
+                m.media.iter().map(Some).collect()
             };
             let (stored_body, verdict) = super::dlp_inbound(c, &sender.org_id, m.body.as_deref())?;
-            let outcome = messages::insert_inbound(
-                c,
-                &NewInbound {
-                    org_id: &sender.org_id,
-                    sender_id: &sender.id,
-                    channel: m.channel,
-                    provider: ProviderKind::Twilio,
-                    from_phone: Some(phone.as_e164()),
-                    wa_user_id: None,
-                    profile_name: m.profile_name.as_deref(),
-                    provider_message_id: &m.message_sid,
-                    kind,
-                    body: stored_body.as_deref(),
-                    media: media.as_ref(),
-                    reply_to: None,
-                    raw: Some(raw),
-                    sent_at: now,
-                    now,
-                },
-            )?;
-            Ok(match outcome {
-                InboundOutcome::Stored(msg) => {
-                    let stored = super::StoredInbound {
-                        message: *msg,
-                        channel: m.channel,
-                        verdict: verdict.as_ref(),
-                        original: m.body.as_deref(),
-                        reply_payload: m.button_payload.as_deref(),
+            for (index, part) in parts.into_iter().enumerate() {
+                let provider_message_id = if index == 0 {
+                    m.message_sid.clone()
+                } else {
+                    format!("{}/{index}", m.message_sid)
+                };
+                let kind = part.map_or(MessageKind::Text, |(_, ct)| media_kind(ct.as_deref()));
+                let media = part.map(|(url, ct)| serde_json::json!({"url": url, "mime_type": ct}));
+                let first = index == 0;
+                let outcome = messages::insert_inbound(
+                    c,
+                    &NewInbound {
+                        org_id: &sender.org_id,
                         sender_id: &sender.id,
-                    };
-                    super::after_stored_inbound(c, stored, now, fx)?;
-                    "stored"
+                        channel: m.channel,
+                        provider: ProviderKind::Twilio,
+                        from_phone: Some(phone.as_e164()),
+                        wa_user_id: None,
+                        profile_name: m.profile_name.as_deref(),
+                        provider_message_id: &provider_message_id,
+                        kind,
+                        body: if first { stored_body.as_deref() } else { None },
+                        media: media.as_ref(),
+                        reply_to: None,
+                        raw: Some(raw),
+                        sent_at: now,
+                        now,
+                    },
+                )?;
+                let msg = match outcome {
+                    InboundOutcome::Stored(msg) => msg,
+                    // The whole webhook was stored before (one transaction): nothing more to do.
+                    InboundOutcome::Duplicate if first => return Ok("duplicate"),
+                    InboundOutcome::Duplicate => continue,
+                };
+                if let Some((url, content_type)) = part {
+                    // Fetched by the media worker; the row is written with the message, so the
+                    // webhook is acknowledged only once fetching it is recorded as work to do.
+                    openline_store::media::insert_pending(
+                        c,
+                        &openline_store::media::NewPending {
+                            org_id: &sender.org_id,
+                            message_id: &msg.id,
+                            provider: ProviderKind::Twilio.as_str(),
+                            provider_media_id: url,
+                            content_type: content_type.as_deref(),
+                            filename: None,
+                            expected_sha256: None,
+                            now,
+                        },
+                    )?;
+                    fx.wake_media = true;
                 }
-                InboundOutcome::Duplicate => "duplicate",
-            })
+                let stored = super::StoredInbound {
+                    message: *msg,
+                    channel: m.channel,
+                    verdict: if first { verdict.as_ref() } else { None },
+                    original: if first { m.body.as_deref() } else { None },
+                    reply_payload: if first { m.button_payload.as_deref() } else { None },
+                    sender_id: &sender.id,
+                };
+                super::after_stored_inbound(c, stored, now, fx)?;
+            }
+            Ok("stored")
         }
         TwilioEvent::Status(s) => {
             let Some(status) = s.status else {
@@ -310,5 +336,39 @@ fn apply(
                 fx,
             )
         }
+    }
+}
+
+/// The kind of message a file Twilio announced is, by its content type: pictures, videos and audio
+/// as such, anything else (PDFs, vCards, …) a document.
+fn media_kind(content_type: Option<&str>) -> MessageKind {
+    let base = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match base.split('/').next().unwrap_or_default() {
+        "image" => MessageKind::Image,
+        "video" => MessageKind::Video,
+        "audio" => MessageKind::Audio,
+        _ => MessageKind::Document,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_kind_follows_its_content_type() {
+        assert_eq!(media_kind(Some("image/jpeg")), MessageKind::Image);
+        assert_eq!(media_kind(Some("IMAGE/PNG; q=1")), MessageKind::Image);
+        assert_eq!(media_kind(Some("video/mp4")), MessageKind::Video);
+        assert_eq!(media_kind(Some("audio/ogg")), MessageKind::Audio);
+        assert_eq!(media_kind(Some("application/pdf")), MessageKind::Document);
+        assert_eq!(media_kind(Some("text/vcard")), MessageKind::Document);
+        assert_eq!(media_kind(None), MessageKind::Document);
     }
 }

@@ -279,7 +279,7 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
                 &message,
                 &phone,
                 content_sid.as_deref(),
-                &st.twilio_webhook_url,
+                &crate::twilio_send::Links::of(st),
             ) {
                 Ok(r) => r,
                 Err(why) => {

@@ -21,6 +21,7 @@ mod send_kinds;
 mod sms;
 mod templates;
 mod twilio;
+mod twilio_media;
 mod web;
 
 /// Declares `name::sqlite` and `name::postgres` tests running `body(backend)`.
