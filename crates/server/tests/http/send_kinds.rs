@@ -275,6 +275,63 @@ async fn round_trip(backend: Backend) {
     assert_eq!(reply["body"], "Not me");
     assert_eq!(reply["reply_to"], wamid, "linked to the buttons it answers");
     assert_eq!(reply["conversation_id"], m["conversation_id"]);
+
+    // A list row chosen on the phone comes back the same way, as a list reply.
+    let (list_msg, _) = send_delivered(
+        &app,
+        list(
+            &ada,
+            json!([{"rows": [{"id": "ldn", "title": "Moorgate"}, {"id": "par", "title": "Opéra", "description": "Paris"}]}]),
+        ),
+    )
+    .await;
+    let list_wamid = list_msg["provider_message_id"].as_str().unwrap();
+    let (status, chose) = app
+        .post(
+            &format!("/sim/phones/{ADA}/buttons"),
+            json!({"message_id": list_wamid, "button": "par"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{chose}");
+    let chose_wamid = chose["id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let row = loop {
+        if let Some(r) = thread(&app, conversation)
+            .await
+            .into_iter()
+            .find(|r| r["provider_message_id"] == chose_wamid)
+        {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the list reply never reached the thread"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (row["kind"].as_str(), row["body"].as_str()),
+        (Some("interactive"), Some("Opéra"))
+    );
+    assert_eq!(row["reply_to"], list_wamid);
+
+    // The OpenAPI document describes every kind and the read endpoint.
+    let (_, doc) = app.get("/api/openapi.json").await;
+    let props = &doc["components"]["schemas"]["SendMessageRequest"]["properties"];
+    for field in [
+        "text",
+        "template",
+        "media",
+        "location",
+        "contacts",
+        "interactive",
+        "reaction",
+        "reply_to",
+    ] {
+        assert!(props[field].is_object(), "{field}: {props}");
+    }
+    assert!(doc["components"]["schemas"]["InteractiveSend"].is_object());
+    assert!(doc["paths"]["/api/v1/conversations/{id}/read"]["post"].is_object());
     app.stop().await;
 }
 
