@@ -142,6 +142,7 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
             if description.chars().count() > 500 {
                 bail!("--description: keep it under 500 characters");
             }
+            let key = config.webhook_secrets_key()?;
             let secret = new_secret();
             let s = secret.clone();
             let sub = store
@@ -156,6 +157,7 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
                             events: &events,
                             include_sub_organizations,
                             secret: &s,
+                            key: &key,
                             from_beginning: deliver_existing_events,
                             actor: &Actor::Cli,
                             now,
@@ -182,13 +184,14 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
             println!("resumed {}: its next event is delivered on the next poll", s.id);
         }
         WebhooksCommand::RotateSecret { common, id } => {
-            let (store, _) = open(&common)?;
+            let (store, config) = open(&common)?;
+            let key = config.webhook_secrets_key()?;
             let secret = new_secret();
             let s = secret.clone();
             let sub = store
                 .write(move |c| {
                     let scope = crate::every_organization(c)?;
-                    webhooks_out::rotate_secret(c, &scope, &id, &s, now + ROTATION_GRACE_MS, &Actor::Cli, now)
+                    webhooks_out::rotate_secret(c, &scope, &id, &s, &key, now + ROTATION_GRACE_MS, &Actor::Cli, now)
                 })
                 .await
                 .map_err(explain)?;

@@ -111,6 +111,12 @@ pub struct WebhooksConfig {
     pub retry_hours: u64,
     /// How often the worker looks for new journal entries and due retries, in milliseconds.
     pub poll_ms: u64,
+    /// The key that seals subscriptions' signing secrets in the database: 64 hex digits. When
+    /// unset, `secrets_key_file` is used. Every node sharing a database needs the same key.
+    pub secrets_key: Secret,
+    /// The file holding that key; default `DATA_DIR/webhook-secrets.key`, created (mode 0600) with
+    /// a new random key on first start when neither this file nor `secrets_key` exists.
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl Default for WebhooksConfig {
@@ -122,6 +128,8 @@ impl Default for WebhooksConfig {
             backoff_max_ms: 3_600_000,
             retry_hours: 72,
             poll_ms: 1_000,
+            secrets_key: Secret::default(),
+            secrets_key_file: None,
         }
     }
 }
@@ -326,6 +334,12 @@ impl Config {
                 *field = v.parse().map_err(|_| anyhow::anyhow!("{var} must be a whole number"))?;
             }
         }
+        if let Some(v) = get("OPENLINE_WEBHOOKS_SECRETS_KEY") {
+            self.webhooks.secrets_key = Secret::new(v);
+        }
+        if let Some(v) = get("OPENLINE_WEBHOOKS_SECRETS_KEY_FILE") {
+            self.webhooks.secrets_key_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("OPENLINE_ARCHIVE_SIGNING_KEY") {
             self.archive.signing_key = Secret::new(v);
         }
@@ -369,6 +383,54 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
+    /// The key sealing outbound webhook secrets: `webhooks.secrets_key`, else the key file (by
+    /// default `DATA_DIR/webhook-secrets.key`), which is created with a new random key and mode 0600
+    /// when it does not exist yet. A key that cannot be read or parsed is an error.
+    pub fn webhook_secrets_key(&self) -> anyhow::Result<openline_store::webhooks_out::SecretsKey> {
+        use anyhow::Context;
+        use openline_store::webhooks_out::SecretsKey;
+        if !self.webhooks.secrets_key.is_empty() {
+            return SecretsKey::from_hex(self.webhooks.secrets_key.expose())
+                .map_err(|e| anyhow::anyhow!("OPENLINE_WEBHOOKS_SECRETS_KEY: {e}"));
+        }
+        let path = self
+            .webhooks
+            .secrets_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("webhook-secrets.key"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => SecretsKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let key = SecretsKey::generate();
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                match options.open(&path) {
+                    Ok(mut file) => {
+                        use std::io::Write;
+                        file.write_all(format!("{}\n", key.to_hex()).as_bytes())
+                            .and_then(|()| file.sync_all())
+                            .with_context(|| format!("writing the webhook secrets key {}", path.display()))?;
+                        tracing::info!(path = %path.display(), "created the webhook secrets key file");
+                        Ok(key)
+                    }
+                    // Another process created it first: use that one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text = std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading the webhook secrets key {}", path.display()))?;
+                        SecretsKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+                    }
+                    Err(e) => Err(e).with_context(|| format!("creating the webhook secrets key {}", path.display())),
+                }
+            }
+            Err(e) => Err(e).with_context(|| format!("reading the webhook secrets key {}", path.display())),
+        }
+    }
+
     /// The database to use: the configured URL, else a SQLite file in the data directory.
     pub fn database(&self) -> anyhow::Result<openline_store::DatabaseUrl> {
         match &self.database_url {
@@ -381,6 +443,35 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_webhook_secrets_key_file_is_created_once_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let first = c.webhook_secrets_key().unwrap();
+        let path = dir.path().join("data").join("webhook-secrets.key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(
+            c.webhook_secrets_key().unwrap().to_hex(),
+            first.to_hex(),
+            "reused, not replaced"
+        );
+        let mut from_env = c.clone();
+        from_env
+            .apply_env(|k| (k == "OPENLINE_WEBHOOKS_SECRETS_KEY").then(|| "ab".repeat(32)))
+            .unwrap();
+        assert_eq!(from_env.webhook_secrets_key().unwrap().to_hex(), "ab".repeat(32));
+        assert!(!format!("{from_env:?}").contains(&"ab".repeat(32)));
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(c.webhook_secrets_key().is_err(), "a damaged key file stops start-up");
+    }
 
     #[test]
     fn secrets_never_show_in_debug_output() {

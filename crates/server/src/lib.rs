@@ -1,10 +1,11 @@
 //! The openline server: REST API, webhooks, live events, the dispatcher, metrics and (in demo mode)
 //! the simulator, in one process.
 //!
-//! `start` binds, opens the database (running migrations), seeds demo data when asked, starts the
-//! dispatcher and serves until `ServerHandle::shutdown`: then it stops accepting, finishes requests
-//! in flight (and with them their commits), lets the dispatcher record the sends in flight, and
-//! closes the database after its queued writes are done.
+//! `start` binds, loads its keys, opens the database (running migrations), seeds demo data when
+//! asked, starts the workers and serves until `ServerHandle::shutdown`: then it stops accepting,
+//! finishes requests in flight (and with them their commits), waits for every worker (the
+//! dispatcher records the sends in flight; media, outbound webhooks and the archive timer finish
+//! what they started), and closes the database after its queued writes are done.
 
 pub mod api;
 pub mod auth;
@@ -51,6 +52,7 @@ pub struct ServerHandle {
     dispatcher: JoinHandle<()>,
     outbound_webhooks: JoinHandle<()>,
     media: JoinHandle<()>,
+    retention: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -64,6 +66,8 @@ impl ServerHandle {
         self.dispatcher.await.context("dispatcher task")?;
         self.outbound_webhooks.await.context("outbound webhooks task")?;
         self.media.await.context("media worker task")?;
+        // A checkpoint or purge in flight finishes (its transaction commits) before the store closes.
+        self.retention.await.context("retention worker task")?;
         Ok(())
     }
 
@@ -159,6 +163,11 @@ pub async fn start_with(
         None
     };
 
+    // Keys are read once here: a missing or damaged key stops start-up instead of every request.
+    let archive_signing_key = config.archive.signing_key().context("the archive signing key")?;
+    let webhook_secrets_key = config
+        .webhook_secrets_key()
+        .context("the outbound webhook secrets key")?;
     let db = config.database()?;
     let store = openline_store::Store::open(&db).map_err(|e| anyhow::anyhow!("cannot open the database {db}: {e}"))?;
     if let Some(sim) = &sim {
@@ -191,7 +200,23 @@ pub async fn start_with(
         .webhook_url
         .clone()
         .unwrap_or_else(|| format!("{url}/webhooks/twilio"));
-    let state = AppState::new(store, clock, config, cloud, twilio, twilio_webhook_url);
+    // Subscriptions written before secrets were sealed (migration 0014) are sealed now.
+    let key = webhook_secrets_key.clone();
+    let sealed = store
+        .write(move |c| openline_store::webhooks_out::sealed::seal_plaintext_secrets(c, &key))
+        .await
+        .map_err(|e| anyhow::anyhow!("sealing stored webhook secrets: {e}"))?;
+    if sealed > 0 {
+        tracing::info!(
+            subscriptions = sealed,
+            "sealed outbound webhook secrets stored in plain text"
+        );
+    }
+    let keys = state::Keys {
+        archive_signing_key,
+        webhook_secrets_key,
+    };
+    let state = AppState::new(store, clock, config, cloud, twilio, twilio_webhook_url, keys);
 
     let mut app = router(state.clone());
     if let Some(sim) = &sim {
@@ -203,7 +228,7 @@ pub async fn start_with(
     }
     let dispatcher = tokio::spawn(workers::dispatcher::run(state.clone(), state.shutdown.subscribe()));
     // Checkpoints and retention purges on a timer; stops with the shutdown signal.
-    tokio::spawn(workers::retention::run(state.clone(), state.shutdown.subscribe()));
+    let retention = tokio::spawn(workers::retention::run(state.clone(), state.shutdown.subscribe()));
     let outbound_webhooks = tokio::spawn(workers::outbound_webhooks::run(
         state.clone(),
         state.shutdown.subscribe(),
@@ -228,6 +253,7 @@ pub async fn start_with(
         dispatcher,
         outbound_webhooks,
         media,
+        retention,
     })
 }
 

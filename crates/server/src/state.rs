@@ -40,6 +40,17 @@ pub struct AppState {
     /// Turns true when shutdown starts; workers stop and live event streams end (a stream that
     /// never ends would hold graceful shutdown forever).
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The key signing archive checkpoints, read and parsed once at start-up (`None`: not
+    /// configured, checkpoints are off).
+    pub archive_signing_key: Option<Arc<openline_store::checkpoints::SigningKey>>,
+    /// The key sealing outbound webhook secrets at rest, loaded (or created) once at start-up.
+    pub webhook_secrets_key: Arc<openline_store::webhooks_out::SecretsKey>,
+}
+
+/// The keys start-up loads once for handlers and workers.
+pub struct Keys {
+    pub archive_signing_key: Option<openline_store::checkpoints::SigningKey>,
+    pub webhook_secrets_key: openline_store::webhooks_out::SecretsKey,
 }
 
 impl AppState {
@@ -50,6 +61,7 @@ impl AppState {
         cloud: CloudApiClient,
         twilio: Option<TwilioClient>,
         twilio_webhook_url: String,
+        keys: Keys,
     ) -> Self {
         Self {
             store,
@@ -66,6 +78,8 @@ impl AppState {
             senders: Arc::new(RwLock::new(HashMap::new())),
             shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shutdown: tokio::sync::watch::channel(false).0,
+            archive_signing_key: keys.archive_signing_key.map(Arc::new),
+            webhook_secrets_key: Arc::new(keys.webhook_secrets_key),
         }
     }
 

@@ -1424,6 +1424,7 @@ async fn hook_world(store: &Store) -> HookWorld {
                     events: &["message.received".to_owned(), "consent.changed".to_owned()],
                     include_sub_organizations: true,
                     secret: "whsec_test",
+                    key: &hook_key(),
                     from_beginning: false,
                     actor: &journal::Actor::Cli,
                     now: NOW,
@@ -1501,7 +1502,7 @@ async fn webhook_cursor_walk(store: Store) {
         async move {
             store
                 .write(move |c| {
-                    let Some(t) = webhooks_out::claim(c, &sid, owner, now + 60_000, now)? else {
+                    let Some(t) = webhooks_out::claim(c, &hook_key(), &sid, owner, now + 60_000, now)? else {
                         return Ok(None);
                     };
                     let next = webhooks_out::next_event(c, &t)?;
@@ -1681,7 +1682,7 @@ async fn webhook_lifecycle(store: Store) {
     let sid2 = sid.clone();
     let (entry, id) = store
         .write(move |c| {
-            let t = webhooks_out::claim(c, &sid2, "node-a", NOW + 60_000, NOW + 10)?.unwrap();
+            let t = webhooks_out::claim(c, &hook_key(), &sid2, "node-a", NOW + 60_000, NOW + 10)?.unwrap();
             let e = webhooks_out::next_event(c, &t)?.entry.unwrap();
             let id = format!("{}:{}", e.org_id, e.seq);
             Ok((e, id))
@@ -1708,7 +1709,7 @@ async fn webhook_lifecycle(store: Store) {
             Ok((
                 webhooks_out::get(c, &scope, &sid2)?,
                 webhooks_out::due(c, NOW + 100_000, 10)?,
-                webhooks_out::claim(c, &sid2, "node-b", NOW + 200_000, NOW + 100_000)?.is_some(),
+                webhooks_out::claim(c, &hook_key(), &sid2, "node-b", NOW + 200_000, NOW + 100_000)?.is_some(),
             ))
         })
         .await
@@ -1730,7 +1731,10 @@ async fn webhook_lifecycle(store: Store) {
                 (s.state.as_str(), s.pending.as_ref().map(|p| p.attempts)),
                 ("active", Some(0))
             );
-            Ok(webhooks_out::claim(c, &sid2, "node-b", NOW + 200_000, NOW + 100_002)?.map(|t| t.head_event_id))
+            Ok(
+                webhooks_out::claim(c, &hook_key(), &sid2, "node-b", NOW + 200_000, NOW + 100_002)?
+                    .map(|t| t.head_event_id),
+            )
         })
         .await
         .unwrap();
@@ -1768,13 +1772,14 @@ async fn webhook_lifecycle(store: Store) {
                 &scope,
                 &sid2,
                 "whsec_new",
+                &hook_key(),
                 NOW + 200_000,
                 &journal::Actor::Cli,
                 NOW + 100_007,
             )?;
-            let during = webhooks_out::claim(c, &sid2, "node-a", NOW + 150_000, NOW + 100_008)?.unwrap();
+            let during = webhooks_out::claim(c, &hook_key(), &sid2, "node-a", NOW + 150_000, NOW + 100_008)?.unwrap();
             webhooks_out::release(c, &sid2, "node-a")?;
-            let after = webhooks_out::claim(c, &sid2, "node-a", NOW + 300_000, NOW + 200_001)?.unwrap();
+            let after = webhooks_out::claim(c, &hook_key(), &sid2, "node-a", NOW + 300_000, NOW + 200_001)?.unwrap();
             Ok((during.secret, during.previous_secret, after.previous_secret))
         })
         .await
@@ -1886,4 +1891,9 @@ async fn archive_long_chain(store: Store) {
     let p = verify_org(&store, &w.org).await.problem.expect("found");
     assert_eq!(p.seq, 2050);
     assert!(p.what.contains("altered"), "{}", p.what);
+}
+
+/// The key outbound webhook secrets are sealed under in these tests.
+fn hook_key() -> openline_store::webhooks_out::SecretsKey {
+    openline_store::webhooks_out::SecretsKey::from_hex(&"42".repeat(32)).unwrap()
 }

@@ -331,6 +331,7 @@ async fn webhook_delivery(store: Store) {
                     events: &["participant.changed".to_owned()],
                     include_sub_organizations: false,
                     secret: "s3cret-s3cret-s3cret",
+                    key: &hook_key(),
                     from_beginning: false,
                     actor: &Actor::Cli,
                     now: NOW,
@@ -342,7 +343,8 @@ async fn webhook_delivery(store: Store) {
             let _ = participants::leave(c, &scope, &conv, &a2, &actor(&a2, "agent2@bank.test"), NOW + 3)?;
             let _ = participants::transfer(c, &scope, &conv, &a2, &by_sup, NOW + 4)?;
             let _ = participants::remove(c, &scope, &conv, &a1, &by_sup, NOW + 5)?;
-            let t = webhooks_out::claim(c, &sub.id, "node-a", NOW + 60_000, NOW + 6)?.ok_or(StoreError::NotFound)?;
+            let t = webhooks_out::claim(c, &hook_key(), &sub.id, "node-a", NOW + 60_000, NOW + 6)?
+                .ok_or(StoreError::NotFound)?;
             let next = webhooks_out::next_events(c, &t, 100)?;
             next.entries
                 .iter()
@@ -372,4 +374,9 @@ async fn webhook_delivery(store: Store) {
         transfer.detail.as_ref().map(|d| d["to_user_id"].clone()),
         Some(serde_json::Value::from(w.agent2.as_str()))
     );
+}
+
+/// The key outbound webhook secrets are sealed under in these tests.
+fn hook_key() -> openline_store::webhooks_out::SecretsKey {
+    openline_store::webhooks_out::SecretsKey::from_hex(&"42".repeat(32)).unwrap()
 }

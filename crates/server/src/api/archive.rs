@@ -177,12 +177,9 @@ pub async fn verify_archive(State(st): State<AppState>, me: CurrentUser) -> Resu
     ))
 }
 
-fn signing_key(st: &AppState) -> Result<checkpoints::SigningKey, AppError> {
-    st.config
-        .archive
-        .signing_key()
-        .map_err(AppError::internal)?
-        .ok_or_else(|| {
+/// The checkpoint signing key (parsed once at start-up into the app state).
+pub fn signing_key(st: &AppState) -> Result<std::sync::Arc<checkpoints::SigningKey>, AppError> {
+    st.archive_signing_key.clone().ok_or_else(|| {
             AppError::new(
                 StatusCode::CONFLICT,
                 "archive_signing_key_missing",
@@ -221,12 +218,7 @@ pub async fn create_checkpoints(
     responses((status = 200, body = CheckpointExport), (status = 403, body = ErrorBody)))]
 pub async fn list_checkpoints(State(st): State<AppState>, me: CurrentUser) -> Result<Json<CheckpointExport>, AppError> {
     admin(&me)?;
-    let public_key = st
-        .config
-        .archive
-        .signing_key()
-        .map_err(AppError::internal)?
-        .map(|k| checkpoints::public_key_hex(&k));
+    let public_key = st.archive_signing_key.as_deref().map(checkpoints::public_key_hex);
     let orgs = me.scope.org_ids.clone();
     let list = st.store.read(move |c| checkpoints::list(c, Some(&orgs))).await?;
     Ok(Json(CheckpointExport {
@@ -271,20 +263,24 @@ pub async fn create_hold(
         .store
         .write(move |c| Ok(holds::set(c, &scope, &hold, &actor, now)))
         .await?;
-    match result {
-        Ok(h) => Ok((StatusCode::CREATED, Json(h))),
-        Err(HoldError::InvalidScope) => Err(AppError::new(
+    Ok((StatusCode::CREATED, Json(result.map_err(hold_refused)?)))
+}
+
+/// Why a hold was not placed, as the API and the web page both say it.
+pub fn hold_refused(e: HoldError) -> AppError {
+    match e {
+        HoldError::InvalidScope => AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_hold_scope",
             "scope must be organization, user or contact.",
-        )),
-        Err(HoldError::EmptyReason) => Err(AppError::new(
+        ),
+        HoldError::EmptyReason => AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_hold_reason",
             "Give the reason for the hold (a matter or case reference), 1 to 500 characters.",
-        )),
-        Err(HoldError::UnknownSubject) => Err(AppError::not_found("organization, user or contact")),
-        Err(HoldError::Store(e)) => Err(AppError::internal(e)),
+        ),
+        HoldError::UnknownSubject => AppError::not_found("organization, user or contact"),
+        HoldError::Store(e) => AppError::internal(e),
     }
 }
 
@@ -370,6 +366,12 @@ pub async fn export_archive(
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, AppError> {
     admin(&me)?;
+    export_response(&st, &me, q).await
+}
+
+/// The export as a streamed download, limited to `me`'s organizations (the caller checks the
+/// role): the API's and the web page's one way, so both give the same bytes and the same errors.
+pub async fn export_response(st: &AppState, me: &CurrentUser, q: ExportQuery) -> Result<Response, AppError> {
     let format = Format::parse(q.format.as_deref().unwrap_or("jsonl")).ok_or_else(|| {
         AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -402,7 +404,7 @@ pub async fn export_archive(
     } else {
         None
     };
-    let org = org_in_scope(&me, q.org_id.as_deref().or(subject_org.as_deref()))?;
+    let org = org_in_scope(me, q.org_id.as_deref().or(subject_org.as_deref()))?;
     let filter = Filter {
         org_id: org.clone(),
         user_id: q.user_id,

@@ -199,7 +199,17 @@ pub async fn create_subscription(
     me: CurrentUser,
     ApiJson(req): ApiJson<CreateSubscription>,
 ) -> Result<(StatusCode, Json<SubscriptionWithSecret>), AppError> {
-    admin_only(&me)?;
+    Ok((StatusCode::CREATED, Json(subscribe(&st, &me, req).await?)))
+}
+
+/// Creates a subscription for an admin (the API's and the web page's one way): validates it, seals
+/// its new secret under the server's secrets key, journals it, and returns the secret this once.
+pub async fn subscribe(
+    st: &AppState,
+    me: &CurrentUser,
+    req: CreateSubscription,
+) -> Result<SubscriptionWithSecret, AppError> {
+    admin_only(me)?;
     let events = validate_events(&req.events)?;
     let url = validate_url(&req.url, st.config.webhooks.allow_private).await?;
     if req.description.chars().count() > MAX_DESCRIPTION_LEN {
@@ -209,11 +219,12 @@ pub async fn create_subscription(
         ));
     }
     let secret = new_secret();
-    let (org, actor, now, s) = (
+    let (org, actor, now, s, key) = (
         me.user.org_id.clone(),
-        super::archive::actor(&me),
+        super::archive::actor(me),
         st.now(),
         secret.clone(),
+        st.webhook_secrets_key.clone(),
     );
     let subscription = st
         .store
@@ -227,6 +238,7 @@ pub async fn create_subscription(
                     events: &events,
                     include_sub_organizations: req.include_sub_organizations,
                     secret: &s,
+                    key: &key,
                     from_beginning: req.deliver_existing_events,
                     actor: &actor,
                     now,
@@ -235,10 +247,7 @@ pub async fn create_subscription(
         })
         .await?;
     tracing::info!(user_id = %me.user.id, subscription_id = %subscription.id, "webhook subscription created");
-    Ok((
-        StatusCode::CREATED,
-        Json(SubscriptionWithSecret { subscription, secret }),
-    ))
+    Ok(SubscriptionWithSecret { subscription, secret })
 }
 
 /// `GET /api/v1/webhook-subscriptions` (admins): the subscriptions of the organizations you see,
@@ -284,7 +293,17 @@ pub async fn update_subscription(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateSubscription>,
 ) -> Result<Json<Subscription>, AppError> {
-    admin_only(&me)?;
+    Ok(Json(change_subscription(&st, &me, id, req).await?))
+}
+
+/// Changes a subscription for an admin (the API's and the web page's one way). Journaled.
+pub async fn change_subscription(
+    st: &AppState,
+    me: &CurrentUser,
+    id: String,
+    req: UpdateSubscription,
+) -> Result<Subscription, AppError> {
+    admin_only(me)?;
     let events = req.events.as_deref().map(validate_events).transpose()?;
     let url = match &req.url {
         Some(u) => Some(validate_url(u, st.config.webhooks.allow_private).await?),
@@ -306,14 +325,14 @@ pub async fn update_subscription(
         events,
         disabled: req.enabled.map(|e| !e),
     };
-    let (scope, actor, now) = (me.scope.clone(), super::archive::actor(&me), st.now());
+    let (scope, actor, now) = (me.scope.clone(), super::archive::actor(me), st.now());
     let s = st
         .store
         .write(move |c| webhooks_out::update(c, &scope, &id, &change, &actor, now))
         .await
         .map_err(not_found)?;
     tracing::info!(user_id = %me.user.id, subscription_id = %s.id, "webhook subscription changed");
-    Ok(Json(s))
+    Ok(s)
 }
 
 /// `DELETE /api/v1/webhook-subscriptions/{id}` (admins): stops and removes it with its attempt
@@ -351,9 +370,10 @@ pub async fn rotate_secret(
     admin_only(&me)?;
     let secret = new_secret();
     let (scope, actor, now, s) = (me.scope.clone(), super::archive::actor(&me), st.now(), secret.clone());
+    let key = st.webhook_secrets_key.clone();
     let subscription = st
         .store
-        .write(move |c| webhooks_out::rotate_secret(c, &scope, &id, &s, now + ROTATION_GRACE_MS, &actor, now))
+        .write(move |c| webhooks_out::rotate_secret(c, &scope, &id, &s, &key, now + ROTATION_GRACE_MS, &actor, now))
         .await
         .map_err(not_found)?;
     tracing::info!(user_id = %me.user.id, subscription_id = %subscription.id, "webhook secret rotated");

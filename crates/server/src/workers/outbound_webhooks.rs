@@ -294,10 +294,10 @@ async fn deliver_batches(
         .saturating_add(30_000);
     let retry_ms = i64::try_from(cfg.retry_hours).unwrap_or(72).saturating_mul(3600 * 1000);
     let now = st.now();
-    let (sid, own) = (id.to_owned(), owner.to_owned());
+    let (sid, own, key) = (id.to_owned(), owner.to_owned(), st.webhook_secrets_key.clone());
     let Some(target) = st
         .store
-        .write(move |c| webhooks_out::claim(c, &sid, &own, now + lease_ms, now))
+        .write(move |c| webhooks_out::claim(c, &key, &sid, &own, now + lease_ms, now))
         .await?
     else {
         return Ok(());

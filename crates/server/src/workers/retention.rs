@@ -10,13 +10,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
-    let key = match st.config.archive.signing_key() {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!(error = %e, "archive signing key unusable: no checkpoints will be signed");
-            None
-        }
-    };
+    // Parsed once at start-up (a damaged key stops start-up).
+    let key = st.archive_signing_key.clone();
     let every = |minutes: u64| (minutes > 0).then(|| Duration::from_secs(minutes.saturating_mul(60)));
     let checkpoint_every = every(st.config.archive.checkpoint_minutes).filter(|_| key.is_some());
     let purge_every = every(st.config.archive.purge_minutes);

@@ -2,7 +2,7 @@
 //! node delivers for a subscription at a time, the next journal entries after each chain's cursor,
 //! and recording attempts with the cursor moves they make.
 
-use super::{head_seq, orgs_of, Cursor, EVENT_TYPES};
+use super::{head_seq, orgs_of, Cursor, KINDS_OF_EVENT_TYPE};
 use crate::journal::JournalEntry;
 use crate::sql::{placeholders, Conn, Val};
 use crate::{params, StoreError};
@@ -11,27 +11,17 @@ use crate::{params, StoreError};
 fn kind_filter(types: &[String]) -> (String, Vec<Val>) {
     let all = types.iter().any(|t| t == "*");
     let mut exact: Vec<&str> = Vec::new();
-    let mut prefixes: Vec<&str> = Vec::new();
-    for t in EVENT_TYPES {
+    let mut prefixes: Vec<String> = Vec::new();
+    for (t, kinds) in KINDS_OF_EVENT_TYPE {
         if !all && !types.iter().any(|w| w == t) {
             continue;
         }
-        match *t {
-            "message.received" => exact.push("message.received"),
-            "message.sent" => exact.push("message.created"),
-            "message.status" => exact.extend([
-                "message.accepted",
-                "message.status",
-                "message.failed",
-                "message.released",
-                "message.cancelled",
-            ]),
-            "consent.changed" => prefixes.push("consent.%"),
-            "participant.changed" => {
-                prefixes.push("participant.%");
-                exact.push("conversation.transferred");
+        for k in *kinds {
+            if k.ends_with('.') {
+                prefixes.push(format!("{k}%"));
+            } else {
+                exact.push(k);
             }
-            _ => {}
         }
     }
     let mut parts = Vec::new();
@@ -129,9 +119,11 @@ pub fn due_with_work(c: &mut dyn Conn, now: i64, limit: i64) -> Result<Vec<Strin
 }
 
 /// Takes (or renews) the lease on a subscription for `owner` until `until`, if it is active and due,
-/// and returns it with its secrets; `None` if another node holds it or it is not due.
+/// and returns it with its secrets opened with `key`; `None` if another node holds it or it is not
+/// due. A secret that does not open (another key) is a `Decode` error naming the subscription.
 pub fn claim(
     c: &mut dyn Conn,
+    key: &super::SecretsKey,
     id: &str,
     owner: &str,
     until: i64,
@@ -153,14 +145,19 @@ pub fn claim(
         params![id],
     )?;
     let previous_until = r.opt_i64(7)?;
+    let sub_id = r.string(0)?;
+    let previous_secret = match r.opt_string(6)?.filter(|_| previous_until.is_some_and(|u| u > now)) {
+        Some(p) => Some(super::sealed::open(key, &sub_id, &p)?),
+        None => None,
+    };
     Ok(Some(DeliveryTarget {
         id: r.string(0)?,
         org_id: r.string(1)?,
         url: r.string(2)?,
         events: serde_json::from_str(&r.string(3)?).map_err(|e| StoreError::Decode(e.to_string()))?,
         include_sub_organizations: r.bool(4)?,
-        secret: r.string(5)?,
-        previous_secret: r.opt_string(6)?.filter(|_| previous_until.is_some_and(|u| u > now)),
+        secret: super::sealed::open(key, &sub_id, &r.string(5)?)?,
+        previous_secret,
         head_attempts: r.i64(8)?,
         head_failing_since: r.opt_i64(9)?,
         head_event_id: r.opt_string(10)?,

@@ -21,8 +21,10 @@ use utoipa::ToSchema;
 
 mod delivery;
 mod event;
+pub mod sealed;
 pub use delivery::*;
 pub use event::*;
+pub use sealed::SecretsKey;
 
 /// The event types a subscription can ask for. `*` asks for all of them.
 pub const EVENT_TYPES: &[&str] = &[
@@ -33,20 +35,43 @@ pub const EVENT_TYPES: &[&str] = &[
     "participant.changed",
 ];
 
+/// Which journal kinds each event type delivers, in `EVENT_TYPES` order: the one table both
+/// directions read (`event_type_for`, and the worker's SQL filter in `delivery`). A kind ending in
+/// `.` stands for every kind with that prefix.
+pub const KINDS_OF_EVENT_TYPE: &[(&str, &[&str])] = &[
+    ("message.received", &["message.received"]),
+    ("message.sent", &["message.created"]),
+    (
+        "message.status",
+        &[
+            "message.accepted",
+            "message.status",
+            "message.failed",
+            "message.released",
+            "message.cancelled",
+        ],
+    ),
+    ("consent.changed", &["consent."]),
+    // A transfer changes who answers for the thread: a participant change to receivers.
+    ("participant.changed", &["participant.", "conversation.transferred"]),
+];
+
+/// Whether a journal kind is one a table entry names (exactly, or by its prefix ending in `.`).
+fn kind_matches(pattern: &str, kind: &str) -> bool {
+    if pattern.ends_with('.') {
+        kind.starts_with(pattern)
+    } else {
+        kind == pattern
+    }
+}
+
 /// The webhook event type a journal entry is delivered as, if any. Administrative entries (users,
 /// templates, DLP policy, …) stay in the archive and its exports.
 pub fn event_type_for(kind: &str) -> Option<&'static str> {
-    match kind {
-        "message.received" => Some("message.received"),
-        "message.created" => Some("message.sent"),
-        "message.accepted" | "message.status" | "message.failed" | "message.released" | "message.cancelled" => {
-            Some("message.status")
-        }
-        k if k.starts_with("consent.") => Some("consent.changed"),
-        // A transfer changes who answers for the thread: a participant change to receivers.
-        k if k.starts_with("participant.") || k == "conversation.transferred" => Some("participant.changed"),
-        _ => None,
-    }
+    KINDS_OF_EVENT_TYPE
+        .iter()
+        .find(|(_, kinds)| kinds.iter().any(|p| kind_matches(p, kind)))
+        .map(|(t, _)| *t)
 }
 
 /// A subscription as admins see it (never its secret).
@@ -64,7 +89,8 @@ pub struct Subscription {
     /// `active`; `disabled` by an admin; `parked` when the event at the head of the queue failed for
     /// the whole retry period (resume it to try again).
     pub state: String,
-    /// The end of the signing secret, to tell which one a receiver holds.
+    /// The end of the signing secret, to tell which one a receiver holds (the secret itself is
+    /// stored sealed, see `sealed`, and never read back except to sign).
     pub secret_hint: String,
     /// The event being retried, if the last attempt failed.
     pub pending: Option<PendingDelivery>,
@@ -113,15 +139,13 @@ pub struct Attempt {
     pub response_excerpt: Option<String>,
 }
 
-const COLS: &str = "id, org_id, url, description, events, include_sub_organizations, state, secret,
+const COLS: &str = "id, org_id, url, description, events, include_sub_organizations, state, secret_hint,
     head_event_id, head_attempts, head_failing_since, next_attempt_at, last_error, parked_at,
     created_by, created_at, updated_at";
 
 fn from_row(c: &mut dyn Conn, r: &Row) -> Result<Subscription, StoreError> {
     let id = r.string(0)?;
     let events: Vec<String> = serde_json::from_str(&r.string(4)?).map_err(|e| StoreError::Decode(e.to_string()))?;
-    let secret = r.string(7)?;
-    let hint_from = secret.len().saturating_sub(4);
     let cursors = c
         .query(
             "select org_id, seq from webhook_cursors where subscription_id = ? order by org_id",
@@ -142,7 +166,7 @@ fn from_row(c: &mut dyn Conn, r: &Row) -> Result<Subscription, StoreError> {
         events,
         include_sub_organizations: r.bool(5)?,
         state: r.string(6)?,
-        secret_hint: format!("…{}", secret.get(hint_from..).unwrap_or_default()),
+        secret_hint: r.string(7)?,
         pending: match r.opt_string(8)? {
             Some(event_id) => Some(PendingDelivery {
                 event_id,
@@ -176,7 +200,9 @@ pub struct NewSubscription<'a> {
     pub description: &'a str,
     pub events: &'a [String],
     pub include_sub_organizations: bool,
+    /// The signing secret in plain text: sealed under `key` before it is stored.
     pub secret: &'a str,
+    pub key: &'a SecretsKey,
     /// Deliver the events already in the journal too (a backfill), instead of only new ones.
     pub from_beginning: bool,
     pub actor: &'a Actor,
@@ -207,10 +233,11 @@ pub(super) fn head_seq(c: &mut dyn Conn, org_id: &str) -> Result<i64, StoreError
 pub fn create(c: &mut dyn Conn, n: &NewSubscription<'_>) -> Result<Subscription, StoreError> {
     let id = openline_domain::ids::new_id("whs");
     let events = serde_json::to_string(n.events).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let sealed_secret = sealed::seal(n.key, &id, n.secret)?;
     c.execute(
         "insert into webhook_subscriptions (id, org_id, url, description, events, include_sub_organizations, secret,
-             state, created_by, created_at, updated_at)
-         values (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+             secret_hint, state, created_by, created_at, updated_at)
+         values (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
         params![
             &id,
             n.org_id,
@@ -218,7 +245,8 @@ pub fn create(c: &mut dyn Conn, n: &NewSubscription<'_>) -> Result<Subscription,
             n.description,
             &events,
             n.include_sub_organizations,
-            n.secret,
+            &sealed_secret,
+            &sealed::hint(n.secret),
             match n.actor {
                 Actor::User { id, .. } => Some(id.as_str()),
                 _ => None,
@@ -361,22 +389,27 @@ pub fn delete(c: &mut dyn Conn, scope: &Scope, id: &str, actor: &Actor, now: i64
     Ok(())
 }
 
-/// Replaces the signing secret (journaled, without the secret). The previous one keeps signing
-/// beside it until `previous_valid_until`, so receivers can switch without missing a delivery.
+/// Replaces the signing secret (sealed under `key`; journaled, without the secret). The previous one
+/// keeps signing beside it until `previous_valid_until`, so receivers can switch without missing a
+/// delivery.
+#[allow(clippy::too_many_arguments)]
 pub fn rotate_secret(
     c: &mut dyn Conn,
     scope: &Scope,
     id: &str,
     new_secret: &str,
+    key: &SecretsKey,
     previous_valid_until: i64,
     actor: &Actor,
     now: i64,
 ) -> Result<Subscription, StoreError> {
     get(c, scope, id)?;
+    let sealed_secret = sealed::seal(key, id, new_secret)?;
     c.execute(
-        "update webhook_subscriptions set previous_secret = secret, previous_secret_until = ?, secret = ?, updated_at = ?
+        "update webhook_subscriptions set previous_secret = secret, previous_secret_until = ?, secret = ?,
+             secret_hint = ?, updated_at = ?
          where id = ?",
-        params![previous_valid_until, new_secret, now, id],
+        params![previous_valid_until, &sealed_secret, &sealed::hint(new_secret), now, id],
     )?;
     let s = get_any(c, id)?;
     crate::journal::record_by(
@@ -438,4 +471,29 @@ pub fn attempts(c: &mut dyn Conn, scope: &Scope, id: &str, limit: i64) -> Result
         })
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_has_its_kinds_and_each_kind_maps_back_to_its_type() {
+        let types: Vec<&str> = KINDS_OF_EVENT_TYPE.iter().map(|(t, _)| *t).collect();
+        assert_eq!(types, EVENT_TYPES);
+        for (kind, want) in [
+            ("message.received", Some("message.received")),
+            ("message.created", Some("message.sent")),
+            ("message.accepted", Some("message.status")),
+            ("message.cancelled", Some("message.status")),
+            ("consent.accepted", Some("consent.changed")),
+            ("participant.removed", Some("participant.changed")),
+            ("conversation.transferred", Some("participant.changed")),
+            ("conversation.created", None),
+            ("template.created", None),
+            ("consent", None),
+        ] {
+            assert_eq!(event_type_for(kind), want, "{kind}");
+        }
+    }
 }
