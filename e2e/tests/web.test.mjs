@@ -3,6 +3,7 @@
 // then writes, then opts out), as a person trying the demo would.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import {
   startServer, launchBrowser, signIn, apiClient, screenshots, TINY_PNG,
   AGENT, ADMIN, ADA, DAN, NORA, PASSWORD,
@@ -368,6 +369,51 @@ test("admin pages: organizations, users, senders, templates; switching WhatsApp 
   await ctx.close();
   const res = await agent.goto(`${base}/admin`);
   assert.equal(res.status(), 403, "agents may not");
+});
+
+test("compliance: a supervisor places a legal hold and downloads an EML export; a colleague is added from the thread's panel", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  const sue = await ctx.newPage();
+  await signIn(sue, base, "supervisor@demo.openline.dev");
+  await sue.getByRole("link", { name: "Compliance" }).click();
+  await sue.waitForURL(`${base}/compliance`);
+  await sue.getByText(/Chain intact through entry \d+/).first().waitFor();
+
+  // A hold on the agents' organization, with the matter's reference.
+  await sue.getByLabel("What to hold").selectOption({ label: "Organization Demo Bank Private Clients" });
+  await sue.getByLabel("Reason (a matter or case reference)").fill("Matter 2026-114");
+  await sue.getByRole("button", { name: "Place hold" }).click();
+  const hold = sue.locator("#holds tr", { hasText: "Matter 2026-114" });
+  await hold.getByText("active").waitFor();
+  await hold.getByText("supervisor@demo.openline.dev").waitFor();
+  await screenshots(sue, "16-compliance");
+
+  // The organization's archive as EML (an mbox): Ada's conversation is in it.
+  await sue.getByLabel("Organization", { exact: true }).selectOption({ label: "Demo Bank Private Clients" });
+  await sue.getByLabel("EML (mbox)").check();
+  const [download] = await Promise.all([
+    sue.waitForEvent("download"),
+    sue.getByRole("button", { name: "Download export" }).click(),
+  ]);
+  assert.match(download.suggestedFilename(), /\.mbox$/);
+  const eml = await readFile(await download.path(), "utf8");
+  assert.ok(eml.startsWith("From "), "an mbox");
+  assert.match(eml, /your new card is ready/);
+
+  // Released again: the row says who released it.
+  await hold.getByRole("button", { name: /Release the hold/ }).click();
+  await sue.locator("#holds tr", { hasText: "Matter 2026-114" }).getByText("supervisor@demo.openline.dev").nth(1).waitFor();
+  await ctx.close();
+
+  // The agent adds Bea to Ada's thread from the participants panel.
+  await agent.goto(`${base}/messages`);
+  await agent.locator(".thread-row[data-channel=whatsapp]").first().click();
+  await agent.waitForURL(/\/messages\/[^/]+$/);
+  const panel = agent.locator("#participants");
+  await panel.getByLabel("Add a colleague").selectOption({ label: "Bea Agent (agent2@demo.openline.dev)" });
+  await panel.getByRole("button", { name: "Add", exact: true }).click();
+  await agent.locator("#participants li", { hasText: "Bea Agent" }).waitFor();
+  await screenshots(agent, "17-participants");
 });
 
 test("keyboard: the sign-in form works without a mouse", async () => {

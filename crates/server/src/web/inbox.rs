@@ -95,6 +95,8 @@ struct ThreadData {
     media: std::collections::HashMap<String, (openline_store::media::MediaState, Option<String>)>,
     composer: ComposerState,
     templates: Vec<TemplateRecord>,
+    /// Who takes part (for a thread that exists).
+    participants: Option<crate::web::participants::PanelData>,
 }
 
 /// What the policy says about writing to this contact on this channel now.
@@ -211,7 +213,12 @@ async fn load_thread(
                 }
                 _ => Vec::new(),
             };
+            let participants = match &conversation {
+                Some(conv) => Some(crate::web::participants::load(c, &scope, &conv.id)?),
+                None => None,
+            };
             Ok(ThreadData {
+                participants,
                 contact,
                 channel,
                 conversation,
@@ -336,6 +343,7 @@ fn thread_page(st: &AppState, user: &WebUser, data: &ThreadData, draft: &Draft) 
                 }
                 @if let Some(p) = &data.contact.phone { span class="muted" { (p) } }
             }
+            @if let Some(p) = &data.participants { (crate::web::participants::panel(user, p)) }
             div id="history" class="history" data-live aria-live="polite" {
                 @if data.messages.is_empty() {
                     p class="empty" { "No messages yet." }

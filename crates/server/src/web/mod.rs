@@ -1,5 +1,5 @@
-//! The web app: agents' inbox, contacts, the composer, the simulated phone (demo mode) and a first
-//! admin view, server-rendered by this binary with maud (auto-escaped: message text is never HTML)
+//! The web app: agents' inbox, contacts, the composer, the simulated phone (demo mode), a first
+//! admin view and the compliance pages (supervisors and admins), server-rendered by this binary with maud (auto-escaped: message text is never HTML)
 //! and a little JavaScript (`assets/app.js`: live updates over `/api/v1/events`, the window
 //! countdown, the simulated phone).
 //!
@@ -12,9 +12,12 @@
 
 pub mod admin;
 pub mod assets;
+pub mod compliance;
+pub mod compliance_webhooks;
 pub mod contacts;
 pub mod inbox;
 pub mod login;
+pub mod participants;
 pub mod phone;
 pub mod session;
 pub mod views;
@@ -34,6 +37,12 @@ pub fn router() -> Router<AppState> {
         .route("/messages", get(inbox::list_threads))
         .route("/messages/{id}", get(inbox::show_thread))
         .route("/messages/{id}/cancel", post(inbox::cancel_queued))
+        .route("/messages/{id}/participants", post(participants::add_colleague))
+        .route(
+            "/messages/{id}/participants/{user_id}/remove",
+            post(participants::remove_participant),
+        )
+        .route("/messages/{id}/transfer", post(participants::transfer))
         .route("/compose", post(inbox::send_from_composer))
         .route(
             "/compose/picture",
@@ -54,6 +63,17 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(admin::overview))
         .route("/admin/orgs/{id}/whatsapp", post(admin::set_org_whatsapp))
         .route("/admin/users/{id}/whatsapp", post(admin::set_user_whatsapp))
+        .route("/compliance", get(compliance::compliance_page))
+        .route("/compliance/export", get(compliance::download_export))
+        .route("/compliance/checkpoints", get(compliance::download_checkpoints))
+        .route("/compliance/holds", post(compliance::place_hold))
+        .route("/compliance/holds/{id}/release", post(compliance::release_hold))
+        .route("/compliance/dlp/{id}/review", post(compliance::review_flagged))
+        .route("/compliance/webhooks", post(compliance_webhooks::create_subscription))
+        .route(
+            "/compliance/webhooks/{id}/enabled",
+            post(compliance_webhooks::set_enabled),
+        )
         .route("/assets/{file}", get(assets::serve_asset))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -15,6 +15,7 @@ pub enum Nav {
     Contacts,
     Phone,
     Admin,
+    Compliance,
 }
 
 /// WhatsApp's mark: a green speech bubble with a handset (drawn here, not WhatsApp's artwork).
@@ -108,6 +109,9 @@ pub fn layout(user: &WebUser, title: &str, nav: Nav, content: Markup) -> Markup 
                         a href="/contacts" aria-current=[(nav == Nav::Contacts).then_some("page")] { "Contacts" }
                         @if user.demo {
                             a href="/phone" aria-current=[(nav == Nav::Phone).then_some("page")] { "Phone" }
+                        }
+                        @if crate::web::compliance::may_open(u.role) {
+                            a href="/compliance" aria-current=[(nav == Nav::Compliance).then_some("page")] { "Compliance" }
                         }
                         @if u.role.is_admin() {
                             a href="/admin" aria-current=[(nav == Nav::Admin).then_some("page")] { "Admin" }

@@ -5,6 +5,7 @@
 
 mod archive;
 mod common;
+mod compliance_web;
 mod conversation;
 mod demo_clock;
 mod dispatch;
