@@ -232,27 +232,20 @@ pub fn check(
                     .query_one("select min(seq) from journal where org_id = ?", params![&cp.org_id])?
                     .opt_i64(0)?;
                 match oldest {
-                    Some(first) if cp.seq < first && purged_through(c, &cp.org_id)? >= cp.seq => finding(
-                        true,
-                        "purged under the retention policy (the purge is journaled)".into(),
-                    ),
+                    Some(first)
+                        if cp.seq < first
+                            && crate::journal::last_purge(c, &cp.org_id)?
+                                .is_some_and(|(through, _)| through >= cp.seq) =>
+                    {
+                        finding(
+                            true,
+                            "purged under the retention policy (the purge is journaled)".into(),
+                        )
+                    }
                     _ => finding(false, format!("entry {} is missing from the archive", cp.seq)),
                 }
             }
         });
     }
     Ok(out)
-}
-
-/// The highest sequence number a journaled purge says it removed (0 if none).
-fn purged_through(c: &mut dyn Conn, org_id: &str) -> Result<i64, StoreError> {
-    let mut through = 0;
-    for r in c.query(
-        "select payload from journal where org_id = ? and kind = 'archive.purged'",
-        params![org_id],
-    )? {
-        let p: serde_json::Value = serde_json::from_str(&r.string(0)?).unwrap_or_default();
-        through = through.max(p.get("through_seq").and_then(|v| v.as_i64()).unwrap_or(0));
-    }
-    Ok(through)
 }

@@ -278,10 +278,7 @@ impl Export {
         let Some(tokens) = &self.tokens else {
             return true;
         };
-        let payload = e.payload.to_string();
-        tokens
-            .iter()
-            .any(|t| e.subject_id.as_deref() == Some(t.as_str()) || payload.contains(t.as_str()))
+        names_any(e.subject_id.as_deref(), &e.payload.to_string(), tokens)
     }
 
     fn selection_tokens(&self, c: &mut dyn Conn) -> Result<Option<Vec<String>>, StoreError> {
@@ -632,9 +629,19 @@ pub fn rfc3339(at: i64) -> String {
     )
 }
 
+/// Whether a journal entry concerns one of `ids`: it is the entry's subject or appears anywhere in
+/// its payload. The one rule by which both the export filters and legal holds (`holds::Coverage`)
+/// decide which entries belong to a user, contact or conversation, so what a hold keeps and what an
+/// export of the same subject holds cannot drift apart.
+pub(crate) fn names_any(subject_id: Option<&str>, payload: &str, ids: &[String]) -> bool {
+    ids.iter()
+        .any(|id| subject_id == Some(id.as_str()) || payload.contains(id.as_str()))
+}
+
 /// A conversation's id and its messages' ids (by `column` = `id` for one conversation, or
 /// `contact_id` for all of a contact's), plus `extra` (the contact id, naming its consent entries).
-fn thread_ids(
+/// Shared with legal holds on a contact (`holds::coverage`).
+pub(crate) fn thread_ids(
     c: &mut dyn Conn,
     org_id: &str,
     column: &str,

@@ -158,10 +158,7 @@ impl Coverage {
         }
         self.ids
             .iter()
-            .find(|(_, ids)| {
-                ids.iter()
-                    .any(|id| subject_id == Some(id.as_str()) || payload.contains(id.as_str()))
-            })
+            .find(|(_, ids)| crate::export::names_any(subject_id, payload, ids))
             .map(|(hold, _)| hold.as_str())
     }
 }
@@ -186,22 +183,13 @@ pub fn coverage(c: &mut dyn Conn, org_id: &str) -> Result<Coverage, StoreError> 
         params![org_id],
     )? {
         let (hold, scope, subject) = (r.string(0)?, r.string(1)?, r.string(2)?);
-        let mut covered = vec![subject.clone()];
-        if scope == "contact" {
-            for row in c.query(
-                "select cv.id, m.id from conversations cv left join messages m on m.conversation_id = cv.id
-                 where cv.contact_id = ? and cv.org_id = ?",
-                params![&subject, org_id],
-            )? {
-                let conv = row.string(0)?;
-                if !covered.contains(&conv) {
-                    covered.push(conv);
-                }
-                if let Some(m) = row.opt_string(1)? {
-                    covered.push(m);
-                }
-            }
-        }
+        // A contact's hold covers its conversations and their messages, as an export of the
+        // contact selects them.
+        let covered = if scope == "contact" {
+            crate::export::thread_ids(c, org_id, "contact_id", &subject, Some(&subject))?
+        } else {
+            vec![subject]
+        };
         ids.push((hold, covered));
     }
     Ok(Coverage { whole, ids })

@@ -389,7 +389,7 @@ fn verify_chain(c: &mut dyn Conn, org_id: &str) -> Result<ChainReport, StoreErro
 
 /// The last entry the latest purge removed (its sequence number and hash), from the chain's newest
 /// `archive.purged` entry.
-fn last_purge(c: &mut dyn Conn, org_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+pub(crate) fn last_purge(c: &mut dyn Conn, org_id: &str) -> Result<Option<(i64, String)>, StoreError> {
     let Some(r) = c.query_opt(
         "select payload from journal where org_id = ? and kind = 'archive.purged' order by seq desc limit 1",
         params![org_id],
