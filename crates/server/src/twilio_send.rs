@@ -125,6 +125,8 @@ pub fn content_sid(c: &mut dyn Conn, message: &Message) -> Result<Option<String>
         return Ok(None);
     };
     match openline_store::templates::get_any(c, template_id) {
+        // Only a template WhatsApp approved is sent (its status may have changed since it was queued).
+        Ok(record) if !record.template.status.is_approved() => Ok(None),
         Ok(record) => Ok(record.provider_template_id.filter(|id| is_content_sid(id))),
         Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e),
@@ -142,6 +144,46 @@ pub fn tagged_status_callback(status_callback: &str, message_id: &str) -> String
     let separator = if status_callback.contains('?') { '&' } else { '?' };
     let id: String = url::form_urlencoded::byte_serialize(message_id.as_bytes()).collect();
     format!("{status_callback}{separator}{CALLBACK_MESSAGE_PARAM}={id}")
+}
+
+/// WhatsApp's review of the Content template `content_sid`, asked of Twilio's Content API
+/// (`GET /v1/Content/{Sid}/ApprovalRequests`) when a template is registered: only an approved one is
+/// sent. A SID the account does not hold is refused (422 `content_sid_unknown`); Twilio out of reach
+/// is 502 `provider_unavailable` (nothing is registered, so the admin can try again).
+pub async fn content_status(
+    st: &AppState,
+    content_sid: &str,
+) -> Result<openline_domain::templates::TemplateStatus, AppError> {
+    use openline_channels::twilio::ContentApproval;
+    use openline_domain::templates::TemplateStatus;
+    let Some(twilio) = &st.twilio else {
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "twilio_not_configured",
+            "Twilio is not configured (OPENLINE_TWILIO_ACCOUNT_SID), so the template's approval cannot be checked. Tell an admin.",
+        ));
+    };
+    match twilio.content_approval(content_sid).await {
+        Ok(ContentApproval::Approved) => Ok(TemplateStatus::Approved),
+        Ok(ContentApproval::Pending(_)) => Ok(TemplateStatus::Pending),
+        Ok(ContentApproval::Refused { status, reason }) => Ok(match status.as_str() {
+            "paused" => TemplateStatus::Paused,
+            "disabled" => TemplateStatus::Disabled,
+            _ => TemplateStatus::Rejected {
+                reason: reason.unwrap_or_else(|| "Rejected by WhatsApp (Twilio gave no reason).".into()),
+            },
+        }),
+        Err(e) if e.http_status == Some(404) => Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_sid_unknown",
+            format!("Twilio has no Content template {content_sid} in this account. Check the SID in Twilio's Content Template Builder."),
+        )),
+        Err(e) => Err(AppError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_unavailable",
+            format!("Twilio's Content API could not be asked about the template's approval: {} Try again.", e.message),
+        )),
+    }
 }
 
 /// Whether `sid` looks like a Twilio Content SID: `HX` and 32 hex digits.
@@ -193,7 +235,7 @@ pub fn request(
                 );
             }
             let Some(content_sid) = content_sid else {
-                return Err("The template has no Twilio content SID (HX…), so Twilio cannot send it. Tell an admin to register the template's content SID.".into());
+                return Err("The template has no approved Twilio content SID (HX…), so Twilio cannot send it. Tell an admin to register the template's content SID once WhatsApp approved it.".into());
             };
             let parameters: Vec<String> = template
                 .and_then(|t| t.get("body_parameters"))

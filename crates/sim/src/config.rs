@@ -84,6 +84,9 @@ pub struct SimTwilioContent {
     pub language: String,
     /// The text with `{{1}}`, `{{2}}`, … placeholders, numbered from 1 without gaps.
     pub body: String,
+    /// WhatsApp's review of it, as the Content API's ApprovalRequests reports it (`approved`,
+    /// `pending`, `rejected`, …).
+    pub whatsapp_approval: String,
 }
 
 impl SimTwilioContent {
@@ -94,6 +97,7 @@ impl SimTwilioContent {
             friendly_name: "openline_opt_in".into(),
             language: "en".into(),
             body: "{{1}} would like to send you messages on WhatsApp. Do you agree?".into(),
+            whatsapp_approval: "approved".into(),
         }
     }
 
@@ -104,6 +108,7 @@ impl SimTwilioContent {
             friendly_name: "appointment_reminder".into(),
             language: "en".into(),
             body: "Hello {{1}}, your appointment is on {{2}}.".into(),
+            whatsapp_approval: "approved".into(),
         }
     }
 

@@ -10,6 +10,7 @@
 //! [`verify_twilio_signature`], and only then read with [`classify`].
 
 pub mod client;
+pub mod content;
 pub mod media;
 mod outbound;
 mod response;
@@ -17,6 +18,7 @@ pub mod signature;
 pub mod webhook;
 
 pub use client::{TwilioClient, TwilioConfig};
+pub use content::ContentApproval;
 pub use media::{is_twilio_media_host, TWILIO_MEDIA_HOSTS};
 pub use outbound::{content_variables, TwilioMessage};
 pub use signature::{

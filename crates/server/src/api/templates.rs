@@ -159,8 +159,9 @@ pub async fn create_template(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-/// A template of a number on Twilio: its Twilio Content template, approved at Twilio, recorded with
-/// its content SID as the provider id (and so approved here too; nothing is submitted).
+/// A template of a number on Twilio: its Twilio Content template, recorded with its content SID as
+/// the provider id and the status of WhatsApp's review that Twilio's Content API reports (nothing
+/// is submitted).
 async fn register_twilio_template(
     st: &AppState,
     me: &CurrentUser,
@@ -175,8 +176,9 @@ async fn register_twilio_template(
             "This number is on Twilio: give the template's Twilio content SID (content_sid, HX followed by 32 hex digits) from Twilio's Content Template Builder.",
         ));
     };
+    // Registered with WhatsApp's review as Twilio reports it: only an approved one can be sent.
     let template = Template {
-        status: TemplateStatus::Approved,
+        status: crate::twilio_send::content_status(st, &content_sid).await?,
         ..template
     };
     let (now, actor) = (st.now(), super::archive::actor(me));

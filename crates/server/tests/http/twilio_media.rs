@@ -2,7 +2,8 @@
 //! auth through its CDN redirect, stored by SHA-256 and served to the agent; an agent's picture goes
 //! out as a signed, expiring public link that Twilio fetches; forged and expired links are refused;
 //! media URLs off Twilio's hosts are never fetched; a failing download is retried and the message
-//! kept.
+//! kept. And Twilio Content templates: registered with the status of WhatsApp's review that
+//! Twilio's Content API reports, and only approved ones sent.
 
 use crate::common::*;
 use base64::Engine;
@@ -18,6 +19,7 @@ crate::both_backends! {
     forged_and_expired_public_media_links_are_refused => public_links_refused;
     media_urls_off_twilios_hosts_are_not_fetched_and_each_file_is_its_own_message => off_host_not_fetched;
     a_failing_twilio_download_is_retried_without_losing_the_message => failing_download_retried;
+    a_twilio_template_is_registered_with_whatsapps_review_and_only_an_approved_one_is_sent => content_approval;
 }
 
 const SMS_NUMBER: &str = "+15550002000";
@@ -439,5 +441,128 @@ async fn failing_download_retried(backend: Backend) {
             .await,
         1
     );
+    app.stop().await;
+}
+
+async fn content_approval(backend: Backend) {
+    const PENDING: &str = "HX11111111111111111111111111111111";
+    const REJECTED: &str = "HX22222222222222222222222222222222";
+    let app = spawn_app_configured_with_sim(
+        backend,
+        |_| {},
+        |sim| {
+            for (sid, name, approval) in [(PENDING, "statement_ready", "pending"), (REJECTED, "promo", "rejected")] {
+                sim.twilio_contents.push(openline_sim::SimTwilioContent {
+                    sid: sid.into(),
+                    friendly_name: name.into(),
+                    language: "en".into(),
+                    body: "Hello {{1}}".into(),
+                    whatsapp_approval: approval.into(),
+                });
+            }
+        },
+    )
+    .await;
+    // A WhatsApp number on Twilio in the demo's root organization, and Dan, who agreed to hear from it.
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let (sender, dan) = store
+        .write(|c| {
+            let root = openline_store::orgs::find_by_name(c, openline_server::demo::DEMO_ORG)?.unwrap();
+            let sender = openline_store::senders::create(
+                c,
+                &openline_store::senders::NewSender {
+                    org_id: &root.id,
+                    channel: openline_domain::Channel::Whatsapp,
+                    provider: openline_domain::ProviderKind::Twilio,
+                    phone_number: "+15550001000",
+                    phone_number_id: "whatsapp:+15550001000",
+                    waba_id: None,
+                    display_name: "Demo Bank via Twilio",
+                    throughput_per_s: 10,
+                },
+                0,
+            )?;
+            let contact = openline_store::contacts::create(c, &root.id, "+447700900002", Some("Dan"), 0)?;
+            let now = openline_domain::clock::Clock::now(&openline_domain::clock::SystemClock);
+            openline_store::consent::append(
+                c,
+                &openline_store::consent::NewConsentEvent {
+                    org_id: &root.id,
+                    contact_id: &contact.id,
+                    kind: "opted_in",
+                    actor_user_id: None,
+                    message_id: None,
+                    provider_message_id: None,
+                    evidence: &json!({"source": "test"}),
+                    at: now,
+                },
+            )?;
+            Ok((sender.id, contact.id))
+        })
+        .await
+        .unwrap();
+    app.sign_in("admin@demo.openline.dev").await;
+    let register = |name: &str, sid: &str| {
+        json!({"sender_id": sender, "name": name, "language": "en", "category": "utility", "content_sid": sid,
+            "components": [{"type": "body", "text": "Hello {{1}}, your statement is ready."}]})
+    };
+    let (status, approved) = app
+        .post(
+            "/api/v1/templates",
+            register("appointment_reminder", "HXb5b62575e6e4ff6129ad7c8efe1f983e"),
+        )
+        .await;
+    assert_eq!(
+        (status, approved["status"]["state"].as_str()),
+        (201, Some("approved")),
+        "{approved}"
+    );
+    let (status, pending) = app
+        .post("/api/v1/templates", register("statement_ready", PENDING))
+        .await;
+    assert_eq!(
+        (status, pending["status"]["state"].as_str()),
+        (201, Some("pending")),
+        "{pending}"
+    );
+    let (status, rejected) = app.post("/api/v1/templates", register("promo", REJECTED)).await;
+    assert_eq!(
+        (status, rejected["status"]["state"].as_str()),
+        (201, Some("rejected")),
+        "{rejected}"
+    );
+    // A SID the Twilio account does not hold is not registered at all.
+    let (status, unknown) = app
+        .post(
+            "/api/v1/templates",
+            register("other", "HX33333333333333333333333333333333"),
+        )
+        .await;
+    assert_eq!(
+        (status, unknown["error"].as_str()),
+        (422, Some("content_sid_unknown")),
+        "{unknown}"
+    );
+
+    // Only the approved one is sent; the pending one is refused before anything is stored.
+    let (status, refused) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": dan, "template": {"name": "statement_ready", "language": "en", "parameters": ["Dan"]}}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (422, Some("template_not_approved")),
+        "{refused}"
+    );
+    let (status, sent) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": dan, "template": {"name": "appointment_reminder", "language": "en",
+                "parameters": ["Dan"]}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
     app.stop().await;
 }

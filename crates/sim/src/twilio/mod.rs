@@ -14,6 +14,7 @@
 //! Twilio documents its error body (`{"code","message","more_info","status"}`) but not the order of
 //! its checks; the order here is the one its documentation examples and helper libraries suggest.
 
+mod content;
 mod lifecycle;
 mod media;
 pub(crate) mod resource;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<Arc<Simulator>> {
             post(create_message),
         )
         .merge(media::routes())
+        .merge(content::routes())
 }
 
 /// A refusal in Twilio's shape: `{"code", "message", "more_info", "status"}`.
