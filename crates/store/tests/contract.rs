@@ -181,7 +181,10 @@ async fn contact_refresh(store: Store) {
     assert_eq!(upsert(Some("Ada"), None, NOW + 1).await, id);
     assert_eq!(upsert(None, None, NOW + 2).await, id);
     let c = read(id.clone()).await;
-    assert_eq!((c.whatsapp_name.as_deref(), c.wa_user_id.as_deref(), c.updated_at), (Some("Ada"), None, NOW));
+    assert_eq!(
+        (c.whatsapp_name.as_deref(), c.wa_user_id.as_deref(), c.updated_at),
+        (Some("Ada"), None, NOW)
+    );
     // A new profile name is taken; a user id, once learned, is kept and never replaced.
     assert_eq!(upsert(Some("Ada L."), Some("US.1"), NOW + 3).await, id);
     assert_eq!(upsert(Some("Ada L."), Some("US.2"), NOW + 4).await, id);
