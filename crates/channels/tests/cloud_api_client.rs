@@ -327,3 +327,68 @@ fn an_unusable_base_url_or_version_is_refused_at_construction() {
         assert!(CloudApiClient::new(config).is_err(), "{base_url} {version}");
     }
 }
+
+#[tokio::test]
+async fn reply_buttons_are_posted_as_metas_interactive_object_and_a_131009_refusal_is_permanent() {
+    use openline_channels::cloud_api::outbound::{Interactive, ReplyButton};
+    let message = OutboundMessage::Interactive {
+        to: "16505551234".into(),
+        interactive: Interactive::Buttons {
+            header: None,
+            body: "Did you pay 120 EUR?".into(),
+            footer: Some("Bank".into()),
+            buttons: vec![
+                ReplyButton {
+                    id: "yes".into(),
+                    title: "Yes".into(),
+                },
+                ReplyButton {
+                    id: "no".into(),
+                    title: "Not me".into(),
+                },
+            ],
+        },
+        reply_to: None,
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .and(body_json(json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "16505551234",
+            "type": "interactive",
+            "interactive": {
+                "type": "button",
+                "body": { "text": "Did you pay 120 EUR?" },
+                "footer": { "text": "Bank" },
+                "action": { "buttons": [
+                    { "type": "reply", "reply": { "id": "yes", "title": "Yes" } },
+                    { "type": "reply", "reply": { "id": "no", "title": "Not me" } }
+                ] }
+            }
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(accepted_body()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let accepted = client(&server).send(PHONE_NUMBER_ID, &message).await.unwrap();
+    assert!(accepted.provider_message_id.starts_with("wamid."));
+
+    let refusing = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(meta_error(
+            400,
+            131009,
+            "(#131009) Parameter value is not valid",
+            "Button title length invalid. Min length: 1, Max length: 20",
+        ))
+        .mount(&refusing)
+        .await;
+    let e = client(&refusing).send(PHONE_NUMBER_ID, &message).await.unwrap_err();
+    assert_eq!(
+        (e.retry, e.code, e.http_status),
+        (Retry::Permanent, Some(131009), Some(400))
+    );
+}
