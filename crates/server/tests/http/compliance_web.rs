@@ -17,6 +17,7 @@ crate::both_backends! {
     an_export_downloaded_from_the_page_parses_in_each_format => export_from_the_page;
     a_webhook_secret_is_shown_once_kept_sealed_and_deliveries_still_verify_with_it => sealed_webhook_secrets;
     a_colleague_is_added_removed_and_the_thread_handed_over_from_the_panel => participants_panel;
+    signed_checkpoints_are_listed_and_downloaded_with_the_public_key => checkpoints_from_the_page;
 }
 
 const ADMIN: &str = "admin@demo.openline.dev";
@@ -566,5 +567,41 @@ async fn participants_panel(backend: Backend) {
     assert_eq!(parts["owner_user_id"], sup.as_str(), "{parts}");
     let (_, html) = page(&app, &amir, &thread).await;
     assert!(html.contains(">owner<"));
+    app.stop().await;
+}
+
+async fn checkpoints_from_the_page(backend: Backend) {
+    let key = "07".repeat(32);
+    let app = spawn_app_configured(backend, |c| {
+        c.archive.signing_key = openline_server::config::Secret::new(key.clone());
+        c.archive.checkpoint_minutes = 0;
+    })
+    .await;
+    app.sign_in(AGENT).await;
+    app.phone_writes(ADA, "sign this").await;
+    let (sup, _) = signed_in(&app, SUPERVISOR).await;
+    let (_, html) = page(&app, &sup, "/compliance").await;
+    assert!(html.contains("No checkpoints yet."));
+    assert!(!html.contains("No archive signing key is configured"));
+
+    // Signed (through the API, with the key parsed at start-up), then listed and downloadable.
+    app.sign_in(ADMIN).await;
+    let (status, made) = app.post("/api/v1/archive/checkpoints", serde_json::json!({})).await;
+    assert_eq!(status, 201, "{made}");
+    let (_, html) = page(&app, &sup, "/compliance").await;
+    assert!(html.contains("Download all checkpoints"), "{html}");
+    let res = sup.get(app.at("/compliance/checkpoints")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("openline-checkpoints.json"));
+    let file: Value = res.json().await.unwrap();
+    let expected =
+        openline_store::checkpoints::public_key_hex(&openline_store::checkpoints::parse_signing_key(&key).unwrap());
+    assert_eq!(file["public_key"], expected.as_str());
+    let listed = file["checkpoints"].as_array().unwrap();
+    assert!(!listed.is_empty());
+    assert!(listed.iter().all(|c| c["public_key"] == expected.as_str()));
     app.stop().await;
 }
