@@ -786,13 +786,20 @@ pub fn delivery_target(
     c: &mut dyn Conn,
     message_id: &str,
 ) -> Result<(Message, Option<String>, crate::senders::Sender), StoreError> {
-    let message = get_any(c, message_id)?;
+    // One query for the message, its thread's number and the contact's phone: this runs per send.
     let r = c.query_one(
-        "select ct.phone, v.sender_id from conversations v join contacts ct on ct.id = v.contact_id where v.id = ?",
-        params![&message.conversation_id],
+        &format!(
+            "select {COLS}, ct.phone, v.sender_id from messages m
+             join conversations v on v.id = m.conversation_id join contacts ct on ct.id = v.contact_id
+             where m.id = ?"
+        ),
+        params![message_id],
     )?;
-    let phone = r.opt_string(0)?;
-    let sender = crate::senders::get_any(c, &r.string(1)?)?;
+    let message = from_row(&r)?;
+    // The two columns after the message's own.
+    let extra = r.0.len().saturating_sub(2);
+    let phone = r.opt_string(extra)?;
+    let sender = crate::senders::get_any(c, &r.string(extra + 1)?)?;
     Ok((message, phone, sender))
 }
 
