@@ -16,6 +16,7 @@
 //! messaging limit: once the rolling 24 hours hold fewer business-initiated conversations than the
 //! tier allows, held templates are released in the order they were written.
 
+use super::accepts::{Accept, AcceptRecorder};
 use super::pacing::{Pacers, Slot};
 use crate::state::AppState;
 use openline_channels::cloud_api::{MediaSource, MediaType, OutboundMessage};
@@ -45,6 +46,7 @@ const LIMIT_CHECK_BATCH: i64 = 500;
 pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let pacers = Arc::new(Pacers::default());
+    let (accepts, recording) = AcceptRecorder::start(st.store.clone());
     let mut last_gauge = 0i64;
     let mut last_limit_check = 0i64;
     loop {
@@ -62,9 +64,9 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         break;
                     };
-                    let (st, pacers) = (st.clone(), pacers.clone());
+                    let (st, pacers, accepts) = (st.clone(), pacers.clone(), accepts.clone());
                     tokio::spawn(async move {
-                        send_one(&st, &pacers, job).await;
+                        send_one(&st, &pacers, &accepts, job).await;
                         drop(permit);
                     });
                 }
@@ -97,6 +99,9 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
     }
     // Let sends in flight finish and record their outcome.
     let _ = permits.acquire_many(CONCURRENCY as u32).await;
+    // Every send has its accept recorded by now; the recorder ends once its last handle is gone.
+    drop(accepts);
+    let _ = recording.await;
     tracing::info!("dispatcher stopped");
 }
 
@@ -176,7 +181,7 @@ async fn paced(st: &AppState, pacers: &Pacers, job: &outbox::Claimed, sender: &S
     }
 }
 
-async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
+async fn send_one(st: &AppState, pacers: &Pacers, accepts: &AcceptRecorder, job: outbox::Claimed) {
     let attempt = job.attempts + 1;
     let message_id = job.message_id.clone();
     let target = st.store.read(move |c| messages::delivery_target(c, &message_id)).await;
@@ -302,15 +307,14 @@ async fn send_one(st: &AppState, pacers: &Pacers, job: outbox::Claimed) {
             let provider = sender.provider;
             // An earlier attempt may have reached the provider too (claimed, then no outcome recorded).
             let maybe_sent = job.maybe_sent;
-            let recorded = st
-                .store
-                .write(move |c| {
-                    if maybe_sent {
-                        messages::mark_possible_duplicate(c, &message_id, now)?;
-                    }
-                    let m = messages::record_provider_accept(c, &message_id, provider, &pmid, now)?;
-                    outbox::complete(c, &outbox_id, now)?;
-                    Ok(m)
+            let recorded = accepts
+                .record(Accept {
+                    outbox_id,
+                    message_id,
+                    provider,
+                    provider_message_id: pmid,
+                    maybe_sent,
+                    now,
                 })
                 .await;
             if maybe_sent {

@@ -1,5 +1,6 @@
 //! Background work that runs beside the HTTP server and stops with it.
 
+pub mod accepts;
 pub mod dispatcher;
 pub mod media;
 pub mod outbound_webhooks;
