@@ -20,6 +20,7 @@ crate::both_backends! {
     media_urls_off_twilios_hosts_are_not_fetched_and_each_file_is_its_own_message => off_host_not_fetched;
     a_failing_twilio_download_is_retried_without_losing_the_message => failing_download_retried;
     a_twilio_template_is_registered_with_whatsapps_review_and_only_an_approved_one_is_sent => content_approval;
+    pictures_go_both_ways_on_whatsapp_through_twilio => whatsapp_through_twilio;
 }
 
 const SMS_NUMBER: &str = "+15550002000";
@@ -444,28 +445,11 @@ async fn failing_download_retried(backend: Backend) {
     app.stop().await;
 }
 
-async fn content_approval(backend: Backend) {
-    const PENDING: &str = "HX11111111111111111111111111111111";
-    const REJECTED: &str = "HX22222222222222222222222222222222";
-    let app = spawn_app_configured_with_sim(
-        backend,
-        |_| {},
-        |sim| {
-            for (sid, name, approval) in [(PENDING, "statement_ready", "pending"), (REJECTED, "promo", "rejected")] {
-                sim.twilio_contents.push(openline_sim::SimTwilioContent {
-                    sid: sid.into(),
-                    friendly_name: name.into(),
-                    language: "en".into(),
-                    body: "Hello {{1}}".into(),
-                    whatsapp_approval: approval.into(),
-                });
-            }
-        },
-    )
-    .await;
-    // A WhatsApp number on Twilio in the demo's root organization, and Dan, who agreed to hear from it.
+/// A WhatsApp number on Twilio (the simulator's WhatsApp number, reached through its Twilio API) in
+/// the demo's root organization, and Dan, who agreed to hear from it: (sender id, Dan's contact id).
+async fn twilio_whatsapp_setup(app: &TestApp) -> (String, String) {
     let store = app.handle.as_ref().unwrap().state.store.clone();
-    let (sender, dan) = store
+    store
         .write(|c| {
             let root = openline_store::orgs::find_by_name(c, openline_server::demo::DEMO_ORG)?.unwrap();
             let sender = openline_store::senders::create(
@@ -500,7 +484,29 @@ async fn content_approval(backend: Backend) {
             Ok((sender.id, contact.id))
         })
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn content_approval(backend: Backend) {
+    const PENDING: &str = "HX11111111111111111111111111111111";
+    const REJECTED: &str = "HX22222222222222222222222222222222";
+    let app = spawn_app_configured_with_sim(
+        backend,
+        |_| {},
+        |sim| {
+            for (sid, name, approval) in [(PENDING, "statement_ready", "pending"), (REJECTED, "promo", "rejected")] {
+                sim.twilio_contents.push(openline_sim::SimTwilioContent {
+                    sid: sid.into(),
+                    friendly_name: name.into(),
+                    language: "en".into(),
+                    body: "Hello {{1}}".into(),
+                    whatsapp_approval: approval.into(),
+                });
+            }
+        },
+    )
+    .await;
+    let (sender, dan) = twilio_whatsapp_setup(&app).await;
     app.sign_in("admin@demo.openline.dev").await;
     let register = |name: &str, sid: &str| {
         json!({"sender_id": sender, "name": name, "language": "en", "category": "utility", "content_sid": sid,
@@ -564,5 +570,81 @@ async fn content_approval(backend: Backend) {
         )
         .await;
     assert_eq!(status, 202, "{sent}");
+    app.stop().await;
+}
+
+async fn whatsapp_through_twilio(backend: Backend) {
+    // The simulator has no WhatsApp-through-Twilio phone to open its own window: it does not enforce it.
+    let app = spawn_app_configured_with_sim(backend, |_| {}, |sim| sim.enforce_window = false).await;
+    let (_, dan) = twilio_whatsapp_setup(&app).await;
+    app.sign_in("admin@demo.openline.dev").await;
+    // Dan sends a picture over WhatsApp through Twilio (which keeps it as a Media resource).
+    let sim = app.handle.as_ref().unwrap().sim.clone().unwrap();
+    let incoming = picture(11);
+    let (sid, media_sid) = (
+        "MM000000000000000000000000000000c3",
+        "ME000000000000000000000000000000c3",
+    );
+    sim.store_twilio_media(media_sid, "image/jpeg", incoming.clone());
+    let mut params = mms_params(sid, "", &[(&sim_media_url(&app, sid, media_sid), "image/jpeg")]);
+    for (name, value) in params.iter_mut() {
+        match name.as_str() {
+            "From" => *value = "whatsapp:+447700900002".into(),
+            "To" => *value = "whatsapp:+15550001000".into(),
+            _ => {}
+        }
+    }
+    params.push(("ProfileName".into(), "Dan".into()));
+    let (status, body) = post_signed(&app, &params).await;
+    assert_eq!(status, 200, "{body}");
+    let rows = wait_rows(&app, sid, |r| r.len() == 1 && r[0].1 == "stored").await;
+    assert_eq!(rows[0].4.as_deref(), Some(sha_hex(&incoming).as_str()));
+    let (_, m) = app.get(&format!("/api/v1/messages/{}", rows[0].0)).await;
+    assert_eq!(m["kind"], "image", "{m}");
+
+    // The reply with a picture goes out through Twilio as WhatsApp media, fetched from the signed link.
+    let outgoing = picture(12);
+    let (status, uploaded) = upload(&app, &outgoing, "image/png", "reply.png").await;
+    assert_eq!(status, 201, "{uploaded}");
+    let (status, sent) = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": dan, "media": {"id": uploaded["id"], "caption": "here is yours"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let m = app
+        .wait_for_message(&id, |m| {
+            matches!(m["status"].as_str(), Some("delivered" | "read" | "failed"))
+        })
+        .await;
+    assert_ne!(m["status"], "failed", "{m}");
+    assert_eq!(m["provider"], "twilio");
+    let (_, entries) = app.get("/sim/phones/+447700900002/messages").await;
+    let entry = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["direction"] == "from_business")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (entry["channel"].as_str(), entry["type"].as_str()),
+        (Some("whatsapp"), Some("image")),
+        "{entry}"
+    );
+    assert_eq!(entry["text"], "here is yours");
+    let on_phone = app
+        .http
+        .get(app.at(&format!(
+            "/sim/phones/+447700900002/media/{}",
+            entry["media_id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_phone.bytes().await.unwrap().to_vec(), outgoing);
     app.stop().await;
 }
