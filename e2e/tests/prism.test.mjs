@@ -29,6 +29,7 @@ import { BIN, ROOT, TINY_PNG } from "./helpers.mjs";
 const FIXTURES = path.resolve(ROOT, "..", "shared", "fixtures");
 const META_SPEC = path.join(FIXTURES, "meta", "business-messaging-api_v23.0.yaml");
 const TWILIO_SPEC = path.join(FIXTURES, "twilio", "twilio_api_v2010.json");
+const CONTENT_SPEC = path.join(FIXTURES, "twilio", "twilio_content_v1.json");
 const PRISM = path.join(ROOT, "e2e", "node_modules", ".bin", "prism");
 const PASSWORD = "correct-horse-battery-staple";
 const AGENT = "agent@acme.test";
@@ -129,15 +130,21 @@ function startChild(cmd, args, ready, env = {}) {
   });
 }
 
-/** A pass-through HTTP proxy to `target` that records each request with Prism's violations. */
-function recorder(target) {
+/**
+ * A pass-through HTTP proxy to `target` that records each request with Prism's violations. Paths
+ * under `alt.prefix` go to `alt.target` without the prefix (Twilio's Content API, which openline
+ * reaches at the simulator's base URL + `/content` and Twilio serves on its own host).
+ */
+function recorder(target, alt) {
   const log = [];
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
-      const url = new URL(req.url, target);
+      const url = alt && req.url.startsWith(`${alt.prefix}/`)
+        ? new URL(req.url.slice(alt.prefix.length), alt.target)
+        : new URL(req.url, target);
       const headers = { ...req.headers, host: url.host };
       const fwd = http.request(url, { method: req.method, headers }, (up) => {
         const upChunks = [];
@@ -212,7 +219,9 @@ async function sendAndWait(body, label, as = agent) {
   await until(`${label} to be sent`, async () => {
     last = (await as.get(`/api/v1/messages/${id}`)).body;
     assert.notEqual(last.status, "failed", `${label} failed: ${JSON.stringify(last)}`);
-    return ["sent", "delivered", "read"].includes(last.status);
+    // Sent, and the provider's answer recorded (a status callback naming the message can overtake
+    // the answer, which has then not yet passed the recorder).
+    return ["sent", "delivered", "read"].includes(last.status) && last.provider_message_id;
   });
   return last;
 }
@@ -245,16 +254,17 @@ before(async () => {
   assert.ok(existsSync(META_SPEC), `Meta's spec at ${META_SPEC} (../shared/fixtures beside the checkout)`);
   assert.ok(existsSync(PRISM), "prism is installed (npm ci in e2e/)");
   dir = mkdtempSync(path.join(tmpdir(), "openline-prism-"));
-  let simPort, metaPort, twilioPort;
-  [simPort, openlinePort, metaPort, twilioPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  let simPort, metaPort, twilioPort, contentPort;
+  [simPort, openlinePort, metaPort, twilioPort, contentPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   sim = `http://127.0.0.1:${simPort}`;
   await startChild(BIN, ["sim", "--listen", `127.0.0.1:${simPort}`, "--webhook-url", `http://127.0.0.1:${openlinePort}/webhooks/whatsapp`, "--status-delay-secs", "0"], /simulator listening on/, { OPENLINE_LOG: "warn" });
   prismOutput = await Promise.all([
     startChild(PRISM, ["proxy", "-h", "127.0.0.1", "-p", String(metaPort), META_SPEC, `${sim}/graph`], /Prism is listening/),
     startChild(PRISM, ["proxy", "-h", "127.0.0.1", "-p", String(twilioPort), TWILIO_SPEC, `${sim}/twilio`], /Prism is listening/),
+    startChild(PRISM, ["proxy", "-h", "127.0.0.1", "-p", String(contentPort), CONTENT_SPEC, `${sim}/twilio/content`], /Prism is listening/),
   ]);
   const meta = await recorder(`http://127.0.0.1:${metaPort}`);
-  const twilio = await recorder(`http://127.0.0.1:${twilioPort}`);
+  const twilio = await recorder(`http://127.0.0.1:${twilioPort}`, { prefix: "/content", target: `http://127.0.0.1:${contentPort}` });
   metaLog = meta.log;
   twilioLog = twilio.log;
 
