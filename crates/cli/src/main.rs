@@ -140,9 +140,10 @@ pub(crate) fn every_organization(
     Ok(openline_store::orgs::Scope { org_ids })
 }
 
-fn init_logging() {
+/// Logs to stderr at `default` unless `OPENLINE_LOG` says otherwise.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPENLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -154,7 +155,11 @@ fn init_logging() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The benchmark runs simulators in its own process: their per-message lines would bury its table.
+    init_logging(match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info,tower_http=warn",
+    });
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(common) => migrate(&common),
