@@ -306,7 +306,7 @@ impl Interactive {
         out
     }
 
-    /// Checks Meta's limits: 1–3 buttons with unique ids (≤256) and titles (≤20); a list with a
+    /// Checks Meta's limits: 1–3 buttons with unique ids (≤256) and unique titles (≤20); a list with a
     /// button text (≤20), 1–10 sections, 1–10 rows in all with unique ids (≤200), titles (≤24) and
     /// descriptions (≤72); a body (≤1024), optional header and footer (≤60).
     pub fn check(&self) -> Result<(), ShapeError> {
@@ -352,6 +352,21 @@ impl Interactive {
                         &format!("The title of button {n}"),
                     )?;
                     ids.push(&b.id);
+                }
+                // WhatsApp refuses two buttons with the same label (131009).
+                if let Some((i, b)) = buttons
+                    .iter()
+                    .enumerate()
+                    .find(|(i, b)| buttons[..*i].iter().any(|a| a.title == b.title))
+                {
+                    return Err(shape(
+                        "interactive_duplicate_title",
+                        format!(
+                            "Button {} has the title {:?} of an earlier button; each button needs its own title.",
+                            i + 1,
+                            b.title
+                        ),
+                    ));
                 }
             }
             Self::List { button, sections, .. } => {
@@ -888,6 +903,10 @@ mod tests {
             buttons[1].id = "b0".into();
         }
         assert_eq!(same_ids.check().unwrap_err().code, "interactive_duplicate_id");
+        assert_eq!(
+            buttons(&["Yes", "Yes"]).check().unwrap_err().code,
+            "interactive_duplicate_title"
+        );
         let mut long_body = buttons(&["Yes"]);
         if let Interactive::Buttons { body, .. } = &mut long_body {
             *body = "y".repeat(1025);

@@ -356,6 +356,7 @@ async fn bad_shapes(backend: Backend) {
             buttons(&ada, &["Yes", "twenty-one characters"]),
             "interactive_button_title_invalid",
         ),
+        (buttons(&ada, &["Confirm", "Confirm"]), "interactive_duplicate_title"),
         (
             json!({"contact_id": ada, "interactive": {"type": "buttons", "body": "x".repeat(1025), "buttons": [{"id": "a", "title": "A"}]}}),
             "interactive_body_invalid",
