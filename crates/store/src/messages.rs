@@ -454,14 +454,14 @@ fn archive_message_with(
         .iter()
         .map(|r| r.string(0))
         .collect::<Result<_, _>>()?;
-    crate::journal::record(
-        c,
-        &m.org_id,
-        kind,
-        &m.id,
-        &serde_json::json!({"message": message, "participants": participants}),
-        now,
-    )?;
+    // Appended as the JSON value it already is (`journal::record` would copy it once more). This runs
+    // for every message in and out.
+    // (Built by hand: `json!` would copy `message` once more.)
+    let mut payload = serde_json::Map::new();
+    payload.insert("message".to_owned(), message);
+    payload.insert("participants".to_owned(), participants.into());
+    let payload = serde_json::Value::Object(payload);
+    crate::journal::append(c, &m.org_id, kind, Some(&m.id), &payload, now)?;
     Ok(())
 }
 
