@@ -290,18 +290,40 @@ pub fn verify(c: &mut dyn Conn, org_id: Option<&str>) -> Result<Vec<ChainReport>
 /// Entries read per query while verifying, so a chain of any length is checked in bounded memory.
 const VERIFY_PAGE: i64 = 2000;
 
-fn verify_page(c: &mut dyn Conn, org_id: &str, after_seq: i64) -> Result<Vec<crate::sql::Row>, StoreError> {
+fn verify_page(
+    c: &mut dyn Conn,
+    org_id: &str,
+    after_seq: i64,
+    through_seq: i64,
+) -> Result<Vec<crate::sql::Row>, StoreError> {
     c.query(
-        "select seq, at, kind, subject_id, payload, prev_hash, hash from journal where org_id = ? and seq > ? order by seq limit ?",
-        params![org_id, after_seq, VERIFY_PAGE],
+        "select seq, at, kind, subject_id, payload, prev_hash, hash from journal
+         where org_id = ? and seq > ? and seq <= ? order by seq limit ?",
+        params![org_id, after_seq, through_seq, VERIFY_PAGE],
     )
 }
 
+/// The chain's head as committed: its sequence number and hash.
+fn committed_head(c: &mut dyn Conn, org_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+    c.query_opt("select seq, hash from journal_heads where org_id = ?", params![org_id])?
+        .map(|h| Ok((h.i64(0)?, h.string(1)?)))
+        .transpose()
+}
+
 fn verify_chain(c: &mut dyn Conn, org_id: &str) -> Result<ChainReport, StoreError> {
+    // The head is read first and the walk stops at it: each statement may see later commits (a
+    // reader has no snapshot across statements), and entries other transactions commit meanwhile
+    // are checked by the next verification, not mistaken for tampering. Entries and their head are
+    // committed together, so everything up to the head read here is already in place.
+    let head = committed_head(c, org_id)?;
+    let through = head.as_ref().map_or(i64::MAX, |(seq, _)| *seq);
     let entries = c
-        .query_one("select count(*) from journal where org_id = ?", params![org_id])?
+        .query_one(
+            "select count(*) from journal where org_id = ? and seq <= ?",
+            params![org_id, through],
+        )?
         .i64(0)?;
-    let mut rows = verify_page(c, org_id, i64::MIN)?;
+    let mut rows = verify_page(c, org_id, i64::MIN, through)?;
     let mut expected_prev = GENESIS.to_owned();
     let mut expected_seq = 1i64;
     let mut problem = None;
@@ -363,12 +385,11 @@ fn verify_chain(c: &mut dyn Conn, org_id: &str) -> Result<ChainReport, StoreErro
             expected_seq += 1;
         }
         let last = rows.last().map(|r| r.i64(0)).transpose()?.unwrap_or(i64::MAX);
-        rows = verify_page(c, org_id, last)?;
+        rows = verify_page(c, org_id, last, through)?;
     }
     if problem.is_none() {
-        if let Some(head) = c.query_opt("select seq, hash from journal_heads where org_id = ?", params![org_id])? {
-            let (head_seq, head_hash) = (head.i64(0)?, head.string(1)?);
-            if head_seq != expected_seq - 1 || (head_seq > 0 && head_hash != expected_prev) {
+        if let Some((head_seq, head_hash)) = &head {
+            if *head_seq != expected_seq - 1 || (*head_seq > 0 && *head_hash != expected_prev) {
                 problem = Some(ChainProblem {
                     seq: expected_seq,
                     what: format!(
@@ -376,6 +397,23 @@ fn verify_chain(c: &mut dyn Conn, org_id: &str) -> Result<ChainReport, StoreErro
                         expected_seq - 1
                     ),
                 });
+            } else if let Some(beyond) = c
+                .query_one(
+                    "select min(seq) from journal where org_id = ? and seq > ?",
+                    params![org_id, *head_seq],
+                )?
+                .opt_i64(0)?
+            {
+                // Entries past the head: new ones committed since it was read (the head has moved on
+                // too), or rows put there by hand (the head has not).
+                if committed_head(c, org_id)?.map_or(0, |(seq, _)| seq) < beyond {
+                    problem = Some(ChainProblem {
+                        seq: beyond,
+                        what: format!(
+                            "entries from {beyond} on follow the chain's head ({head_seq}): inserted after it"
+                        ),
+                    });
+                }
             }
         }
     }

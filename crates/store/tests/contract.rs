@@ -829,6 +829,28 @@ async fn archive(store: Store) {
         None,
         "restored"
     );
+    // An entry put after the head by hand (the head has not moved) is caught too.
+    let org4 = w.org.clone();
+    let end = store
+        .read(move |c| {
+            c.query_one("select max(seq) from journal where org_id = ?", params![&org4])?
+                .i64(0)
+        })
+        .await
+        .unwrap();
+    let appended = tamper(format!(
+        "insert into journal (org_id, seq, at, kind, subject_id, payload, prev_hash, hash)
+         select org_id, seq + 1, at, kind, subject_id, payload, hash, hash from journal where org_id = '{org}' and seq = {end}"
+    ))
+    .await
+    .expect("an entry after the head is detected");
+    assert_eq!(appended.seq, end + 1);
+    assert!(appended.what.contains("after"), "{}", appended.what);
+    tamper(format!(
+        "delete from journal where org_id = '{org}' and seq = {}",
+        end + 1
+    ))
+    .await;
     let deleted = tamper(format!(
         "delete from journal where org_id = '{org}' and seq = {}",
         msg_seq + 1
