@@ -141,3 +141,66 @@ pub fn upsert_from_inbound(
     }
     Ok(id)
 }
+
+/// What [`change_phone`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneChange {
+    /// The contact now has the new number; journaled as `contact.number_changed`.
+    Changed,
+    /// Another contact of the organization already has the new number: nothing changed (two
+    /// contacts are never merged behind the agents' backs).
+    Taken { other_contact_id: String },
+    /// The contact already had that number (a redelivered change).
+    Unchanged,
+}
+
+/// Moves a contact to a new number (WhatsApp's `user_changed_number`), keeping its id, so its
+/// threads, consent and history stay with it. Journals `contact.number_changed` with the old and
+/// new number in the same transaction.
+pub fn change_phone(c: &mut dyn Conn, contact_id: &str, new_phone: &str, now: i64) -> Result<PhoneChange, StoreError> {
+    let contact = get_any(c, contact_id)?;
+    if contact.phone.as_deref() == Some(new_phone) {
+        return Ok(PhoneChange::Unchanged);
+    }
+    if let Some(other) = c.query_opt(
+        "select id from contacts where org_id = ? and phone = ? and id <> ?",
+        params![&contact.org_id, new_phone, contact_id],
+    )? {
+        return Ok(PhoneChange::Taken {
+            other_contact_id: other.string(0)?,
+        });
+    }
+    c.execute(
+        "update contacts set phone = ?, updated_at = ? where id = ?",
+        params![new_phone, now, contact_id],
+    )?;
+    crate::journal::record(
+        c,
+        &contact.org_id,
+        "contact.number_changed",
+        contact_id,
+        &serde_json::json!({"contact_id": contact_id, "old_phone": contact.phone, "new_phone": new_phone}),
+        now,
+    )?;
+    Ok(PhoneChange::Changed)
+}
+
+/// Journals that WhatsApp reported a contact's identity changed (`customer_identity_changed`: a new
+/// phone or a reinstall), with the thread the agents were told in.
+pub fn record_identity_change(
+    c: &mut dyn Conn,
+    contact_id: &str,
+    conversation_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let contact = get_any(c, contact_id)?;
+    crate::journal::record(
+        c,
+        &contact.org_id,
+        "contact.identity_changed",
+        contact_id,
+        &serde_json::json!({"contact_id": contact_id, "phone": contact.phone, "conversation_id": conversation_id}),
+        now,
+    )?;
+    Ok(())
+}

@@ -72,6 +72,24 @@ impl InboundMessage {
         self.original_message_id_for("revoke")
     }
 
+    /// For a system message (`type: "system"`), what happened as Meta names it:
+    /// `"user_changed_number"` (the contact moved to another number) or
+    /// `"customer_identity_changed"` (a new phone or a reinstall); `None` for other messages.
+    pub fn system_type(&self) -> Option<&str> {
+        if self.provider_type() != "system" {
+            return None;
+        }
+        self.raw.get("system")?.get("type")?.as_str().filter(|t| !t.is_empty())
+    }
+
+    /// For a `user_changed_number` system message, the contact's new WhatsApp id (phone digits).
+    pub fn changed_to_wa_id(&self) -> Option<&str> {
+        if self.system_type()? != "user_changed_number" {
+            return None;
+        }
+        self.raw.get("system")?.get("wa_id")?.as_str().filter(|w| !w.is_empty())
+    }
+
     fn original_message_id_for(&self, provider_type: &str) -> Option<&str> {
         self.raw.get(provider_type)?.get("original_message_id")?.as_str()
     }
@@ -291,5 +309,43 @@ fn edit_content(edit: &Value) -> Content {
     Content {
         refers_to: non_empty_text(edit, "original_message_id"),
         ..Content::with_body(MessageKind::Unsupported, new_body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn system(system: Value) -> InboundMessage {
+        let message = json!({"from": "972987654321", "id": "wamid.S", "timestamp": "1753851315",
+            "system": system, "type": "system"});
+        map_message(&ChangeOrigin::default(), &[], &message).unwrap()
+    }
+
+    #[test]
+    fn a_number_change_names_the_new_number() {
+        let m = system(json!({"body": "User A changed from 972987654321 to 972912345678",
+            "wa_id": "972912345678", "type": "user_changed_number"}));
+        assert_eq!(m.system_type(), Some("user_changed_number"));
+        assert_eq!(m.changed_to_wa_id(), Some("972912345678"));
+        assert_eq!(m.kind, MessageKind::Unsupported);
+    }
+
+    #[test]
+    fn an_identity_change_has_no_new_number_and_other_messages_no_system_type() {
+        let m = system(json!({"body": "User identity changed", "type": "customer_identity_changed"}));
+        assert_eq!(m.system_type(), Some("customer_identity_changed"));
+        assert_eq!(m.changed_to_wa_id(), None);
+        let without_number = system(json!({"type": "user_changed_number"}));
+        assert_eq!(without_number.changed_to_wa_id(), None);
+        let text = map_message(
+            &ChangeOrigin::default(),
+            &[],
+            &json!({"from": "1", "id": "wamid.T", "type": "text", "text": {"body": "hi"}, "system": {"type": "x"}}),
+        )
+        .unwrap();
+        assert_eq!(text.system_type(), None);
     }
 }

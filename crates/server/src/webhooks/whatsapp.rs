@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use openline_channels::cloud_api::{parse_webhook, CloudEvent, InboundMessage, StatusUpdate};
 use openline_channels::signature::{verify_meta_signature, SignatureError};
 use openline_domain::{Channel, PhoneNumber, ProviderKind};
-use openline_store::messages::{self, InboundOutcome, NewInbound, StatusReport};
+use openline_store::contacts::{self, PhoneChange};
+use openline_store::conversations;
+use openline_store::messages::{self, InboundOutcome, NewInbound, NewSystemMessage, StatusReport};
 use openline_store::provider_events;
 use openline_store::senders::Sender;
 use openline_store::{Conn, StoreError};
@@ -248,6 +250,7 @@ fn store_message(
                 )?;
                 fx.wake_media = true;
             }
+            let conversation_id = msg.conversation_id.clone();
             let stored = super::StoredInbound {
                 message: *msg,
                 channel: Channel::Whatsapp,
@@ -257,10 +260,79 @@ fn store_message(
                 sender_id: &sender.id,
             };
             super::after_stored_inbound(c, stored, now, fx)?;
+            if m.system_type().is_some() {
+                system_notice(c, m, &sender.org_id, &conversation_id, now, fx)?;
+            }
             "stored"
         }
         InboundOutcome::Duplicate => "duplicate",
     })
+}
+
+/// What WhatsApp's `system` messages mean for the agents: a contact who moved to a new number is
+/// moved with it (same contact, same threads; refused, and said so, when another contact already has
+/// that number), and a contact whose identity changed is flagged; each with a notice in the thread
+/// and a journal entry, in the webhook's transaction. Other system types stay as stored above.
+fn system_notice(
+    c: &mut dyn Conn,
+    m: &InboundMessage,
+    org_id: &str,
+    conversation_id: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    let contact_id = conversations::contact_of(c, conversation_id)?;
+    let contact = contacts::get_any(c, &contact_id)?;
+    let who = contact
+        .name
+        .clone()
+        .or_else(|| contact.whatsapp_name.clone())
+        .or_else(|| contact.phone.clone())
+        .unwrap_or_else(|| "The contact".to_owned());
+    let old = contact.phone.clone().unwrap_or_else(|| "a withheld number".to_owned());
+    let body = match m.system_type() {
+        Some("user_changed_number") => {
+            let Some(new) = m.changed_to_wa_id().and_then(|d| PhoneNumber::from_wa_id(d).ok()) else {
+                return Ok(());
+            };
+            let new = new.as_e164();
+            match contacts::change_phone(c, &contact_id, new, now)? {
+                PhoneChange::Changed => {
+                    tracing::info!(contact_id = %contact_id, "contact changed their WhatsApp number");
+                    format!(
+                        "{who} changed their WhatsApp number from {old} to {new}. Messages now go to the new number."
+                    )
+                }
+                PhoneChange::Taken { other_contact_id } => {
+                    tracing::warn!(contact_id = %contact_id, other_contact_id = %other_contact_id,
+                        "number change not applied: another contact has the new number");
+                    format!(
+                        "{who} changed their WhatsApp number from {old} to {new}, but another contact already has {new}. \
+                         The two contacts were not merged: this contact keeps {old}. Check which contact is the right one."
+                    )
+                }
+                PhoneChange::Unchanged => return Ok(()),
+            }
+        }
+        Some("customer_identity_changed") => {
+            contacts::record_identity_change(c, &contact_id, conversation_id, now)?;
+            format!(
+                "{who}'s WhatsApp identity changed (new phone or reinstall). Confirm who you are talking to before sharing anything sensitive."
+            )
+        }
+        _ => return Ok(()),
+    };
+    let notice = messages::insert_notice(
+        c,
+        &NewSystemMessage {
+            org_id,
+            conversation_id,
+            body: &body,
+            now,
+        },
+    )?;
+    fx.messages.push(("message.created", notice));
+    Ok(())
 }
 
 fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) -> Result<&'static str, StoreError> {
