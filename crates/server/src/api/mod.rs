@@ -14,6 +14,7 @@ pub mod messages;
 pub mod openapi;
 pub mod pacing;
 pub mod participants;
+pub mod provider_events;
 pub mod templates;
 pub mod webhook_subscriptions;
 
@@ -117,6 +118,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/archive/holds/{id}/release", post(archive::release_hold))
         .route("/api/v1/archive/purge", post(archive::purge_archive))
         .route("/api/v1/archive/export", get(archive::export_archive))
+        .route("/api/v1/provider-events", get(provider_events::list_provider_events))
         .route("/api/openapi.json", get(openapi::openapi_json))
 }
 

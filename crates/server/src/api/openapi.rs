@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         super::webhook_subscriptions::delete_subscription, super::webhook_subscriptions::rotate_secret,
         super::webhook_subscriptions::resume_subscription, super::webhook_subscriptions::list_deliveries,
         crate::webhooks::whatsapp::verify_subscription, crate::webhooks::whatsapp::receive_webhook,
+        super::provider_events::list_provider_events,
     ),
     components(schemas(openline_store::webhooks_out::WebhookEvent)),
     modifiers(&Security),
@@ -44,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Sign in, sessions and API tokens"),
         (name = "contacts"), (name = "consent", description = "Opt-in requests and the consent ledger"), (name = "conversations"), (name = "messages"), (name = "media", description = "Files: uploads to send, and the files of messages"), (name = "templates"), (name = "dlp", description = "Data-loss prevention"), (name = "events"),
         (name = "webhooks", description = "What providers call"),
+        (name = "provider events", description = "Account, quality and template events from the providers, kept whole (admins)"),
         (name = "archive", description = "The tamper-evident archive: retention, recording, legal holds, signed checkpoints, exports"),
         (name = "webhook subscriptions", description = "Outbound webhooks: events delivered to your archive or CRM, signed with `Openline-Signature`; each request's body is a `WebhookEvent`"),
     )
