@@ -20,6 +20,7 @@ mod policy;
 mod security;
 mod send_kinds;
 mod sms;
+mod system_events;
 mod templates;
 mod twilio;
 mod twilio_media;

@@ -1,0 +1,296 @@
+//! WhatsApp's system messages and account events, from the real fixture bodies signed and posted to
+//! `/webhooks/whatsapp`: a contact who changed number is moved (same contact, same thread) with a
+//! notice and a journal entry, never merged into another contact; an identity change is flagged in
+//! the thread; account, quality and preference events are listed to admins of the organizations
+//! they concern, and to nobody else.
+
+use crate::common::*;
+use openline_store::Backend;
+use serde_json::Value;
+use std::time::Duration;
+
+crate::both_backends! {
+    a_changed_number_moves_the_contact_with_a_notice => number_change;
+    a_number_another_contact_has_is_not_merged => number_taken;
+    an_identity_change_warns_the_agents => identity_change;
+    provider_events_are_listed_to_their_organizations_admins_only => provider_events;
+}
+
+const ADMIN: &str = "admin@demo.openline.dev";
+const DEMO_PHONE_NUMBER_ID: &str = "100000000000001";
+const DEMO_WABA_ID: &str = "200000000000001";
+
+fn fixture(file: &str, case: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/pywa")
+        .join(file);
+    let cases: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cases[case].clone()
+}
+
+/// Points the body at the demo account (and number, when it names one).
+fn to_demo(mut body: Value) -> Value {
+    for e in body["entry"].as_array_mut().unwrap() {
+        e["id"] = Value::from(DEMO_WABA_ID);
+        for ch in e["changes"].as_array_mut().unwrap() {
+            if let Some(md) = ch.pointer_mut("/value/metadata").and_then(Value::as_object_mut) {
+                md.insert("phone_number_id".into(), Value::from(DEMO_PHONE_NUMBER_ID));
+            }
+        }
+    }
+    body
+}
+
+/// The fixture's system message, sent by `from` (digits), for the demo number.
+fn system_body(case: &str, from: &str, new_wa_id: Option<&str>) -> Vec<u8> {
+    let mut body = to_demo(fixture("system.json", case));
+    let value = body.pointer_mut("/entry/0/changes/0/value").unwrap();
+    if let Some(contacts) = value.get_mut("contacts").and_then(Value::as_array_mut) {
+        contacts[0]["wa_id"] = Value::from(from);
+    }
+    let message = value.pointer_mut("/messages/0").unwrap();
+    message["from"] = Value::from(from);
+    if let Some(w) = new_wa_id {
+        message["system"]["wa_id"] = Value::from(w);
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+async fn post_ok(app: &TestApp, body: &[u8]) {
+    let res = app.post_signed_webhook(body).await;
+    let status = res.status();
+    assert_eq!(status, 200, "{}", res.text().await.unwrap());
+}
+
+/// The contact's thread (the demo shows one per contact here) and its messages.
+async fn thread_of(app: &TestApp, contact_id: &str) -> (String, Vec<Value>) {
+    let (_, inbox) = app.get("/api/v1/conversations?limit=200").await;
+    let conv = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["contact_id"] == contact_id)
+        .unwrap_or_else(|| panic!("a thread for {contact_id}: {inbox}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, page) = app
+        .get(&format!("/api/v1/conversations/{conv}/messages?limit=200"))
+        .await;
+    (conv, page["items"].as_array().unwrap().clone())
+}
+
+fn notices(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m["kind"] == "notice")
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn journal(app: &TestApp, kind: &'static str) -> Vec<Value> {
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    let payloads = store
+        .read(move |c| {
+            c.query(
+                "select payload from journal where kind = ? order by at, seq",
+                &[kind.into()],
+            )?
+            .iter()
+            .map(|r| r.string(0))
+            .collect::<Result<Vec<String>, _>>()
+        })
+        .await
+        .unwrap();
+    payloads.iter().map(|p| serde_json::from_str(p).unwrap()).collect()
+}
+
+async fn number_change(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    post_ok(
+        &app,
+        &text_webhook("wamid.BEFORE", "447700900001", "Hello from my old phone"),
+    )
+    .await;
+    let ada = app.contact_id(ADA).await;
+    let (conv, _) = thread_of(&app, &ada).await;
+
+    let change = system_body("phone_number_change", "447700900001", Some("447700900077"));
+    post_ok(&app, &change).await;
+    // Meta retries: the same change a second time changes nothing more.
+    post_ok(&app, &change).await;
+
+    let (_, contact) = app.get(&format!("/api/v1/contacts/{ada}")).await;
+    assert_eq!(contact["phone"], "+447700900077", "{contact}");
+    let (same_conv, messages) = thread_of(&app, &ada).await;
+    assert_eq!(same_conv, conv, "the history stays in the same thread");
+    assert_eq!(
+        notices(&messages),
+        ["Ada Accepts changed their WhatsApp number from +447700900001 to +447700900077. Messages now go to the new number."]
+    );
+    let entries = journal(&app, "contact.number_changed").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["contact_id"], ada.as_str());
+    assert_eq!(entries[0]["old_phone"], "+447700900001");
+    assert_eq!(entries[0]["new_phone"], "+447700900077");
+
+    // Her next message, from the new number, lands on the same contact and thread.
+    post_ok(
+        &app,
+        &text_webhook("wamid.AFTER", "447700900077", "Hello from my new phone"),
+    )
+    .await;
+    let (after_conv, messages) = thread_of(&app, &ada).await;
+    assert_eq!(after_conv, conv);
+    assert!(
+        messages.iter().any(|m| m["body"] == "Hello from my new phone"),
+        "{messages:?}"
+    );
+    assert_eq!(
+        app.count("select count(*) from contacts where phone in ('+447700900077', '+447700900001')")
+            .await,
+        1,
+        "no second contact for either number"
+    );
+    app.stop().await;
+}
+
+async fn number_taken(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    post_ok(&app, &text_webhook("wamid.OLD", "447700900001", "Hi")).await;
+    let ada = app.contact_id(ADA).await;
+    let nora = app.contact_id(NORA).await;
+    // Ada says she moved to Nora's number: two contacts are never merged behind the agents' backs.
+    post_ok(
+        &app,
+        &system_body("phone_number_change", "447700900001", Some("447700900004")),
+    )
+    .await;
+    let (_, contact) = app.get(&format!("/api/v1/contacts/{ada}")).await;
+    assert_eq!(contact["phone"], ADA, "{contact}");
+    let (_, other) = app.get(&format!("/api/v1/contacts/{nora}")).await;
+    assert_eq!(other["phone"], NORA, "{other}");
+    let (_, messages) = thread_of(&app, &ada).await;
+    let said = notices(&messages);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with("Ada Accepts changed their WhatsApp number from +447700900001 to +447700900004, but another contact already has +447700900004."),
+        "{}",
+        said[0]
+    );
+    assert!(said[0].contains("not merged"), "{}", said[0]);
+    assert!(journal(&app, "contact.number_changed").await.is_empty());
+    app.stop().await;
+}
+
+async fn identity_change(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    post_ok(&app, &text_webhook("wamid.FIRST", "447700900001", "Hi")).await;
+    let ada = app.contact_id(ADA).await;
+    post_ok(&app, &system_body("identity_change", "447700900001", None)).await;
+    let (conv, messages) = thread_of(&app, &ada).await;
+    assert_eq!(
+        notices(&messages),
+        ["Ada Accepts's WhatsApp identity changed (new phone or reinstall). Confirm who you are talking to before sharing anything sensitive."]
+    );
+    let entries = journal(&app, "contact.identity_changed").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["contact_id"], ada.as_str());
+    assert_eq!(entries[0]["conversation_id"], conv.as_str());
+    let (_, contact) = app.get(&format!("/api/v1/contacts/{ada}")).await;
+    assert_eq!(contact["phone"], ADA, "an identity change keeps the number");
+    app.stop().await;
+}
+
+async fn provider_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Three events about the demo account or number, and one about an account nobody here has.
+    let ours = [
+        to_demo(fixture("account_update.json", "account_restriction")),
+        to_demo(fixture("template_quality_update.json", "yellow")),
+        to_demo(fixture("user_marketing_preferences.json", "resume")),
+    ];
+    let foreign = fixture("account_update.json", "account_deleted");
+    for body in ours.iter().chain([&foreign]) {
+        post_ok(&app, &serde_json::to_vec(body).unwrap()).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Another top-level organization with its own admin.
+    let hash = openline_server::auth::hash_password_blocking(PASSWORD).unwrap();
+    let store = app.handle.as_ref().unwrap().state.store.clone();
+    store
+        .write(move |c| {
+            let now = openline_domain::clock::Clock::now(&openline_domain::clock::SystemClock);
+            let org = openline_store::orgs::create(c, "Other Bank", None, "on", now)?;
+            openline_store::users::create(
+                c,
+                &openline_store::users::NewUser {
+                    org_id: &org.id,
+                    team_id: None,
+                    email: "admin@other.example",
+                    name: "Other Admin",
+                    role: openline_domain::Role::Admin,
+                    password_hash: &hash,
+                },
+                now,
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    // An agent may not look.
+    app.sign_in(AGENT).await;
+    let (status, body) = app.get("/api/v1/provider-events").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "forbidden");
+
+    // The demo's admin (of the root organization) sees all four, newest first.
+    app.sign_in(ADMIN).await;
+    let (status, all) = app.get("/api/v1/provider-events").await;
+    assert_eq!(status, 200, "{all}");
+    let all = all.as_array().unwrap().clone();
+    let fields: Vec<&str> = all.iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        [
+            "account_update",
+            "user_preferences",
+            "message_template_quality_update",
+            "account_update"
+        ],
+        "{all:?}"
+    );
+    let times: Vec<i64> = all.iter().map(|e| e["received_at"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    assert_eq!(all[0]["raw"]["event"], "ACCOUNT_DELETED");
+    assert_eq!(all[2]["raw"]["new_quality_score"], "YELLOW");
+    assert_eq!(all[3]["waba_id"], DEMO_WABA_ID);
+
+    let (_, accounts) = app.get("/api/v1/provider-events?field=account_update").await;
+    let events: Vec<&str> = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["raw"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["ACCOUNT_DELETED", "ACCOUNT_RESTRICTION"]);
+    let (_, one) = app.get("/api/v1/provider-events?limit=1").await;
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    let (status, bad) = app.get("/api/v1/provider-events?field=Robert%27);drop").await;
+    assert_eq!(status, 400, "{bad}");
+    assert_eq!(bad["error"], "invalid_field");
+    let (status, bad) = app.get("/api/v1/provider-events?limit=many").await;
+    assert_eq!(status, 400, "{bad}");
+
+    // Another organization's admin sees none of them: not the demo's, not the unrouted one.
+    app.sign_in("admin@other.example").await;
+    let (status, theirs) = app.get("/api/v1/provider-events").await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs, serde_json::json!([]));
+    app.stop().await;
+}
