@@ -45,7 +45,15 @@ pub struct Pacers {
     by_sender: Mutex<HashMap<String, Pacer>>,
     /// Per sender number, the earliest instant the next send may actually leave (see
     /// [`Pacers::release`]).
-    gates: Mutex<HashMap<String, tokio::time::Instant>>,
+    gates: Mutex<HashMap<String, Gate>>,
+}
+
+/// A number's departure gate: the next instant handed out for waking, and when the sends of the
+/// last window really left (oldest first).
+#[derive(Debug)]
+struct Gate {
+    next: tokio::time::Instant,
+    left: std::collections::VecDeque<tokio::time::Instant>,
 }
 
 /// The sender's configured throughput; a value out of range in the database (it cannot be set so
@@ -75,28 +83,55 @@ impl Pacers {
         f(pacer)
     }
 
-    /// Waits until a send booked for now may really leave: sends from one number leave at least
-    /// `(1 s + margin) / throughput` apart, measured when they leave. Booked slots are already that
-    /// far apart, but on a busy machine timers fire late and several sends booked apart wake
-    /// together; without this they would reach the provider bunched (measured: 1,034 in one second
-    /// at 1,000/s under load). A late send pushes the next ones back instead.
+    /// Waits until a send booked for now may really leave: no more than the number's throughput
+    /// leaves in any window of 1 s + margin, counted when they leave. Booked slots are already
+    /// that far apart, but on a busy machine timers fire late and several sends booked apart wake
+    /// together; counted only when booked they reached the provider bunched (measured: 1,034 in one
+    /// second at 1,000/s under load). Each send is handed its own instant to wake at, spaced
+    /// `window / throughput` apart (so they do not all wake at once); on waking it leaves if the last
+    /// window's departures leave room, and otherwise waits until the oldest of them falls out of it.
     pub async fn release(&self, sender_id: &str, per_second: i64) {
-        let spacing = std::time::Duration::from_micros(
-            u64::try_from((1_000 + JITTER_MARGIN_MS) * 1_000).unwrap_or(1_010_000)
-                / u64::from(throughput(per_second).per_second()),
-        );
-        let at = {
-            let mut gates = match self.gates.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let now = tokio::time::Instant::now();
-            let next = gates.entry(sender_id.to_owned()).or_insert(now);
-            let at = (*next).max(now);
-            *next = at + spacing;
+        let limit = usize::try_from(throughput(per_second).per_second())
+            .unwrap_or(80)
+            .max(1);
+        let window = std::time::Duration::from_millis(u64::try_from(1_000 + JITTER_MARGIN_MS).unwrap_or(1_010));
+        let spacing = window / u32::try_from(limit).unwrap_or(80);
+        let mut wake_at = self.with_gate(sender_id, |g, now| {
+            let at = g.next.max(now);
+            g.next = at + spacing;
             at
+        });
+        loop {
+            tokio::time::sleep_until(wake_at).await;
+            let turn = self.with_gate(sender_id, |g, now| {
+                while g.left.front().is_some_and(|t| *t + window <= now) {
+                    g.left.pop_front();
+                }
+                if g.left.len() < limit {
+                    g.left.push_back(now);
+                    None
+                } else {
+                    g.left.front().map(|t| *t + window)
+                }
+            });
+            match turn {
+                Some(at) => wake_at = at,
+                None => return,
+            }
+        }
+    }
+
+    fn with_gate<T>(&self, sender_id: &str, f: impl FnOnce(&mut Gate, tokio::time::Instant) -> T) -> T {
+        let mut gates = match self.gates.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         };
-        tokio::time::sleep_until(at).await;
+        let now = tokio::time::Instant::now();
+        let gate = gates.entry(sender_id.to_owned()).or_insert_with(|| Gate {
+            next: now,
+            left: std::collections::VecDeque::new(),
+        });
+        f(gate, now)
     }
 
     /// Asks for a slot to send to `contact` from the sender.
@@ -140,6 +175,44 @@ impl Pacers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_released_together_leave_no_more_than_the_rate_in_any_window() {
+        let pacers = std::sync::Arc::new(Pacers::default());
+        let start = tokio::time::Instant::now();
+        // 200 sends of a 20/s number; count when each leaves.
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let p = pacers.clone();
+                tokio::spawn(async move {
+                    p.release("n", 20).await;
+                    tokio::time::Instant::now()
+                })
+            })
+            .collect();
+        // Every send has its instant to wake at; then the clock jumps 3 s, as for a runtime that
+        // stalled: the 60 timers due by then all fire together.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::advance(std::time::Duration::from_secs(3)).await;
+        let mut left = Vec::new();
+        for t in tasks {
+            left.push(t.await.unwrap().duration_since(start));
+        }
+        left.sort();
+        let window = std::time::Duration::from_millis(u64::try_from(1_000 + JITTER_MARGIN_MS).unwrap());
+        for (i, t) in left.iter().enumerate() {
+            let in_window = left[i..].iter().take_while(|u| **u < *t + window).count();
+            assert!(in_window <= 20, "{in_window} left within a window from {t:?}");
+        }
+        // And the rate is used: after the stall, 200 sends take 10 windows, not more.
+        assert!(
+            left[199] < std::time::Duration::from_secs(3) + window * 10,
+            "{:?}",
+            left[199]
+        );
+    }
 
     #[test]
     fn sends_from_one_number_share_its_rate_and_numbers_do_not_share() {
