@@ -15,11 +15,6 @@ mod archive;
 mod bench;
 mod webhooks;
 
-/// mimalloc instead of glibc's malloc: under webhook load glibc's allocator took about a fifth of
-/// the server's CPU (profiled in `openline bench`), much of it consolidating and unlinking chunks.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openline_server::config::Config;
