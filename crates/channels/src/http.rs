@@ -26,6 +26,43 @@ pub(crate) fn parse_retry_after(header: Option<&str>) -> Option<Duration> {
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
+/// The `Retry-After` of a provider's answer (see [`parse_retry_after`]).
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    parse_retry_after(
+        response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// Reads a successful download: its `Content-Type` and at most `max_bytes` of body, refused with
+/// `too_large()` as soon as the announced length or the bytes received go past it; a read that
+/// fails is mapped by `transport`. Both adapters' media downloads end here.
+pub(crate) async fn read_capped_download(
+    mut response: reqwest::Response,
+    max_bytes: u64,
+    too_large: impl Fn() -> crate::SendError,
+    transport: impl Fn(reqwest::Error) -> crate::SendError,
+) -> Result<crate::cloud_api::DownloadedMedia, crate::SendError> {
+    if response.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(too_large());
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(&transport)? {
+        if (bytes.len() + chunk.len()) as u64 > max_bytes {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(crate::cloud_api::DownloadedMedia { bytes, content_type })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

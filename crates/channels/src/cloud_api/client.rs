@@ -197,12 +197,7 @@ impl CloudApiClient {
             .await
             .map_err(|e| self.transport_error(e, phone_number_id, kind))?;
         let status = response.status().as_u16();
-        let retry_after = crate::http::parse_retry_after(
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let retry_after = crate::http::retry_after(&response);
         let bytes = response
             .bytes()
             .await

@@ -179,7 +179,7 @@ impl CloudApiClient {
             )));
         }
         let mut redirects = 0;
-        let mut response = loop {
+        let response = loop {
             let response = self
                 .http
                 .get(current.clone())
@@ -207,12 +207,7 @@ impl CloudApiClient {
         };
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            let retry_after = crate::http::parse_retry_after(
-                response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok()),
-            );
+            let retry_after = crate::http::retry_after(&response);
             let body = response.bytes().await.unwrap_or_default();
             let mut error = classify_failure(status, retry_after, &body);
             if (400..500).contains(&status) && error.code.is_none() {
@@ -221,26 +216,13 @@ impl CloudApiClient {
             tracing::warn!(http_status = status, "media download refused");
             return Err(error);
         }
-        if response.content_length().is_some_and(|n| n > policy.max_bytes) {
-            return Err(too_large(policy.max_bytes));
-        }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.transport_error(e, "media", "media_download"))?
-        {
-            if (bytes.len() + chunk.len()) as u64 > policy.max_bytes {
-                return Err(too_large(policy.max_bytes));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(DownloadedMedia { bytes, content_type })
+        crate::http::read_capped_download(
+            response,
+            policy.max_bytes,
+            || too_large(policy.max_bytes),
+            |e| self.transport_error(e, "media", "media_download"),
+        )
+        .await
     }
 
     /// `POST /{version}/{phone_number_id}/media`: uploads a file to send; answers Meta's media id.
@@ -263,12 +245,7 @@ impl CloudApiClient {
             .await
             .map_err(|e| self.transport_error(e, phone_number_id, "media_upload"))?;
         let status = response.status().as_u16();
-        let retry_after = crate::http::parse_retry_after(
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let retry_after = crate::http::retry_after(&response);
         let body = response
             .bytes()
             .await

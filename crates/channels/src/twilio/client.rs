@@ -131,12 +131,7 @@ impl TwilioClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
-        let retry_after = crate::http::parse_retry_after(
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let retry_after = crate::http::retry_after(&response);
         let bytes = response.bytes().await.map_err(|e| self.transport_error(e))?;
         if (200..300).contains(&status) {
             let accepted = parse_accepted(status, &bytes);

@@ -99,7 +99,7 @@ impl TwilioClient {
         let api = self.media_prefix();
         let account_sid = self.inner.config.account_sid.trim();
         let mut redirects = 0;
-        let mut response = loop {
+        let response = loop {
             let mut request = self.http.get(current.clone());
             if same_origin(&current, &api) {
                 request = request.basic_auth(account_sid, Some(&self.inner.config.auth_token));
@@ -127,12 +127,7 @@ impl TwilioClient {
         };
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            let retry_after = crate::http::parse_retry_after(
-                response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok()),
-            );
+            let retry_after = crate::http::retry_after(&response);
             let body = response.bytes().await.unwrap_or_default();
             let mut error = classify_failure(status, retry_after, &body);
             error.message = match error.code {
@@ -150,22 +145,13 @@ impl TwilioClient {
             );
             return Err(error);
         }
-        if response.content_length().is_some_and(|n| n > max_bytes) {
-            return Err(too_large(max_bytes));
-        }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.media_transport_error(e))? {
-            if (bytes.len() + chunk.len()) as u64 > max_bytes {
-                return Err(too_large(max_bytes));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(DownloadedMedia { bytes, content_type })
+        crate::http::read_capped_download(
+            response,
+            max_bytes,
+            || too_large(max_bytes),
+            |e| self.media_transport_error(e),
+        )
+        .await
     }
 
     fn media_transport_error(&self, error: reqwest::Error) -> SendError {
