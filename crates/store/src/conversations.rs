@@ -105,6 +105,19 @@ pub fn touch(
     Ok(())
 }
 
+/// Records in the thread's summary a message the contact did not write themselves (a provider's
+/// system message): it is news for the agents (activity, preview, unread count) but leaves the window
+/// where the contact's own last message put it.
+pub fn touch_unread(c: &mut dyn Conn, id: &str, preview: Option<&str>, now: i64) -> Result<(), StoreError> {
+    let preview = preview.map(|p| p.chars().take(120).collect::<String>());
+    c.execute(
+        "update conversations set last_activity_at = ?, last_message_preview = ?, unread_count = unread_count + 1, updated_at = ?
+         where id = ?",
+        params![now, preview, now, id],
+    )?;
+    Ok(())
+}
+
 pub fn get(c: &mut dyn Conn, scope: &Scope, id: &str) -> Result<Conversation, StoreError> {
     let (ph, mut vals) = scope.in_list();
     vals.insert(0, Val::from(id));

@@ -185,8 +185,21 @@ pub enum InboundOutcome {
     Duplicate,
 }
 
-/// Stores an inbound message with its contact and thread, or recognises a duplicate.
+/// Stores an inbound message with its contact and thread, or recognises a duplicate. The message
+/// re-opens the contact's 24-hour window from its `sent_at`.
 pub fn insert_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOutcome, StoreError> {
+    insert_inbound_as(c, m, true)
+}
+
+/// [`insert_inbound`] for a message the provider wrote on the contact's behalf (WhatsApp's `system`
+/// messages: a changed number, a changed identity). It is stored, shown and counted unread like any
+/// other, but it is not the contact writing to the business, so it leaves the window as it was: Meta
+/// opens the customer-service window only when the user messages the business.
+pub fn insert_system_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOutcome, StoreError> {
+    insert_inbound_as(c, m, false)
+}
+
+fn insert_inbound_as(c: &mut dyn Conn, m: &NewInbound<'_>, opens_window: bool) -> Result<InboundOutcome, StoreError> {
     let provider = m.provider.as_str();
     if c.query_opt(
         "select 1 from messages where provider = ? and provider_message_id = ?",
@@ -208,13 +221,12 @@ pub fn insert_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOut
          values (?, ?, ?, 'in', ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)",
         params![&id, m.org_id, &conversation_id, m.kind.as_str(), m.body, media, provider, m.provider_message_id, m.reply_to, raw, m.now, m.now],
     )?;
-    conversations::touch(
-        c,
-        &conversation_id,
-        Some(m.sent_at),
-        preview(m.kind, m.body).as_deref(),
-        m.now,
-    )?;
+    let summary = preview(m.kind, m.body);
+    if opens_window {
+        conversations::touch(c, &conversation_id, Some(m.sent_at), summary.as_deref(), m.now)?;
+    } else {
+        conversations::touch_unread(c, &conversation_id, summary.as_deref(), m.now)?;
+    }
     // Built from what was just inserted rather than read back: this runs for every webhook.
     let message = Message {
         id,

@@ -86,8 +86,30 @@ pub(crate) fn after_stored_inbound(
     now: i64,
     fx: &mut Effects,
 ) -> Result<(), StoreError> {
+    after_stored(c, stored, true, now, fx)
+}
+
+/// [`after_stored_inbound`] for a message the provider wrote about the contact (WhatsApp's `system`
+/// messages): its DLP verdict and live event, but it is no consent answer and, since it opened no
+/// window (see `messages::insert_system_inbound`), it releases nothing held.
+pub(crate) fn after_stored_system_inbound(
+    c: &mut dyn Conn,
+    stored: StoredInbound<'_>,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    after_stored(c, stored, false, now, fx)
+}
+
+fn after_stored(
+    c: &mut dyn Conn,
+    stored: StoredInbound<'_>,
+    written_by_contact: bool,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
     let message = record_inbound_dlp(c, stored.message, stored.verdict, stored.original, now)?;
-    if stored.channel == openline_domain::Channel::Whatsapp {
+    if written_by_contact && stored.channel == openline_domain::Channel::Whatsapp {
         // A consent answer, or the window re-opening, may release held messages.
         consent_flow::after_inbound(c, &message, stored.reply_payload, stored.sender_id, now, fx)?;
     }

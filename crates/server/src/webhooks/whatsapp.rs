@@ -206,7 +206,15 @@ fn store_message(
         })
     });
     let (stored_body, verdict) = super::dlp_inbound(c, &sender.org_id, m.body.as_deref())?;
-    let outcome = messages::insert_inbound(
+    // A `system` message is WhatsApp speaking about the contact, not the contact writing: it must not
+    // open or extend the 24-hour window (Meta's own window ignores it), nor count as a consent answer.
+    let system = m.provider_type() == "system";
+    let insert = if system {
+        messages::insert_system_inbound
+    } else {
+        messages::insert_inbound
+    };
+    let outcome = insert(
         c,
         &NewInbound {
             org_id: &sender.org_id,
@@ -259,9 +267,11 @@ fn store_message(
                 reply_payload: m.reply_payload.as_deref(),
                 sender_id: &sender.id,
             };
-            super::after_stored_inbound(c, stored, now, fx)?;
-            if m.system_type().is_some() {
+            if system {
+                super::after_stored_system_inbound(c, stored, now, fx)?;
                 system_notice(c, m, &sender.org_id, &conversation_id, now, fx)?;
+            } else {
+                super::after_stored_inbound(c, stored, now, fx)?;
             }
             "stored"
         }

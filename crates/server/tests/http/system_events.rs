@@ -5,8 +5,10 @@
 //! they concern, and to nobody else.
 
 use crate::common::*;
+use openline_domain::clock::{Clock, ManualClock};
 use openline_store::Backend;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 crate::both_backends! {
@@ -14,6 +16,7 @@ crate::both_backends! {
     a_number_another_contact_has_is_not_merged => number_taken;
     an_identity_change_warns_the_agents => identity_change;
     provider_events_are_listed_to_their_organizations_admins_only => provider_events;
+    a_system_message_neither_opens_the_window_nor_releases_held_messages => system_message_and_window;
 }
 
 const ADMIN: &str = "admin@demo.openline.dev";
@@ -53,6 +56,15 @@ fn system_body(case: &str, from: &str, new_wa_id: Option<&str>) -> Vec<u8> {
     if let Some(w) = new_wa_id {
         message["system"]["wa_id"] = Value::from(w);
     }
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// [`system_body`], dated `at_ms` (the fixtures carry their own, long-past timestamps).
+fn system_body_at(case: &str, from: &str, new_wa_id: Option<&str>, wamid: &str, at_ms: i64) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&system_body(case, from, new_wa_id)).unwrap();
+    let message = body.pointer_mut("/entry/0/changes/0/value/messages/0").unwrap();
+    message["timestamp"] = Value::from((at_ms / 1000).to_string());
+    message["id"] = Value::from(wamid);
     serde_json::to_vec(&body).unwrap()
 }
 
@@ -292,5 +304,87 @@ async fn provider_events(backend: Backend) {
     let (status, theirs) = app.get("/api/v1/provider-events").await;
     assert_eq!(status, 200, "{theirs}");
     assert_eq!(theirs, serde_json::json!([]));
+    app.stop().await;
+}
+
+async fn system_message_and_window(backend: Backend) {
+    const HOUR: i64 = 3_600_000;
+    let clock = ManualClock::starting_now();
+    let app = spawn_app_with_clock(backend, Arc::new(clock.clone())).await;
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let ada = app.contact_id(ADA).await;
+    let (conv, _) = thread_of(&app, &ada).await;
+    clock.advance_ms(24 * HOUR + 60_000);
+    app.sign_in(AGENT).await; // the 12-hour session expired meanwhile
+    let (_, thread) = app.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert_eq!(thread["window"]["open"], false, "{thread}");
+    let closed_at = thread["window"]["expires_at"].clone();
+    let (status, held) = app.send_text(&ada, "After a day").await;
+    assert_eq!(status, 202, "{held}");
+    assert_eq!(held["queue_reason"], "window_closed");
+
+    // WhatsApp reports, just now, that Ada's identity changed and then that she changed number.
+    // Neither is Ada writing to the business: the window stays closed and nothing held goes.
+    let now = clock.now();
+    post_ok(
+        &app,
+        &system_body_at("identity_change", "447700900001", None, "wamid.SYS1", now),
+    )
+    .await;
+    post_ok(
+        &app,
+        &system_body_at(
+            "phone_number_change",
+            "447700900001",
+            Some("447700900099"),
+            "wamid.SYS2",
+            now,
+        ),
+    )
+    .await;
+    let (_, messages) = thread_of(&app, &ada).await;
+    let said = notices(&messages);
+    assert!(
+        said.iter().any(|n| n.contains("WhatsApp identity changed"))
+            && said.iter().any(|n| n.contains("changed their WhatsApp number")),
+        "both still appear as notices: {said:?}"
+    );
+    let (_, thread) = app.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert_eq!(thread["window"]["open"], false, "{thread}");
+    assert_eq!(thread["window"]["expires_at"], closed_at, "{thread}");
+    let (_, still) = app
+        .get(&format!("/api/v1/messages/{}", held["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        (still["status"].as_str(), still["queue_reason"].as_str()),
+        (Some("queued"), Some("window_closed")),
+        "{still}"
+    );
+    let (status, refused) = app.send_text(&ada, "Still after a day").await;
+    assert_eq!(status, 202, "{refused}");
+    assert_eq!(refused["queue_reason"], "window_closed", "{refused}");
+
+    // Ada really writes (from her new number): the window opens and both held messages go.
+    post_ok(
+        &app,
+        &serde_json::to_vec(&{
+            let mut body: Value =
+                serde_json::from_slice(&text_webhook("wamid.REAL", "447700900099", "Hi, new phone")).unwrap();
+            body["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] =
+                Value::from((clock.now() / 1000).to_string());
+            body
+        })
+        .unwrap(),
+    )
+    .await;
+    let (_, thread) = app.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert_eq!(thread["window"]["open"], true, "{thread}");
+    for m in [&held, &refused] {
+        let (_, now_m) = app
+            .get(&format!("/api/v1/messages/{}", m["id"].as_str().unwrap()))
+            .await;
+        assert!(now_m["queue_reason"].is_null(), "released: {now_m}");
+    }
     app.stop().await;
 }
