@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 pub struct LiveEvent {
     /// Unique, increasing.
     pub id: String,
-    /// `message.received`, `message.created` or `message.status`.
+    /// `message.received`, `message.created`, `message.status`, `consent.changed`, `contact.updated`
+    /// (a contact moved to a new number; `data` is the contact), …
     pub kind: String,
     pub org_id: String,
     pub conversation_id: Option<String>,

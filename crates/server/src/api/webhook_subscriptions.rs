@@ -29,7 +29,7 @@ pub struct CreateSubscription {
     /// refused unless the server allows them (`OPENLINE_WEBHOOKS_ALLOW_PRIVATE`).
     pub url: String,
     /// `message.received`, `message.sent`, `message.status`, `consent.changed`,
-    /// `participant.changed`, or `*` for all.
+    /// `participant.changed`, `contact.number_changed`, or `*` for all.
     pub events: Vec<String>,
     #[serde(default)]
     pub description: String,

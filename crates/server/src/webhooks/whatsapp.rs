@@ -309,6 +309,14 @@ fn system_notice(
             match contacts::change_phone(c, &contact_id, new, now)? {
                 PhoneChange::Changed => {
                     tracing::info!(contact_id = %contact_id, "contact changed their WhatsApp number");
+                    // Open pages and API clients showing the old number hear of it live (outbound
+                    // webhook subscribers get the journaled `contact.number_changed`).
+                    let moved = contacts::get_any(c, &contact_id)?;
+                    fx.other.push((
+                        "contact.updated",
+                        org_id.to_owned(),
+                        serde_json::to_value(&moved).unwrap_or_default(),
+                    ));
                     format!(
                         "{who} changed their WhatsApp number from {old} to {new}. Messages now go to the new number."
                     )

@@ -17,6 +17,7 @@ crate::both_backends! {
     an_identity_change_warns_the_agents => identity_change;
     provider_events_are_listed_to_their_organizations_admins_only => provider_events;
     a_system_message_neither_opens_the_window_nor_releases_held_messages => system_message_and_window;
+    a_number_change_reaches_live_clients_and_signed_webhooks => number_change_is_announced;
 }
 
 const ADMIN: &str = "admin@demo.openline.dev";
@@ -386,5 +387,114 @@ async fn system_message_and_window(backend: Backend) {
             .await;
         assert!(now_m["queue_reason"].is_null(), "released: {now_m}");
     }
+    app.stop().await;
+}
+
+/// The receiver's side of the signature check, from the README (not openline's code): `t=…,v1=…`
+/// where `v1` is hex HMAC-SHA256 of `"<t>.<raw body>"` under the subscription's secret.
+fn signature_ok(secret: &str, header: &str, body: &[u8]) -> bool {
+    use hmac::Mac;
+    let t = header.split(',').find_map(|p| p.strip_prefix("t="));
+    let Some(t) = t else { return false };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let expected = hex::encode(mac.finalize().into_bytes());
+    header
+        .split(',')
+        .filter_map(|p| p.strip_prefix("v1="))
+        .any(|v| v == expected)
+}
+
+async fn number_change_is_announced(backend: Backend) {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // A CRM subscribed to number changes (a local receiver; the poll is quick for the test).
+    let crm = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&crm)
+        .await;
+    let app = spawn_app_configured(backend, |c| {
+        c.webhooks.allow_private = true;
+        c.webhooks.poll_ms = 25;
+    })
+    .await;
+    app.sign_in(ADMIN).await;
+    let (status, sub) = app
+        .post(
+            "/api/v1/webhook-subscriptions",
+            serde_json::json!({"url": format!("{}/hook", crm.uri()), "events": ["contact.number_changed"],
+                "include_sub_organizations": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    let secret = sub["secret"].as_str().unwrap().to_owned();
+    post_ok(&app, &text_webhook("wamid.BEFORE", "447700900001", "Hello")).await;
+    let ada = app.contact_id(ADA).await;
+    let mut live = app.http.get(app.at("/api/v1/events")).send().await.unwrap();
+    let mut buf = String::new();
+
+    let change = system_body("phone_number_change", "447700900001", Some("447700900077"));
+    post_ok(&app, &change).await;
+    post_ok(&app, &change).await; // Meta retries: announced once.
+
+    // An open page (or API client) hears of it at once, with the contact as the API shows it.
+    let ev = next_event(&mut live, "contact.updated", &mut buf).await;
+    assert_eq!(ev["data"]["id"], ada.as_str(), "{ev}");
+    assert_eq!(ev["data"]["phone"], "+447700900077", "{ev}");
+
+    // The CRM receives it, signed, naming both numbers and the contact as it now is.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let request = loop {
+        let got = crm.received_requests().await.unwrap_or_default();
+        if let Some(r) = got.first() {
+            break r.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscriber never received it"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(signature_ok(&secret, &header("openline-signature"), &request.body));
+    assert!(!signature_ok(
+        "whsec_wrong",
+        &header("openline-signature"),
+        &request.body
+    ));
+    assert_eq!(header("openline-event-type"), "contact.number_changed");
+    let event: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(event["type"], "contact.number_changed", "{event}");
+    assert_eq!(event["detail"]["contact_id"], ada.as_str(), "{event}");
+    assert_eq!(event["detail"]["old_phone"], ADA, "{event}");
+    assert_eq!(event["detail"]["new_phone"], "+447700900077", "{event}");
+    assert_eq!(event["participants"][0]["role"], "contact", "{event}");
+    assert_eq!(event["participants"][0]["address"], "+447700900077", "{event}");
+    assert_eq!(event["references"]["journal_kind"], "contact.number_changed");
+
+    // Only the change itself: not Ada's message, not the retried webhook.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids: std::collections::HashSet<String> = crm
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
     app.stop().await;
 }

@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 pub struct WebhookEvent {
     /// `org_id:seq`: stable across retries; receivers dedupe by it.
     pub id: String,
-    /// `message.received`, `message.sent`, `message.status`, `consent.changed` or `participant.changed`.
+    /// `message.received`, `message.sent`, `message.status`, `consent.changed`, `participant.changed`
+    /// or `contact.number_changed`.
     #[serde(rename = "type")]
     pub event_type: String,
     /// When it happened, RFC 3339 UTC.
@@ -197,8 +198,10 @@ pub fn build_event(c: &mut dyn Conn, entry: &JournalEntry) -> Result<WebhookEven
             evidence: p.get("evidence").cloned().unwrap_or(serde_json::Value::Null),
         });
     } else {
-        // Participant changes (and anything else): the archived payload as is.
+        // Participant and contact changes (and anything else): the archived payload as is, and the
+        // contact it names (as it is now) among the participants.
         conversation_id = str_field(p, "conversation_id");
+        contact_id = str_field(p, "contact_id");
         detail = Some(p.clone());
     }
 
@@ -292,6 +295,8 @@ mod tests {
         assert_eq!(event_type_for("consent.accepted"), Some("consent.changed"));
         assert_eq!(event_type_for("participant.joined"), Some("participant.changed"));
         assert_eq!(event_type_for("conversation.transferred"), Some("participant.changed"));
+        assert_eq!(event_type_for("contact.number_changed"), Some("contact.number_changed"));
+        assert_eq!(event_type_for("contact.identity_changed"), None);
         assert_eq!(event_type_for("user.created"), None);
         assert_eq!(event_type_for("webhook_subscription.created"), None);
     }

@@ -33,6 +33,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "message.status",
     "consent.changed",
     "participant.changed",
+    "contact.number_changed",
 ];
 
 /// Which journal kinds each event type delivers, in `EVENT_TYPES` order: the one table both
@@ -54,6 +55,9 @@ pub const KINDS_OF_EVENT_TYPE: &[(&str, &[&str])] = &[
     ("consent.changed", &["consent."]),
     // A transfer changes who answers for the thread: a participant change to receivers.
     ("participant.changed", &["participant.", "conversation.transferred"]),
+    // WhatsApp reported the contact moved to a new number and openline moved the contact with it:
+    // a CRM keyed by phone number must follow.
+    ("contact.number_changed", &["contact.number_changed"]),
 ];
 
 /// Whether a journal kind is one a table entry names (exactly, or by its prefix ending in `.`).

@@ -64,7 +64,7 @@
   }
   if (live.length && window.EventSource) {
     var es = new EventSource("/api/v1/events");
-    ["message.received", "message.created", "message.status", "media.stored", "media.failed", "consent.changed", "template.status",
+    ["message.received", "message.created", "message.status", "media.stored", "media.failed", "consent.changed", "contact.updated", "template.status",
      "participant.joined", "participant.left", "participant.removed", "conversation.transferred", "lagged"]
       .forEach(function (kind) { es.addEventListener(kind, refresh); });
     // Whatever happened between rendering this page and the stream opening (or while it was
