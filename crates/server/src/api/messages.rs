@@ -1050,6 +1050,13 @@ pub async fn read_conversation(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<ThreadRead>, AppError> {
+    read_thread(&st, &me, id).await.map(Json)
+}
+
+/// What `POST /api/v1/conversations/{id}/read` does, shared with the web app's thread page (which
+/// reads a thread when an agent opens it, or sees a new message in it): unread back to 0 and, at
+/// most once per message, the provider told the contact's latest message was read.
+pub(crate) async fn read_thread(st: &AppState, me: &CurrentUser, id: String) -> Result<ThreadRead, AppError> {
     let (scope, now, user_id, sends) = (me.scope.clone(), st.now(), me.user.id.clone(), me.user.role.can_send());
     let receipt = st
         .store
@@ -1079,10 +1086,10 @@ pub async fn read_conversation(
             }
         });
     }
-    Ok(Json(ThreadRead {
+    Ok(ThreadRead {
         read_receipt: message_id.is_some(),
         message_id,
-    }))
+    })
 }
 
 /// `GET /api/v1/messages/{id}`: one message with its current delivery status.

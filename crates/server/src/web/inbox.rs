@@ -246,19 +246,23 @@ struct Draft {
 
 /// `GET /messages/{id}`: a thread with its history and the composer. `?template=ID` opens a
 /// template in the composer, with `p1`…`pN` (or `n_NAME`) as parameter values for the preview.
+///
+/// Opening a thread with unread messages reads it, and so does a new message arriving while the
+/// agent has it in view (the page's live refresh fetches it again): the API's own
+/// `POST /api/v1/conversations/{id}/read` path, so unread goes back to 0 and the contact's latest
+/// message gets its read receipt at most once. A refresh of a page the agent cannot see (a
+/// background tab: `X-Openline-Visible: 0`) reads nothing; the page refreshes when it comes back
+/// into view, and reads then.
 pub async fn show_thread(
     State(st): State<AppState>,
     user: WebUser,
+    headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<ThreadQuery>,
 ) -> Result<Markup, WebError> {
     let data = load_thread(&st, &user, Some(id.clone()), None, Channel::Whatsapp).await?;
-    if data.conversation.as_ref().is_some_and(|c| c.unread_count > 0) {
-        // Opening a thread reads it.
-        let scope = user.me.scope.clone();
-        st.store
-            .write(move |c| openline_store::web_contacts::mark_read(c, &scope, &id))
-            .await?;
+    if data.conversation.as_ref().is_some_and(|c| c.unread_count > 0) && in_view(&headers) {
+        crate::api::messages::read_thread(&st, &user.me, id).await?;
     }
     let draft = Draft {
         template: q.template,
@@ -266,6 +270,13 @@ pub async fn show_thread(
         ..Draft::default()
     };
     Ok(thread_page(&st, &user, &data, &draft))
+}
+
+/// Whether the agent sees the page being rendered: always for a navigation; for the live refresh
+/// (`X-Requested-With: fetch`), what the page said of itself in `X-Openline-Visible`.
+fn in_view(headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header("x-requested-with") != Some("fetch") || header("x-openline-visible") == Some("1")
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,7 @@ mod outbound_webhooks;
 mod pacing;
 mod participants;
 mod policy;
+mod read_receipts_web;
 mod security;
 mod send_kinds;
 mod sms;

@@ -1,7 +1,8 @@
 // openline web app: the one script (no build step, no dependencies).
 // 1. Live updates: listens to /api/v1/events (server-sent events, scoped to the user's
 //    organizations on the server) and refreshes the page's live regions ([data-live] with an id)
-//    from a fresh copy of the page, keeping what the user is typing.
+//    from a fresh copy of the page, keeping what the user is typing. Each refresh says whether the
+//    page is in view (X-Openline-Visible), so a thread is read only while the agent can see it.
 // 2. The window countdown ([data-countdown] = epoch ms when it closes, by the server's clock;
 //    [data-now] = the server's time when it rendered the element). It counts from the server's time,
 //    never the browser's own clock (skewed, or behind the demo clock moved by /sim/clock/advance):
@@ -27,7 +28,10 @@
   function doRefresh() {
     if (refreshing) { refresh(); return; }
     refreshing = true;
-    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+    // Whether the user can see the page: a thread refreshed in view is read (its read receipt
+    // sent), one in a background tab is not, until it comes back into view.
+    var visible = document.visibilityState === "visible" ? "1" : "0";
+    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Requested-With": "fetch", "X-Openline-Visible": visible } })
       .then(function (res) { return res.ok ? res.text() : null; })
       .then(function (html) {
         if (!html) { return; }
@@ -70,6 +74,10 @@
     // Whatever happened between rendering this page and the stream opening (or while it was
     // reconnecting) would otherwise be missed: refresh once on every open.
     es.onopen = function () { document.body.setAttribute("data-live-connected", "true"); refresh(); };
+    // Back in view: catch up, and read a thread whose messages arrived while it was hidden.
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") { refresh(); }
+    });
   }
 
   // ---- 2. countdown ------------------------------------------------------------------------
