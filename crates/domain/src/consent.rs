@@ -23,6 +23,8 @@ use crate::{DomainError, Millis};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod marketing;
+
 /// The shortest time between two opt-in requests to the same contact (seed 001: "every 24 hours").
 pub const OPT_IN_REQUEST_INTERVAL_MS: Millis = WINDOW_MS;
 
@@ -53,6 +55,11 @@ text_enum! {
         OptedIn => "opted_in",
         /// The provider reported the number cannot receive WhatsApp (Meta 131026, Twilio 63003/63024).
         Undeliverable => "undeliverable",
+        /// The contact stopped marketing messages in WhatsApp (Meta's `user_preferences` "stop", or
+        /// a marketing template refused with 131050). See [`marketing`].
+        MarketingStopped => "marketing_stopped",
+        /// The contact resumed marketing messages (`resume`, or `signup` through a sign-up link).
+        MarketingResumed => "marketing_resumed",
     }
 }
 
@@ -139,6 +146,9 @@ fn apply(state: ConsentState, event: &ConsentEvent) -> ConsentState {
         (Undeliverable, Refused { .. }) => state,
         (Undeliverable, NotOnWhatsapp { since }) => NotOnWhatsapp { since },
         (Undeliverable, _) => NotOnWhatsapp { since: event.at },
+        // Marketing preferences are their own question (see [`marketing`]): a person who stops
+        // promotions still wants to hear from the business.
+        (MarketingStopped | MarketingResumed, _) => state,
     }
 }
 

@@ -8,9 +8,14 @@
 //! |------------------------|------------------------------|------------------------------------------|--------------------------|
 //! | refused                | reject `consent_refused`     | reject `consent_refused`                 | reject `consent_refused` |
 //! | not on WhatsApp        | reject `not_on_whatsapp`     | reject `not_on_whatsapp`                 | reject `not_on_whatsapp` |
+//! | (marketing stopped)    | —                            | MARKETING: reject `marketing_stopped`    | reject `template_not_approved` |
 //! | unknown / pending      | queue `awaiting_consent`     | queue `awaiting_consent`                 | reject `template_not_approved` |
 //! | granted, window open   | send                         | send                                     | reject `template_not_approved` |
 //! | granted, window closed | queue `window_closed`        | send, or queue `messaging_limit` at the cap | reject `template_not_approved` |
+//!
+//! A contact who stopped marketing messages in WhatsApp ([`crate::consent::marketing`]) gets no
+//! MARKETING template, whatever their consent and window: Meta would refuse it with 131050. Utility
+//! and authentication templates and free-form replies are unaffected.
 //!
 //! The opt-in request itself follows [`may_request_opt_in`] (`consent_refused`,
 //! `consent_already_granted`, `opt_in_too_soon`), must be approved, and counts against the messaging
@@ -22,6 +27,7 @@
 //! A template sent while free-form messages wait for the window goes first, deliberately: it is how an
 //! agent re-engages a contact, and those messages then follow once the contact answers.
 
+use crate::consent::marketing::{marketing_stopped, MarketingPreference, MARKETING_STOPPED};
 use crate::consent::{consent_refused, may_request_opt_in, ConsentState};
 use crate::window::Window;
 use crate::{Channel, DomainError, Millis, Role};
@@ -49,8 +55,9 @@ pub const MESSAGING_LIMIT: &str = "messaging_limit";
 pub enum Outgoing {
     /// Text or media the agent wrote: needs consent and an open window.
     FreeForm,
-    /// A template; `approved` is its approval status now.
-    Template { approved: bool },
+    /// A template; `approved` is its approval status now, `marketing` whether its category is
+    /// MARKETING (refused to a contact who stopped marketing messages).
+    Template { approved: bool, marketing: bool },
     /// The opt-in request (the organization's opt-in template with Yes/No buttons).
     OptInRequest { approved: bool },
 }
@@ -67,6 +74,9 @@ pub struct ContactFacts {
     /// Whether a business-initiated message to this contact fits the messaging limit now
     /// ([`crate::limits::business_initiated_allowed`]).
     pub within_messaging_limit: bool,
+    /// Whether the contact stopped marketing messages
+    /// ([`crate::consent::marketing::marketing_preference`]).
+    pub marketing: MarketingPreference,
 }
 
 /// Everything the rule needs to know about one attempted send.
@@ -168,15 +178,20 @@ pub(crate) fn whatsapp_gate(outgoing: Outgoing, facts: &ContactFacts, now: Milli
                 Gate::Wait(MESSAGING_LIMIT)
             }
         }
-        Outgoing::FreeForm | Outgoing::Template { .. } => match facts.consent {
-            ConsentState::Refused { .. } => Gate::Refuse(consent_refused()),
-            ConsentState::NotOnWhatsapp { .. } => Gate::Refuse(not_on_whatsapp()),
-            _ if outgoing == (Outgoing::Template { approved: false }) => Gate::Refuse(template_not_approved()),
-            ConsentState::Unknown | ConsentState::Pending { .. } => Gate::Wait(AWAITING_CONSENT),
-            ConsentState::Granted { .. } if facts.window.is_open() => Gate::Go,
-            ConsentState::Granted { .. } if outgoing == Outgoing::FreeForm => Gate::Wait(WINDOW_CLOSED),
-            ConsentState::Granted { .. } if business_initiated_ok => Gate::Go,
-            ConsentState::Granted { .. } => Gate::Wait(MESSAGING_LIMIT),
+        Outgoing::FreeForm | Outgoing::Template { .. } => match (facts.consent, outgoing, facts.marketing) {
+            (ConsentState::Refused { .. }, _, _) => Gate::Refuse(consent_refused()),
+            (ConsentState::NotOnWhatsapp { .. }, _, _) => Gate::Refuse(not_on_whatsapp()),
+            (_, Outgoing::Template { approved: false, .. }, _) => Gate::Refuse(template_not_approved()),
+            // Refused rather than queued: only the contact can lift it, in WhatsApp, and Meta
+            // would refuse it with 131050 anyway.
+            (_, Outgoing::Template { marketing: true, .. }, MarketingPreference::Stopped { since }) => {
+                Gate::Refuse(marketing_stopped(since))
+            }
+            (ConsentState::Unknown | ConsentState::Pending { .. }, _, _) => Gate::Wait(AWAITING_CONSENT),
+            (ConsentState::Granted { .. }, _, _) if facts.window.is_open() => Gate::Go,
+            (ConsentState::Granted { .. }, Outgoing::FreeForm, _) => Gate::Wait(WINDOW_CLOSED),
+            (ConsentState::Granted { .. }, _, _) if business_initiated_ok => Gate::Go,
+            (ConsentState::Granted { .. }, _, _) => Gate::Wait(MESSAGING_LIMIT),
         },
     }
 }
@@ -203,6 +218,7 @@ pub fn explain_queue(reason: &str) -> String {
         WINDOW_CLOSED => "More than 24 hours have passed since the contact last wrote, so WhatsApp allows only approved templates. The message is queued and will be sent when the contact writes again; send a template to restart the conversation.",
         MESSAGING_LIMIT => "Your organization has reached its WhatsApp limit of new conversations for the last 24 hours. The message is queued and will be sent as soon as the limit allows.",
         EARLIER_MESSAGE_WAITING => "An earlier message to this contact is still queued; this one follows it, in order.",
+        MARKETING_STOPPED => "The contact stopped marketing messages on WhatsApp, so this marketing template waits until they resume them. Cancel it, or send a utility template instead.",
         _ => "The message is queued and will be sent when the reason clears.",
     }
     .to_owned()

@@ -24,6 +24,10 @@ pub fn explain_cloud_api_error(code: i64) -> Explanation {
     let (retry, explanation) = match code {
         131047 => (Permanent, "More than 24 hours have passed since the contact last wrote. Send an approved template to restart the conversation."),
         131026 => (Permanent, "The message could not be delivered: the number may not be on WhatsApp. Offer to send an SMS instead."),
+        // Meta: "This recipient has chosen to stop receiving marketing messages on WhatsApp from
+        // your business." openline records the stop, so later marketing templates are refused
+        // before they are sent.
+        131050 => (Permanent, "The contact has stopped marketing messages from your business on WhatsApp, so this marketing template was not delivered. Send a utility template, or reply while the conversation window is open; marketing templates stay blocked until the contact resumes them in WhatsApp."),
         130429 => (Transient, "The provider's throughput limit was reached; openline retries automatically."),
         131056 => (Transient, "Too many messages were sent to this person in a short time; openline paces and retries automatically."),
         131048 => (Transient, "The number was limited for spam; openline retries later. Check the sender's quality rating."),
@@ -89,6 +93,19 @@ mod tests {
         assert!(explain_cloud_api_error(131047).explanation.contains("template"));
         assert!(explain_cloud_api_error(131026).explanation.contains("SMS"));
         assert!(explain_cloud_api_error(190).explanation.contains("admin"));
+    }
+
+    #[test]
+    fn a_contact_who_stopped_marketing_is_final_and_the_agent_is_told_what_still_works() {
+        let e = explain_cloud_api_error(131050);
+        assert_eq!(e.retry, Retry::Permanent);
+        assert!(
+            e.explanation.contains("stopped marketing messages"),
+            "{}",
+            e.explanation
+        );
+        assert!(e.explanation.contains("utility template"), "{}", e.explanation);
+        assert_ne!(e, explain_cloud_api_error(0));
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn contact_facts(
         last_opt_in_request_at: consent::last_opt_in_request_at(&events),
         window: window::window(last_inbound, now),
         within_messaging_limit: within_messaging_limit(c, org_id, contact_id, now)?,
+        marketing: consent::marketing::marketing_preference(&events),
     })
 }
 
@@ -106,7 +107,7 @@ fn within_messaging_limit(c: &mut dyn Conn, org_id: &str, contact_id: &str, now:
     ))
 }
 
-fn display_name(c: &mut dyn Conn, contact_id: &str) -> Result<String, StoreError> {
+pub(crate) fn display_name(c: &mut dyn Conn, contact_id: &str) -> Result<String, StoreError> {
     let ct = contacts::get_any(c, contact_id)?;
     Ok(ct
         .name
@@ -116,7 +117,7 @@ fn display_name(c: &mut dyn Conn, contact_id: &str) -> Result<String, StoreError
 }
 
 /// A notice in the thread for the agents (never sent to the contact).
-fn notice(
+pub(crate) fn notice(
     c: &mut dyn Conn,
     org_id: &str,
     conversation_id: &str,
@@ -418,7 +419,10 @@ pub fn after_inbound(
                 notice(c, &org_id, conv, &format!("{name} opted out of WhatsApp messages. Writing and templates are disabled for them; they can opt in again by replying YES."), now, fx)?;
                 auto_text(c, &org_id, conv, sender_id, consent::OPTED_OUT_CONFIRMATION, now, fx)?;
             }
-            ConsentEventKind::Requested | ConsentEventKind::Undeliverable => {}
+            ConsentEventKind::Requested
+            | ConsentEventKind::Undeliverable
+            | ConsentEventKind::MarketingStopped
+            | ConsentEventKind::MarketingResumed => {}
         }
         consent_changed(c, &org_id, &contact_id, fx)?;
     }
@@ -441,13 +445,21 @@ pub fn release_held(
         return Ok(());
     }
     let facts = contact_facts(c, org_id, contact_id, sender_id, now)?;
+    // A template's category as it is now (Meta may have re-categorized it since it was written).
+    let marketing = held
+        .iter()
+        .map(|m| crate::marketing::template_is_marketing(c, m.template.as_ref()))
+        .collect::<Result<Vec<bool>, _>>()?;
     let queue: Vec<QueuedMessage<usize>> = held
         .iter()
         .enumerate()
         .map(|(i, m)| QueuedMessage {
             id: i,
             outgoing: if m.kind == MessageKind::Template {
-                Outgoing::Template { approved: true }
+                Outgoing::Template {
+                    approved: true,
+                    marketing: marketing[i],
+                }
             } else {
                 Outgoing::FreeForm
             },
@@ -471,6 +483,8 @@ pub fn release_held(
 /// A message failed at the provider: if it was an opt-in request and the number is not on WhatsApp,
 /// the ledger says so and the agents are offered SMS.
 pub fn after_failure(c: &mut dyn Conn, message: &Message, now: i64, fx: &mut Effects) -> Result<(), StoreError> {
+    // Meta's 131050: the contact stopped marketing messages; the ledger records it.
+    crate::marketing::after_failure(c, message, now, fx)?;
     // Meta's 131026, Twilio's 63003/63024: the number cannot receive WhatsApp messages.
     if !matches!(message.error_code, Some(131026 | 63003 | 63024)) {
         return Ok(());

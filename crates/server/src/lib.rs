@@ -15,6 +15,7 @@ pub mod consent_flow;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod marketing;
 pub mod media_links;
 pub mod metrics;
 pub mod state;

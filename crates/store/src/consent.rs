@@ -14,7 +14,8 @@ pub struct ConsentRecord {
     pub id: String,
     pub org_id: String,
     pub contact_id: String,
-    /// What happened: requested, accepted, rejected, opted_out, opted_in, undeliverable.
+    /// What happened: requested, accepted, rejected, opted_out, opted_in, undeliverable, and for
+    /// marketing messages marketing_stopped, marketing_resumed.
     pub kind: String,
     /// The user who asked (for requests).
     pub actor_user_id: Option<String>,
@@ -74,6 +75,36 @@ pub fn append(c: &mut dyn Conn, e: &NewConsentEvent<'_>) -> Result<ConsentRecord
     let record = from_row(&c.query_one(&format!("select {COLS} from consent_events where id = ?"), params![&id])?)?;
     crate::journal::record(c, e.org_id, &format!("consent.{}", e.kind), &record.id, &record, e.at)?;
     Ok(record)
+}
+
+/// Appends an entry unless the same one is already there, for events a provider may deliver more
+/// than once (marketing preferences: one entry per organization, contact, kind and moment, see
+/// migration 0015). `None` when it was recorded before: nothing is written or journaled again.
+/// Safe against two nodes receiving the same webhook at once (the unique index decides). `e.at` is
+/// when it happened (the provider's time, which orders the ledger); the journal entry is dated
+/// `now`, when openline learned of it, like every other entry of the archive.
+pub fn append_once(c: &mut dyn Conn, e: &NewConsentEvent<'_>, now: i64) -> Result<Option<ConsentRecord>, StoreError> {
+    let id = openline_domain::ids::new_id("cns");
+    let inserted = c.execute(
+        &format!("insert into consent_events ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing"),
+        params![
+            &id,
+            e.org_id,
+            e.contact_id,
+            e.kind,
+            e.actor_user_id,
+            e.message_id,
+            e.provider_message_id,
+            e.evidence.to_string(),
+            e.at
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let record = from_row(&c.query_one(&format!("select {COLS} from consent_events where id = ?"), params![&id])?)?;
+    crate::journal::record(c, e.org_id, &format!("consent.{}", e.kind), &record.id, &record, now)?;
+    Ok(Some(record))
 }
 
 /// The contact's ledger, oldest first (unscoped: for the server's own decisions).

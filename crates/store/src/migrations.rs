@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sealed_webhook_secrets",
         include_str!("../migrations/0014_sealed_webhook_secrets.sql"),
     ),
+    (
+        15,
+        "marketing_preferences",
+        include_str!("../migrations/0015_marketing_preferences.sql"),
+    ),
 ];
 
 /// Applies every pending migration; returns the versions applied now.

@@ -34,6 +34,7 @@ both_backends! {
     the_inbox_pages_newest_activity_first => inbox_paging;
     idempotency_keys_remember_the_first_answer => idempotency_keys;
     the_consent_ledger_only_grows_and_is_scoped => consent_ledger;
+    a_marketing_preference_delivered_twice_is_recorded_and_journaled_once => marketing_once;
     held_messages_are_released_in_order_or_cancelled => held_messages;
     the_archive_has_one_entry_per_event_and_detects_every_kind_of_tampering => archive;
 }
@@ -646,6 +647,56 @@ async fn consent_ledger(store: Store) {
         .is_empty());
     let req = store.read(|c| consent::request_for_message(c, "msg_x")).await.unwrap();
     assert_eq!(req.map(|r| r.kind), Some("requested".to_owned()));
+}
+
+async fn marketing_once(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let org = w.org.clone();
+    let contact = store
+        .write(move |c| contacts::create(c, &org, "+447700900001", None, NOW))
+        .await
+        .unwrap();
+    let append = |kind: &'static str, at: i64| {
+        let (org, cid) = (w.org.clone(), contact.id.clone());
+        store.write(move |c| {
+            consent::append_once(
+                c,
+                &consent::NewConsentEvent {
+                    org_id: &org,
+                    contact_id: &cid,
+                    kind,
+                    actor_user_id: None,
+                    message_id: None,
+                    provider_message_id: None,
+                    evidence: &serde_json::json!({"value": kind}),
+                    at,
+                },
+                NOW + 100,
+            )
+        })
+    };
+    let first = append("marketing_stopped", NOW).await.unwrap();
+    assert_eq!(first.map(|r| r.kind), Some("marketing_stopped".to_owned()));
+    // The same change again (a redelivered webhook): nothing new, and the transaction goes on.
+    assert!(append("marketing_stopped", NOW).await.unwrap().is_none());
+    // A different kind at the same moment, or the same kind at another, are new entries.
+    assert!(append("marketing_resumed", NOW).await.unwrap().is_some());
+    assert!(append("marketing_stopped", NOW + 1).await.unwrap().is_some());
+    let (scope, cid) = (w.scope.clone(), contact.id.clone());
+    let h = store.read(move |c| consent::history(c, &scope, &cid)).await.unwrap();
+    assert_eq!(h.len(), 3, "{h:?}");
+    let org = w.org.clone();
+    let journaled = store
+        .read(move |c| {
+            c.query_one(
+                "select count(*) from journal where org_id = ? and kind like 'consent.marketing_%'",
+                &[org.as_str().into()],
+            )?
+            .i64(0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(journaled, 3);
 }
 
 async fn held_messages(store: Store) {

@@ -2,10 +2,10 @@
 //! speaking it: sending messages and read receipts, mapping Meta's errors to retry decisions, and
 //! parsing webhooks into events.
 //!
-//! Submodules by concept: `webhook` (the envelope: entries, changes, statuses, other events) and
-//! `inbound` (one contact message) for what comes in; `outbound` (request bodies), `response`
-//! (responses and errors) and `client` (HTTP) for what goes out; `json` holds the lenient readers the
-//! parser is built on.
+//! Submodules by concept: `webhook` (the envelope: entries, changes, statuses, other events),
+//! `inbound` (one contact message) and `user_preferences` (marketing stops and resumes) for what
+//! comes in; `outbound` (request bodies), `response` (responses and errors) and `client` (HTTP) for
+//! what goes out; `json` holds the lenient readers the parser is built on.
 
 pub mod client;
 mod inbound;
@@ -14,6 +14,7 @@ pub mod media;
 pub mod outbound;
 mod response;
 pub mod templates;
+pub mod user_preferences;
 pub mod webhook;
 
 pub use client::{CloudApiClient, CloudApiConfig};

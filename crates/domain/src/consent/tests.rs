@@ -64,6 +64,8 @@ fn every_state_and_event_leads_where_the_table_says() {
                 (S::Refused { .. }, Undeliverable) => state,
                 (S::NotOnWhatsapp { since }, Undeliverable) => S::NotOnWhatsapp { since },
                 (_, Undeliverable) => S::NotOnWhatsapp { since: at },
+                // Marketing preferences are a separate question (`consent::marketing`).
+                (_, MarketingStopped | MarketingResumed) => state,
             };
             let mut l = ledger.clone();
             l.push(ev(*kind, at));

@@ -109,6 +109,7 @@ impl World {
                 self.other_contacts + u32::from(counted),
                 counted,
             ),
+            marketing: crate::consent::marketing::marketing_preference(&self.ledger),
         }
     }
 
@@ -117,6 +118,7 @@ impl World {
             Kind::FreeForm => Outgoing::FreeForm,
             Kind::Template => Outgoing::Template {
                 approved: self.template_approved,
+                marketing: false,
             },
             Kind::OptInRequest => Outgoing::OptInRequest {
                 approved: self.template_approved,

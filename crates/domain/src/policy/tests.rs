@@ -12,6 +12,7 @@ fn granted_open() -> ContactFacts {
         last_opt_in_request_at: Some(NOW - 51 * H),
         window: Window::Open { until: NOW + H },
         within_messaging_limit: true,
+        marketing: MarketingPreference::Allowed { since: None },
     }
 }
 
@@ -84,9 +85,13 @@ fn sms_does_not_need_the_whatsapp_switch_nor_consent_nor_the_window() {
         last_opt_in_request_at: None,
         window: Window::Closed { since: None },
         within_messaging_limit: false,
+        marketing: MarketingPreference::Allowed { since: None },
     };
     assert_eq!(decide_send(&f, NOW), SendDecision::SendNow);
-    f.outgoing = Outgoing::Template { approved: true };
+    f.outgoing = Outgoing::Template {
+        approved: true,
+        marketing: false,
+    };
     assert_eq!(rejected_code(&f), Some("not_supported_on_sms"));
     f.outgoing = Outgoing::OptInRequest { approved: true };
     assert_eq!(rejected_code(&f), Some("not_supported_on_sms"));
@@ -101,8 +106,14 @@ type Situation = (ConsentState, Option<Millis>);
 fn every_consent_state_and_message_kind_decides_as_the_table_says() {
     use ConsentState as S;
     const FF: Outgoing = Outgoing::FreeForm;
-    const TPL: Outgoing = Outgoing::Template { approved: true };
-    const TPL_X: Outgoing = Outgoing::Template { approved: false };
+    const TPL: Outgoing = Outgoing::Template {
+        approved: true,
+        marketing: false,
+    };
+    const TPL_X: Outgoing = Outgoing::Template {
+        approved: false,
+        marketing: false,
+    };
     const REQ: Outgoing = Outgoing::OptInRequest { approved: true };
     const REQ_X: Outgoing = Outgoing::OptInRequest { approved: false };
     let recent = Some(NOW - H);
@@ -178,6 +189,7 @@ fn every_consent_state_and_message_kind_decides_as_the_table_says() {
                 last_opt_in_request_at: last_request,
                 window: *window,
                 within_messaging_limit: *within,
+                marketing: MarketingPreference::Allowed { since: None },
             };
             assert_eq!(
                 short(&decide_send(&f, NOW)),
@@ -192,7 +204,10 @@ fn every_consent_state_and_message_kind_decides_as_the_table_says() {
 fn an_open_window_lets_a_template_through_even_at_the_limit() {
     // Inside the window a template is not business-initiated, so the tier does not apply.
     let mut f = facts("Your appointment is confirmed.");
-    f.outgoing = Outgoing::Template { approved: true };
+    f.outgoing = Outgoing::Template {
+        approved: true,
+        marketing: false,
+    };
     f.contact.within_messaging_limit = false;
     assert_eq!(decide_send(&f, NOW), SendDecision::SendNow);
 }
@@ -231,7 +246,10 @@ fn q(id: u32, outgoing: Outgoing) -> QueuedMessage<u32> {
 }
 
 const FF: Outgoing = Outgoing::FreeForm;
-const TPL: Outgoing = Outgoing::Template { approved: true };
+const TPL: Outgoing = Outgoing::Template {
+    approved: true,
+    marketing: false,
+};
 const REQ: Outgoing = Outgoing::OptInRequest { approved: true };
 
 #[test]
@@ -277,6 +295,7 @@ fn without_consent_messages_wait_but_the_opt_in_request_behind_them_goes() {
         last_opt_in_request_at: None,
         window: Window::Closed { since: None },
         within_messaging_limit: true,
+        marketing: MarketingPreference::Allowed { since: None },
     };
     let r = release_queued(&[q(1, FF), q(2, REQ), q(3, FF), q(4, REQ)], &facts, NOW);
     assert_eq!(r.send, [2]);
@@ -314,7 +333,78 @@ fn at_the_messaging_limit_templates_wait_and_are_not_dropped() {
 fn a_template_that_lost_its_approval_waits_with_the_reason() {
     let mut facts = granted_open();
     facts.window = Window::Closed { since: Some(NOW - H) };
-    let r = release_queued(&[q(1, Outgoing::Template { approved: false }), q(2, TPL)], &facts, NOW);
+    let r = release_queued(
+        &[
+            q(
+                1,
+                Outgoing::Template {
+                    approved: false,
+                    marketing: false,
+                },
+            ),
+            q(2, TPL),
+        ],
+        &facts,
+        NOW,
+    );
     assert!(r.send.is_empty());
     assert_eq!(r.waiting, [(1, "template_not_approved"), (2, EARLIER_MESSAGE_WAITING)]);
+}
+
+const PROMO: Outgoing = Outgoing::Template {
+    approved: true,
+    marketing: true,
+};
+
+#[test]
+fn a_contact_who_stopped_marketing_gets_no_marketing_template_and_everything_else_as_before() {
+    let mut f = facts("20% off this week");
+    f.contact.marketing = MarketingPreference::Stopped { since: NOW - H };
+    f.outgoing = PROMO;
+    assert_eq!(rejected_code(&f), Some("marketing_stopped"));
+    // Open window or not.
+    f.contact.window = Window::Closed {
+        since: Some(NOW - 30 * H),
+    };
+    assert_eq!(rejected_code(&f), Some("marketing_stopped"));
+    // Without consent yet it is refused too, not queued: consent would not make it deliverable.
+    f.contact.consent = ConsentState::Unknown;
+    assert_eq!(rejected_code(&f), Some("marketing_stopped"));
+    f.contact.consent = ConsentState::Granted { since: NOW - 50 * H };
+    // Utility and authentication templates, and replies in the window, are unaffected.
+    f.outgoing = TPL;
+    assert_eq!(decide_send(&f, NOW), SendDecision::SendNow);
+    f.contact.window = Window::Open { until: NOW + H };
+    f.outgoing = FF;
+    assert_eq!(decide_send(&f, NOW), SendDecision::SendNow);
+    // Resuming lifts it.
+    f.contact.marketing = MarketingPreference::Allowed { since: Some(NOW) };
+    f.outgoing = PROMO;
+    assert_eq!(decide_send(&f, NOW), SendDecision::SendNow);
+}
+
+#[test]
+fn a_marketing_stop_comes_after_consent_and_approval_in_the_order_of_refusals() {
+    let mut f = facts("20% off this week");
+    f.contact.marketing = MarketingPreference::Stopped { since: NOW - H };
+    f.outgoing = PROMO;
+    f.contact.consent = ConsentState::Refused { since: NOW - 2 * H };
+    assert_eq!(rejected_code(&f), Some("consent_refused"));
+    f.contact.consent = ConsentState::Granted { since: NOW - 50 * H };
+    f.outgoing = Outgoing::Template {
+        approved: false,
+        marketing: true,
+    };
+    assert_eq!(rejected_code(&f), Some("template_not_approved"));
+}
+
+#[test]
+fn a_queued_marketing_template_waits_while_the_contact_has_stopped_marketing() {
+    let mut facts = granted_open();
+    facts.marketing = MarketingPreference::Stopped { since: NOW - H };
+    let r = release_queued(&[q(1, PROMO), q(2, FF)], &facts, NOW);
+    assert!(r.send.is_empty());
+    assert_eq!(r.waiting, [(1, "marketing_stopped"), (2, EARLIER_MESSAGE_WAITING)]);
+    facts.marketing = MarketingPreference::Allowed { since: Some(NOW) };
+    assert_eq!(release_queued(&[q(1, PROMO), q(2, FF)], &facts, NOW).send, [1, 2]);
 }

@@ -8,6 +8,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use openline_domain::consent::marketing::{marketing_preference, MarketingPreference};
 use openline_domain::consent::{self, ConsentState};
 use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts};
 use openline_domain::{Channel, MessageKind};
@@ -152,11 +153,18 @@ pub struct ContactConsent {
     pub consent: ConsentState,
     /// When a new opt-in request may be sent (absent when one may be sent now or never will).
     pub opt_in_request_possible_at: Option<i64>,
-    /// Every consent event with its evidence, oldest first.
+    /// Whether the contact stopped marketing messages in WhatsApp (derived from the same ledger):
+    /// while `stopped`, MARKETING templates are refused (`marketing_stopped`); utility and
+    /// authentication templates and replies in the window are not affected.
+    pub marketing: MarketingPreference,
+    /// Every consent event with its evidence, oldest first, marketing stops and resumes included
+    /// (`marketing_stopped`, `marketing_resumed`, with Meta's detail and timestamp, or the refused
+    /// message for a 131050).
     pub history: Vec<ConsentRecord>,
 }
 
-/// `GET /api/v1/contacts/{id}/consent`: the contact's consent and its attestation record.
+/// `GET /api/v1/contacts/{id}/consent`: the contact's consent, their marketing preference and the
+/// attestation record of both.
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/consent", tag = "consent", params(("id" = String, Path)),
     responses((status = 200, body = ContactConsent), (status = 404, body = ErrorBody)))]
 pub async fn get_consent(
@@ -192,6 +200,7 @@ pub async fn get_consent(
         contact_id: contact.id,
         consent: state,
         opt_in_request_possible_at,
+        marketing: marketing_preference(&events),
         history,
     }))
 }

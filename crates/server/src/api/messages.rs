@@ -13,8 +13,8 @@ use openline_channels::cloud_api::outbound::{check_contact_cards, ContactCard, I
 use openline_domain::dlp;
 use openline_domain::policy::{decide_send, Outgoing, SendDecision, SendFacts, EARLIER_MESSAGE_WAITING, WINDOW_CLOSED};
 use openline_domain::templates::{
-    body_parameters, render, send_components, BodyParameters, SendComponents, TemplateButton, TemplateComponent,
-    TemplateParams, DYNAMIC_URL_SUFFIX, MAX_URL_CHARS,
+    body_parameters, render, send_components, BodyParameters, SendComponents, TemplateButton, TemplateCategory,
+    TemplateComponent, TemplateParams, DYNAMIC_URL_SUFFIX, MAX_URL_CHARS,
 };
 use openline_domain::{Channel, DomainError, MessageKind, ProviderKind};
 use openline_store::messages::{self, Message, NewOutbound};
@@ -615,6 +615,7 @@ fn resolve_content(
                 url_suffixes: t.url_button_suffixes.clone(),
                 outgoing: Outgoing::Template {
                     approved: record.template.status.is_approved(),
+                    marketing: record.template.category == TemplateCategory::Marketing,
                 },
                 media: None,
                 rich: None,

@@ -1,6 +1,7 @@
 //! Contacts: search, create and edit, and a contact's details with the SMS and WhatsApp icons and
 //! the opt-in flow (ask, then see the outcome arrive: accepted, declined, not on WhatsApp with
-//! "send an SMS instead?", or waiting with when a new request becomes possible).
+//! "send an SMS instead?", or waiting with when a new request becomes possible), and whether they
+//! stopped marketing messages.
 //!
 //! Creating goes through `api::contacts::create_contact` and the opt-in through
 //! `api::consent::request_opt_in`, so the checks are the API's.
@@ -14,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
+use openline_domain::consent::marketing::MarketingPreference;
 use openline_domain::consent::ConsentState;
 use openline_domain::{Channel, PhoneNumber};
 use openline_store::contacts::{self, Contact};
@@ -294,6 +296,7 @@ async fn details_page(
             @if whatsapp {
                 div id="consent" data-live {
                     (consent_view(user, &contact, &consent, confirming))
+                    (marketing_view(&contact, consent.marketing))
                 }
             }
         }
@@ -380,6 +383,26 @@ fn consent_view(
                 }
             },
         ),
+    }
+}
+
+/// Whether the contact stopped marketing messages in WhatsApp (separate from consent: they may
+/// still be written to, and sent utility templates).
+fn marketing_view(contact: &Contact, marketing: MarketingPreference) -> Markup {
+    match marketing {
+        MarketingPreference::Stopped { since } => views::banner(
+            "warn",
+            html! {
+                p data-marketing="stopped" { "Marketing messages: stopped on " (views::time(since)) "." }
+                p { "WhatsApp marketing templates to " (label(contact)) " are blocked until they resume them in WhatsApp. Utility templates and replies while the conversation window is open still reach them." }
+            },
+        ),
+        MarketingPreference::Allowed { since: Some(since) } => html! {
+            p class="muted" data-marketing="allowed" { "Marketing messages: allowed (resumed on " (views::time(since)) ")." }
+        },
+        MarketingPreference::Allowed { since: None } => html! {
+            p class="muted" data-marketing="allowed" { "Marketing messages: allowed." }
+        },
     }
 }
 

@@ -101,6 +101,11 @@ pub async fn receive_webhook(
     for ev in events {
         let sender = match &ev {
             CloudEvent::Message(m) => st.sender_for(ProviderKind::CloudApi, &m.phone_number_id).await?,
+            // A marketing preference is recorded for the organization owning the number.
+            CloudEvent::Other(o) if o.field == "user_preferences" => match o.phone_number_id.as_deref() {
+                Some(id) => st.sender_for(ProviderKind::CloudApi, id).await?,
+                None => None,
+            },
             _ => None,
         };
         routed.push((ev, sender));
@@ -163,6 +168,10 @@ fn apply(
             )?;
             if o.field == "message_template_status_update" {
                 template_status(c, o.waba_id.as_deref(), &o.raw, now, fx)?;
+            }
+            if o.field == "user_preferences" {
+                // Kept whole above; the stop or resume goes to the contact's consent ledger.
+                crate::marketing::apply_user_preferences(c, &o, sender, now, fx)?;
             }
             Ok("other")
         }
