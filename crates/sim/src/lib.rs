@@ -3,7 +3,8 @@
 //! drives through the phone API.
 //!
 //! It enforces Meta's rules independently of openline (131047 outside the 24-hour window, 131026
-//! for numbers not on WhatsApp, 130429 over throughput, 132001 / 132015 / 132016 for templates that
+//! for numbers not on WhatsApp, 131050 for marketing templates to a phone that stopped them, 130429
+//! over throughput, 132001 / 132015 / 132016 for templates that
 //! are not approved, 132000 for a wrong number of template parameters), so a policy bug in openline
 //! shows up as a provider error in tests instead of passing silently.
 //!
@@ -17,7 +18,8 @@
 //!
 //! Modules: [`config`] (setup), [`personas`] (scripted users), [`state`] (what the world remembers),
 //! `graph` (the fake Graph API), `outbound` (what happens to a business message after it is
-//! accepted), `inbound` (phones writing to the business), [`phones`] (the phone API),
+//! accepted), `inbound` (phones writing to the business), [`marketing`] (phones stopping and
+//! resuming marketing messages), [`phones`] (the phone API),
 //! `media` (media endpoints), [`templates`] (the template registry and Meta's review decisions),
 //! `template_api` (deciding reviews as Meta), [`payloads`] (webhook bodies), [`webhooks`]
 //! (serializing, signing and delivering them), `twilio` (the fake Twilio and phones' SMS).
@@ -27,6 +29,7 @@ mod error;
 mod graph;
 mod ids;
 mod inbound;
+pub mod marketing;
 mod media;
 mod outbound;
 pub mod payloads;
@@ -41,6 +44,7 @@ pub mod webhooks;
 pub use config::{SimBusinessNumber, SimConfig, SimTemplate, SimTwilioContent, SimTwilioSharedKey};
 pub use error::SimError;
 pub use inbound::InboundOutcome;
+pub use marketing::{MarketingChoice, MarketingOutcome};
 pub use personas::{demo_personas, Persona, PersonaBehaviour};
 pub use phones::SimApiDoc;
 pub use state::{ButtonKind, ButtonView, ConversationEntry, Direction, MessageChannel, TemplateView};

@@ -1,5 +1,5 @@
 //! What happens to a business message once the Graph API accepted it: the decision Meta makes
-//! (deliver, or fail with 131026 / 131047), the status webhooks that follow (`sent`, `delivered`
+//! (deliver, or fail with 131026 / 131050 / 131047), the status webhooks that follow (`sent`, `delivered`
 //! after `delivered_after_ms`, `read` after `read_after_ms`), and the scripted personas tapping a
 //! quick reply after reading.
 //!
@@ -47,6 +47,12 @@ impl Simulator {
             let behaviour = state.behaviour_of(&msg.recipient);
             let plan = if behaviour == PersonaBehaviour::NotOnWhatsapp {
                 Plan::Fail(payloads::undeliverable())
+            } else if msg.billing_category == Some("marketing")
+                && state.marketing_stopped(&msg.recipient, &business.phone_number_id)
+            {
+                // The user chose "Stop promotions" for this business: Meta accepts the request and
+                // then fails it, as for every delivery decision.
+                Plan::Fail(payloads::marketing_stopped())
             } else if self.config.enforce_window
                 && !msg.is_template()
                 && !state.window_open(&msg.recipient, &business.phone_number_id, now)

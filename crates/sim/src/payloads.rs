@@ -170,6 +170,55 @@ pub fn template_status_update(
     })
 }
 
+/// A `user_preferences` webhook, as Meta sends it when a WhatsApp user stops or resumes marketing
+/// messages from the business (compare `pywa/user_marketing_preferences.json`): `field:
+/// "user_preferences"`, the user in `contacts` and in `user_preferences[]` with
+/// `category: "marketing_messages"`, `value` `stop` or `resume`, Meta's `detail` sentence and the
+/// timestamp in epoch seconds (a number here, unlike messages' strings).
+pub fn user_preferences(
+    business: &SimBusinessNumber,
+    phone: &PhoneNumber,
+    profile_name: &str,
+    stopped: bool,
+    now: Millis,
+) -> Value {
+    let (value, detail) = if stopped {
+        ("stop", "User requested to stop marketing messages")
+    } else {
+        ("resume", "User requested to resume marketing messages")
+    };
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": business.waba_id,
+            "changes": [{
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": metadata(business),
+                    "contacts": [{ "profile": { "name": profile_name }, "wa_id": phone.digits() }],
+                    "user_preferences": [{
+                        "wa_id": phone.digits(),
+                        "detail": detail,
+                        "category": "marketing_messages",
+                        "value": value,
+                        "timestamp": now.div_euclid(1000),
+                    }],
+                },
+                "field": "user_preferences",
+            }],
+        }],
+    })
+}
+
+/// 131050: a marketing template to someone who stopped marketing messages from the business.
+pub fn marketing_stopped() -> StatusReport<'static> {
+    StatusReport::Failed {
+        code: 131050,
+        title: "User has stopped receipt of marketing messages",
+        details: "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
+    }
+}
+
 /// 131026: the number is not on WhatsApp (or cannot receive this message).
 pub fn undeliverable() -> StatusReport<'static> {
     StatusReport::Failed {

@@ -27,12 +27,14 @@ use utoipa::{OpenApi, ToSchema};
     info(title = "openline simulator: phone API", description = "Act as simulated WhatsApp (and SMS) users talking to the business, and as Meta's template reviewer."),
     paths(
         list_phones, send_text, send_sms, send_mms, list_messages, phone_media, tap_button, send_image, set_behaviour,
+        set_marketing,
         crate::template_api::list_templates, crate::template_api::approve, crate::template_api::reject,
         crate::template_api::pause, crate::template_api::disable
     ),
     components(schemas(
         PhoneSummary, SendTextRequest, SendSmsRequest, SendMmsRequest, SentResponse, MessageChannel, TapButtonRequest, SendImageRequest, SetBehaviourRequest,
         ConversationEntry, TemplateView, ButtonView, ButtonKind, Direction, PersonaBehaviour, ErrorBody,
+        SetMarketingRequest, crate::marketing::MarketingChoice, crate::marketing::MarketingOutcome,
         crate::templates::TemplateRecord, crate::templates::TemplateStatus, crate::templates::RejectionReason,
         crate::template_api::RejectRequest, crate::template_api::TemplateChanged
     )),
@@ -60,6 +62,7 @@ pub fn routes() -> Router<Arc<Simulator>> {
             post(send_image).layer(DefaultBodyLimit::max(7 * 1024 * 1024 + 64 * 1024)),
         )
         .route("/phones/{phone}/behaviour", put(set_behaviour))
+        .route("/phones/{phone}/marketing", post(set_marketing))
         .route("/openapi.json", get(|| async { Json(SimApiDoc::openapi()) }))
 }
 
@@ -77,6 +80,8 @@ pub struct PhoneSummary {
     pub behaviour: PersonaBehaviour,
     /// How many messages its conversation holds (both directions).
     pub messages: usize,
+    /// The business numbers (display digits) it stopped marketing messages from.
+    pub marketing_stopped: Vec<String>,
 }
 
 /// Write a text to a business number.
@@ -171,6 +176,7 @@ async fn list_phones(State(sim): State<Arc<Simulator>>) -> Json<Vec<PhoneSummary
             name: p.name.clone(),
             behaviour: p.behaviour,
             messages: p.entries.len(),
+            marketing_stopped: stopped_numbers(&sim, p),
         })
         .collect();
     phones.sort_by(|a, b| a.phone.cmp(&b.phone));
@@ -405,5 +411,55 @@ async fn set_behaviour(
         name: record.map_or_else(|| phone.as_e164().to_string(), |r| r.name.clone()),
         behaviour: req.behaviour,
         messages: record.map_or(0, |r| r.entries.len()),
+        marketing_stopped: record.map(|r| stopped_numbers(&sim, r)).unwrap_or_default(),
     }))
+}
+
+/// The display digits of the business numbers a phone stopped marketing messages from, sorted.
+fn stopped_numbers(sim: &Simulator, phone: &crate::state::PhoneRecord) -> Vec<String> {
+    let mut numbers: Vec<String> = phone
+        .marketing_stopped
+        .iter()
+        .map(|id| {
+            sim.config
+                .business_number(id)
+                .map_or_else(|| id.clone(), |b| b.display_phone_number.clone())
+        })
+        .collect();
+    numbers.sort();
+    numbers
+}
+
+/// Stop or resume marketing messages from a business number.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetMarketingRequest {
+    /// The business number's display digits (`15550001000`) or its `phone_number_id`.
+    #[schema(example = "15550001000")]
+    pub to: String,
+    pub preference: crate::marketing::MarketingChoice,
+}
+
+/// `POST /phones/{phone}/marketing`: the phone stops (or resumes) marketing messages from a
+/// business number, as with WhatsApp's "Stop promotions".
+///
+/// Sends openline the signed `user_preferences` webhook in Meta's shape (`category:
+/// "marketing_messages"`, `value` `stop` or `resume`). While stopped, marketing templates from that
+/// number fail with 131050 ("This recipient has chosen to stop receiving marketing messages on
+/// WhatsApp from your business"); utility and authentication templates and replies are delivered
+/// as before. Waits for the first delivery attempt and reports its HTTP status.
+#[utoipa::path(post, path = "/phones/{phone}/marketing", tag = "phones",
+    params(("phone" = String, Path, description = "`+447700900001` or `447700900001`")),
+    request_body = SetMarketingRequest,
+    responses(
+        (status = 200, description = "Recorded and sent; see webhook_status", body = crate::marketing::MarketingOutcome),
+        (status = 400, description = "Bad phone number or preference", body = ErrorBody),
+        (status = 404, description = "Unknown business number", body = ErrorBody),
+        (status = 409, description = "The phone is not on WhatsApp", body = ErrorBody)))]
+async fn set_marketing(
+    State(sim): State<Arc<Simulator>>,
+    Path(phone): Path<String>,
+    ApiJson(req): ApiJson<SetMarketingRequest>,
+) -> Result<Json<crate::marketing::MarketingOutcome>, SimError> {
+    let phone = parse_phone(&phone)?;
+    Ok(Json(sim.phone_sets_marketing(&phone, &req.to, req.preference).await?))
 }

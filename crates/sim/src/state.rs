@@ -8,7 +8,7 @@
 use crate::personas::{Persona, PersonaBehaviour};
 use openline_domain::{Millis, PhoneNumber};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 
 /// The 24-hour customer-service window, in milliseconds.
@@ -117,6 +117,9 @@ pub struct PhoneRecord {
     pub last_inbound_ms: HashMap<String, Millis>,
     /// Per business `phone_number_id`: the current billing conversation's id and expiry.
     pub conversations: HashMap<String, (String, Millis)>,
+    /// The business `phone_number_id`s this phone stopped marketing messages from (WhatsApp's
+    /// "Stop promotions"): Meta refuses their marketing templates with 131050.
+    pub marketing_stopped: HashSet<String>,
     pub entries: Vec<ConversationEntry>,
 }
 
@@ -166,6 +169,7 @@ impl SimState {
                     behaviour: p.behaviour,
                     last_inbound_ms: HashMap::new(),
                     conversations: HashMap::new(),
+                    marketing_stopped: HashSet::new(),
                     entries: Vec::new(),
                 },
             );
@@ -184,6 +188,7 @@ impl SimState {
                 behaviour: PersonaBehaviour::Manual,
                 last_inbound_ms: HashMap::new(),
                 conversations: HashMap::new(),
+                marketing_stopped: HashSet::new(),
                 entries: Vec::new(),
             })
     }
@@ -192,6 +197,13 @@ impl SimState {
         self.phones
             .get(phone.digits())
             .map_or(PersonaBehaviour::Manual, |p| p.behaviour)
+    }
+
+    /// Whether the phone stopped marketing messages from this business number.
+    pub fn marketing_stopped(&self, phone: &PhoneNumber, phone_number_id: &str) -> bool {
+        self.phones
+            .get(phone.digits())
+            .is_some_and(|p| p.marketing_stopped.contains(phone_number_id))
     }
 
     /// Whether the phone wrote to this business number within the last 24 hours.

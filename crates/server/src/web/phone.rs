@@ -1,7 +1,8 @@
 //! The simulated phone (demo mode only): what a WhatsApp user sees of the business. Pick a persona
 //! or any number; read what the business sent, tap the opt-in buttons, reply with text or a
-//! picture, or text the SMS number. The page is a shell: `assets/app.js` drives the simulator's phone
-//! API under `/sim/phones/…` (the same API the tests use), rendering with `textContent` only.
+//! picture, stop or resume promotions (marketing messages), or text the SMS number. The page is a
+//! shell: `assets/app.js` drives the simulator's phone API under `/sim/phones/…` (the same API the
+//! tests use), rendering with `textContent` only.
 //!
 //! It needs no sign-in: it stands for a phone outside the organization, and the simulator's API is
 //! open in demo mode anyway. Outside demo mode these pages do not exist (404).
@@ -124,6 +125,16 @@ pub async fn show_phone(State(st): State<AppState>, Path(number): Path<String>) 
                         option value="declines" { "Declines opt-in requests by itself" }
                         option value="never_answers" { "Never answers" }
                         option value="not_on_whatsapp" { "Not on WhatsApp" }
+                    }
+                }
+                @if let Some(business) = whatsapp.first() {
+                    // WhatsApp's "Stop promotions": Meta tells the business, and fails its marketing
+                    // templates to this phone with 131050 until it resumes.
+                    div class="phone-behaviour phone-marketing" id="phone-marketing" data-business=(business) {
+                        p id="phone-marketing-state" aria-live="polite" { "Promotions from the business: allowed" }
+                        button type="button" data-preference="stop" { "Stop promotions" }
+                        " "
+                        button type="button" data-preference="resume" { "Resume promotions" }
                     }
                 }
                 form class="composer-form" id="phone-reply" {

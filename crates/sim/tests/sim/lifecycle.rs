@@ -1,5 +1,5 @@
 //! What happens after the Graph API accepted a message: signed status webhooks, Meta's delivery
-//! rules (131026, 131047) and the personas' replies.
+//! rules (131026, 131047, 131050) and the personas' replies.
 
 use crate::support::*;
 use serde_json::{json, Value};
@@ -169,4 +169,106 @@ async fn personas_answer_interactive_reply_buttons_with_a_button_reply() {
         json!({"type":"button_reply","button_reply":{"id":"cancel","title":"No, cancel"}})
     );
     assert_eq!(reply.message()["context"]["id"], id.as_str());
+}
+
+async fn set_marketing(t: &TestSim, phone: &str, preference: &str) -> (u16, Value) {
+    let r = t
+        .http
+        .post(format!("{}/phones/{phone}/marketing", t.base))
+        .json(&json!({"to": DISPLAY, "preference": preference}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// The next status webhook about message `id`.
+async fn status_of(t: &TestSim, id: &str) -> Value {
+    let id = id.to_owned();
+    let hook = t
+        .hooks
+        .next_where(move |h| h.value()["statuses"][0]["id"] == id.as_str())
+        .await;
+    assert!(hook.signature_verifies());
+    hook.value()["statuses"][0].clone()
+}
+
+#[tokio::test]
+async fn a_phone_that_stopped_marketing_tells_the_business_and_gets_marketing_templates_failed_with_131050() {
+    let t = start_with_quick_replies(&["Yes", "No"]).await;
+    let (status, v) = set_marketing(&t, MANUAL, "stop").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["preference"], "stop");
+    assert_eq!(v["webhook_status"], 200);
+
+    // Meta's user_preferences webhook, signed, in the shape of the pywa fixture.
+    let hook = t.hooks.next().await;
+    assert!(hook.signature_verifies());
+    assert_eq!(hook.json["entry"][0]["id"], WABA_ID);
+    let change = &hook.json["entry"][0]["changes"][0];
+    assert_eq!(change["field"], "user_preferences");
+    assert_eq!(
+        change["value"]["metadata"],
+        json!({"display_phone_number": DISPLAY, "phone_number_id": PHONE_NUMBER_ID})
+    );
+    assert_eq!(change["value"]["contacts"][0]["wa_id"], "447700900099");
+    assert_eq!(
+        change["value"]["user_preferences"],
+        json!([{"wa_id": "447700900099", "detail": "User requested to stop marketing messages",
+            "category": "marketing_messages", "value": "stop", "timestamp": 1_750_000_000}])
+    );
+
+    // A marketing template is accepted, then fails with 131050 and nothing else.
+    let promo = send_ok(&t, &template_with_quick_replies(MANUAL, &["A", "B"])).await;
+    let s = status_of(&t, &promo).await;
+    assert_eq!(s["status"], "failed");
+    assert_eq!(s["errors"][0]["code"], 131050);
+    assert_eq!(
+        s["errors"][0]["error_data"]["details"],
+        "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business."
+    );
+    t.hooks.assert_quiet_for(300).await;
+
+    // A utility template is delivered as before.
+    let utility = send_ok(&t, &hello_world(MANUAL)).await;
+    assert_eq!(status_of(&t, &utility).await["status"], "sent");
+
+    // Resumed, marketing is delivered again.
+    let (status, v) = set_marketing(&t, MANUAL, "resume").await;
+    assert_eq!(status, 200, "{v}");
+    let hook = t
+        .hooks
+        .next_where(|h| h.json["entry"][0]["changes"][0]["field"] == "user_preferences")
+        .await;
+    assert_eq!(
+        hook.json["entry"][0]["changes"][0]["value"]["user_preferences"][0]["value"],
+        "resume"
+    );
+    let promo = send_ok(&t, &template_with_quick_replies(MANUAL, &["A", "B"])).await;
+    assert_eq!(status_of(&t, &promo).await["status"], "sent");
+}
+
+#[tokio::test]
+async fn the_marketing_control_refuses_unknown_businesses_bad_choices_and_phones_not_on_whatsapp() {
+    let t = start().await;
+    let (status, v) = set_marketing(&t, NORA, "stop").await;
+    assert_eq!((status, v["error"].as_str()), (409, Some("not_on_whatsapp")));
+    let r = t
+        .http
+        .post(format!("{}/phones/{MANUAL}/marketing", t.base))
+        .json(&json!({"to": "15559999999", "preference": "stop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = t
+        .http
+        .post(format!("{}/phones/{MANUAL}/marketing", t.base))
+        .json(&json!({"to": DISPLAY, "preference": "later"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    t.hooks.assert_quiet_for(200).await;
 }

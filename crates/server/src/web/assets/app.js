@@ -246,6 +246,28 @@
       method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ behaviour: behaviour.value })
     }).then(function (res) { showError(res.ok ? "" : "Could not change how this phone answers."); });
   });
+  // Stop or resume promotions (marketing messages) from the business, as WhatsApp offers.
+  var marketing = document.getElementById("phone-marketing");
+  if (marketing) {
+    var business = marketing.getAttribute("data-business");
+    var showMarketing = function (stoppedNumbers) {
+      var stopped = (stoppedNumbers || []).indexOf(business) >= 0;
+      document.getElementById("phone-marketing-state").textContent =
+        "Promotions from the business: " + (stopped ? "stopped" : "allowed");
+    };
+    fetch("/sim/phones").then(function (r) { return r.json(); }).then(function (phones) {
+      var me = phones.filter(function (p) { return p.phone === phone; })[0];
+      showMarketing(me ? me.marketing_stopped : []);
+    }).catch(function () { /* keep the default */ });
+    marketing.querySelectorAll("button[data-preference]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        var preference = b.getAttribute("data-preference");
+        post("/marketing", { to: business, preference: preference }).then(function (r) {
+          if (r && r.preference) { showMarketing(r.preference === "stop" ? [business] : []); }
+        });
+      });
+    });
+  }
   load();
   setInterval(load, 1000);
 })();
