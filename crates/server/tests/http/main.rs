@@ -12,6 +12,7 @@ mod dispatch;
 mod dlp;
 mod duplicates;
 mod fixtures;
+mod marketing_preferences;
 mod media;
 mod outbound_webhooks;
 mod pacing;
