@@ -437,6 +437,19 @@ async fn phone_control(backend: Backend) {
     assert_eq!(consent_of(&app, &ada).await["marketing"]["state"], "allowed");
     let (status, sent) = send_offer(&app, &ada).await;
     assert_eq!(status, 202, "{sent}");
+    // The OpenAPI document describes the preference.
+    let (_, doc) = app.get("/api/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["ContactConsent"]["properties"]["marketing"].is_object(),
+        "{}",
+        schemas["ContactConsent"]
+    );
+    assert!(
+        schemas["MarketingPreference"].is_object(),
+        "{}",
+        schemas["MarketingPreference"]
+    );
     // And the phone receives it.
     app.wait_for_message(sent["id"].as_str().unwrap(), |m| {
         matches!(m["status"].as_str(), Some("delivered" | "read"))
