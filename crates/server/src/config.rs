@@ -78,6 +78,9 @@ pub struct TwilioSettings {
     /// `algorithm=HMAC_SHA256`). Empty: such requests are refused.
     pub webhook_shared_key: Secret,
     pub timeout_ms: u64,
+    /// How often Content templates still awaiting WhatsApp's review are asked about again (Twilio
+    /// sends no webhook when a review ends). 0: only when a send uses one.
+    pub approval_refresh_ms: u64,
 }
 
 impl Default for TwilioSettings {
@@ -89,6 +92,7 @@ impl Default for TwilioSettings {
             webhook_url: None,
             webhook_shared_key: Secret::default(),
             timeout_ms: 15_000,
+            approval_refresh_ms: 600_000,
         }
     }
 }
@@ -329,6 +333,10 @@ impl Config {
             ("OPENLINE_WEBHOOKS_BACKOFF_MAX_MS", &mut self.webhooks.backoff_max_ms),
             ("OPENLINE_WEBHOOKS_RETRY_HOURS", &mut self.webhooks.retry_hours),
             ("OPENLINE_WEBHOOKS_POLL_MS", &mut self.webhooks.poll_ms),
+            (
+                "OPENLINE_TWILIO_APPROVAL_REFRESH_MS",
+                &mut self.twilio.approval_refresh_ms,
+            ),
         ] {
             if let Some(v) = get(var) {
                 *field = v.parse().map_err(|_| anyhow::anyhow!("{var} must be a whole number"))?;

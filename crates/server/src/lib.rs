@@ -54,6 +54,7 @@ pub struct ServerHandle {
     outbound_webhooks: JoinHandle<()>,
     media: JoinHandle<()>,
     retention: JoinHandle<()>,
+    template_approvals: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -69,6 +70,7 @@ impl ServerHandle {
         self.media.await.context("media worker task")?;
         // A checkpoint or purge in flight finishes (its transaction commits) before the store closes.
         self.retention.await.context("retention worker task")?;
+        self.template_approvals.await.context("template approvals task")?;
         Ok(())
     }
 
@@ -236,6 +238,11 @@ pub async fn start_with(
     ));
     // Fetches the files contacts send; stops with the shutdown signal after recording downloads in flight.
     let media = tokio::spawn(workers::media::run(state.clone(), state.shutdown.subscribe()));
+    // Asks Twilio again about Content templates awaiting WhatsApp's review (Twilio sends no webhook).
+    let template_approvals = tokio::spawn(workers::template_approvals::run(
+        state.clone(),
+        state.shutdown.subscribe(),
+    ));
     let mut server_rx = state.shutdown.subscribe();
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -255,6 +262,7 @@ pub async fn start_with(
         outbound_webhooks,
         media,
         retention,
+        template_approvals,
     })
 }
 

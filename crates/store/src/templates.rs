@@ -211,3 +211,50 @@ pub fn set_status_from_provider(
     }
     Ok(changed)
 }
+
+/// Templates of Twilio numbers whose WhatsApp review was still pending when last read (registered
+/// with a Content SID, `HX…`): Twilio sends no webhook when the review ends, so openline asks again
+/// (see the server's `workers::template_approvals`). Oldest first.
+pub fn pending_content_templates(c: &mut dyn Conn) -> Result<Vec<TemplateRecord>, StoreError> {
+    c.query(
+        &format!(
+            "select {COLS} from templates
+             where status = 'pending' and provider_template_id like 'HX%'
+               and sender_id in (select id from senders where provider = 'twilio')
+             order by created_at, id"
+        ),
+        &[],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Records the end of WhatsApp's review of a template that was still pending, as the provider
+/// reported it when asked, journaled as `template.status` by the system. `None` when the template
+/// is no longer pending (another node, or a send, recorded it first): each outcome is recorded once.
+pub fn settle_pending(
+    c: &mut dyn Conn,
+    id: &str,
+    status: &TemplateStatus,
+    now: i64,
+) -> Result<Option<TemplateRecord>, StoreError> {
+    if c.execute(
+        "update templates set status = ?, rejection_reason = ?, updated_at = ? where id = ? and status = 'pending'",
+        params![status.as_str(), reason(status), now, id],
+    )? != 1
+    {
+        return Ok(None);
+    }
+    let record = get_any(c, id)?;
+    crate::journal::record_by(
+        c,
+        &record.org_id,
+        "template.status",
+        &record.id,
+        &serde_json::json!({"status": record.template.status}),
+        &crate::journal::Actor::System,
+        now,
+    )?;
+    Ok(Some(record))
+}

@@ -806,6 +806,12 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
     let now = st.now();
     let media_links_available = crate::media_links::available(&st.config);
     let channel = req.channel.unwrap_or(Channel::Whatsapp);
+    if let Some(t) = &req.template {
+        // A Twilio Content template registered while WhatsApp's review was pending may be approved
+        // by now (Twilio sends no webhook): asked again before the checks below.
+        crate::workers::template_approvals::before_send(&st, &me.scope, &req.contact_id, channel, &t.name, &t.language)
+            .await;
+    }
     let outcome = st
         .store
         .write(move |c| {

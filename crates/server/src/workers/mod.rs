@@ -6,6 +6,7 @@ pub mod media;
 pub mod outbound_webhooks;
 pub mod pacing;
 pub mod retention;
+pub mod template_approvals;
 
 use rand::Rng;
 

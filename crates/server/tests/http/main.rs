@@ -26,6 +26,7 @@ mod system_events;
 mod templates;
 mod twilio;
 mod twilio_media;
+mod twilio_template_approval;
 mod web;
 
 /// Declares `name::sqlite` and `name::postgres` tests running `body(backend)`.
