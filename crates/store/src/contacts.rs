@@ -129,17 +129,79 @@ pub fn upsert_from_inbound(
             row
         }
     };
-    let id = existing.string(0)?;
-    let name_changed = profile_name.is_some() && existing.opt_string(1)?.as_deref() != profile_name;
-    let user_id_learned = wa_user_id.is_some() && existing.opt_string(2)?.is_none();
+    let mut known = KnownContact {
+        id: existing.string(0)?,
+        whatsapp_name: existing.opt_string(1)?,
+        wa_user_id: existing.opt_string(2)?,
+    };
+    refresh_from_inbound(c, &mut known, profile_name, wa_user_id, now)?;
+    Ok(known.id)
+}
+
+/// A contact as an inbound message finds it: what the message may have to update.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownContact {
+    pub id: String,
+    pub whatsapp_name: Option<String>,
+    pub wa_user_id: Option<String>,
+}
+
+/// Looks up, in one statement, the contacts of an organization keyed by `key_col` (`phone` or
+/// `wa_user_id`) among `keys`; the map is keyed by that column's value.
+pub(crate) fn known_by(
+    c: &mut dyn Conn,
+    org_id: &str,
+    key_col: &str,
+    keys: &[&str],
+) -> Result<std::collections::HashMap<String, KnownContact>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(keys.len());
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let lookups: Vec<Vec<Val>> = keys.iter().map(|k| vec![Val::from(org_id), Val::from(*k)]).collect();
+    let rows = crate::sql::union_lookup(
+        c,
+        &format!("select id, whatsapp_name, wa_user_id, {key_col} from contacts where org_id = ? and {key_col} = ?"),
+        &lookups,
+    )?;
+    for r in rows {
+        out.insert(
+            r.string(3)?,
+            KnownContact {
+                id: r.string(0)?,
+                whatsapp_name: r.opt_string(1)?,
+                wa_user_id: r.opt_string(2)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Rewrites a known contact only when the message tells something new: a changed WhatsApp profile
+/// name, or a WhatsApp user id not known yet. `known` is updated to match.
+pub(crate) fn refresh_from_inbound(
+    c: &mut dyn Conn,
+    known: &mut KnownContact,
+    profile_name: Option<&str>,
+    wa_user_id: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let name_changed = profile_name.is_some() && known.whatsapp_name.as_deref() != profile_name;
+    let user_id_learned = wa_user_id.is_some() && known.wa_user_id.is_none();
     if name_changed || user_id_learned {
         c.execute(
             "update contacts set whatsapp_name = coalesce(?, whatsapp_name),
                  wa_user_id = coalesce(wa_user_id, ?), updated_at = ? where id = ?",
-            params![profile_name, wa_user_id, now, &id],
+            params![profile_name, wa_user_id, now, &known.id],
         )?;
+        if let Some(name) = profile_name {
+            known.whatsapp_name = Some(name.to_owned());
+        }
+        if known.wa_user_id.is_none() {
+            known.wa_user_id = wa_user_id.map(str::to_owned);
+        }
     }
-    Ok(id)
+    Ok(())
 }
 
 /// What [`change_phone`] did.

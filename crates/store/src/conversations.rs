@@ -70,6 +70,18 @@ pub fn find_or_create_open(
     )? {
         return r.string(0);
     }
+    create_open(c, org_id, channel, contact_id, sender_id, now)
+}
+
+/// Opens a new thread with the contact on the sender's number.
+pub(crate) fn create_open(
+    c: &mut dyn Conn,
+    org_id: &str,
+    channel: Channel,
+    contact_id: &str,
+    sender_id: &str,
+    now: i64,
+) -> Result<String, StoreError> {
     let id = openline_domain::ids::new_id("conv");
     c.execute(
         "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
@@ -105,16 +117,60 @@ pub fn touch(
     Ok(())
 }
 
-/// Records in the thread's summary a message the contact did not write themselves (a provider's
-/// system message): it is news for the agents (activity, preview, unread count) but leaves the window
-/// where the contact's own last message put it.
-pub fn touch_unread(c: &mut dyn Conn, id: &str, preview: Option<&str>, now: i64) -> Result<(), StoreError> {
-    let preview = preview.map(|p| p.chars().take(120).collect::<String>());
-    c.execute(
-        "update conversations set last_activity_at = ?, last_message_preview = ?, unread_count = unread_count + 1, updated_at = ?
-         where id = ?",
-        params![now, preview, now, id],
-    )?;
+/// One thread's share of a batch of inbound messages, for [`touch_inbound_many`].
+#[derive(Debug, Clone)]
+pub(crate) struct InboundTouch {
+    pub id: String,
+    /// The latest time one of them was sent by the contact, when any re-opens the window.
+    pub window_at: Option<i64>,
+    /// The preview of the last of them.
+    pub preview: Option<String>,
+    /// How many arrived (each is unread).
+    pub count: i64,
+    pub now: i64,
+}
+
+/// The most threads one `update` statement carries.
+const TOUCHES_PER_UPDATE: usize = 64;
+
+/// [`touch`] for many threads at once, one statement per [`TOUCHES_PER_UPDATE`] threads: what a
+/// batch of inbound messages does to each thread's window, activity, preview and unread count.
+pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> Result<(), StoreError> {
+    for chunk in touches.chunks(TOUCHES_PER_UPDATE) {
+        let mut vals = Vec::with_capacity(chunk.len() * 5);
+        for t in chunk {
+            vals.extend([
+                Val::from(t.id.as_str()),
+                Val::from(t.window_at),
+                Val::from(t.preview.as_deref().map(|p| p.chars().take(120).collect::<String>())),
+                Val::I64(t.count),
+                Val::I64(t.now),
+            ]);
+        }
+        // A derived table of typed rows (a `union all` of selects) works on SQLite (3.33+) and
+        // PostgreSQL alike; the first select names the columns.
+        let mut rows = String::from(
+            "select cast(? as text) as w_id, cast(? as bigint) as w_at, cast(? as text) as w_preview,
+                 cast(? as bigint) as w_n, cast(? as bigint) as w_now",
+        );
+        for _ in 1..chunk.len() {
+            rows.push_str(
+                " union all select cast(? as text), cast(? as bigint), cast(? as text), cast(? as bigint), cast(? as bigint)",
+            );
+        }
+        c.execute(
+            &format!(
+                "update conversations set
+                     last_inbound_at = case when v.w_at is not null and (last_inbound_at is null or last_inbound_at < v.w_at)
+                         then v.w_at else last_inbound_at end,
+                     last_activity_at = v.w_now, last_message_preview = v.w_preview,
+                     unread_count = unread_count + v.w_n, updated_at = v.w_now
+                 from ({rows}) as v
+                 where conversations.id = v.w_id"
+            ),
+            &vals,
+        )?;
+    }
     Ok(())
 }
 

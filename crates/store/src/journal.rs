@@ -15,7 +15,7 @@
 //! parameters, DLP originals) is left out of its entries; consent evidence is always kept. The
 //! resolved switch lives on the chain head, which `append` reads anyway, so it costs nothing extra.
 
-use crate::sql::{Backend, Conn};
+use crate::sql::{Backend, Conn, Val};
 use crate::{params, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -146,22 +146,86 @@ pub fn append(
     payload: &serde_json::Value,
     at: i64,
 ) -> Result<i64, StoreError> {
-    let (prev_seq, prev_hash, recording) = match c.pending_heads().0.get(org_id) {
+    append_many(
+        c,
+        org_id,
+        &[NewEntry {
+            kind,
+            subject_id,
+            payload,
+            at,
+        }],
+    )
+}
+
+/// One event for [`append_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    pub kind: &'a str,
+    pub subject_id: Option<&'a str>,
+    pub payload: &'a serde_json::Value,
+    pub at: i64,
+}
+
+/// The most entries one `insert` statement carries.
+const ROWS_PER_INSERT: usize = 64;
+
+/// Appends events to the organization's chain in order, with as few statements as their number
+/// allows (one `insert` per [`ROWS_PER_INSERT`] entries): a batch of webhooks archives its messages
+/// together. Returns the last entry's sequence number (the head's, when `entries` is empty).
+pub fn append_many(c: &mut dyn Conn, org_id: &str, entries: &[NewEntry<'_>]) -> Result<i64, StoreError> {
+    let (mut seq, mut prev_hash, recording) = match c.pending_heads().0.get(org_id) {
         Some(head) => head.clone(),
         None => read_head(c, org_id)?,
     };
-    let kept = if recording { None } else { strip_content(kind, payload) };
-    // serde_json's map keeps keys sorted, so this text is canonical.
-    let payload =
-        serde_json::to_string(kept.as_ref().unwrap_or(payload)).map_err(|e| StoreError::Decode(e.to_string()))?;
-    let seq = prev_seq + 1;
-    let hash = entry_hash(&prev_hash, seq, org_id, at, kind, subject_id, &payload);
-    c.execute(
-        "insert into journal (org_id, seq, at, kind, subject_id, payload, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?)",
-        params![org_id, seq, at, kind, subject_id, &payload, &prev_hash, &hash],
-    )?;
-    c.pending_heads().0.insert(org_id.to_owned(), (seq, hash, recording));
+    let mut rows: Vec<Val> = Vec::with_capacity(entries.len().min(ROWS_PER_INSERT) * 8);
+    let mut in_statement = 0;
+    for e in entries {
+        let kept = if recording {
+            None
+        } else {
+            strip_content(e.kind, e.payload)
+        };
+        // serde_json's map keeps keys sorted, so this text is canonical.
+        let payload = serde_json::to_string(kept.as_ref().unwrap_or(e.payload))
+            .map_err(|err| StoreError::Decode(err.to_string()))?;
+        seq += 1;
+        let hash = entry_hash(&prev_hash, seq, org_id, e.at, e.kind, e.subject_id, &payload);
+        rows.extend([
+            Val::from(org_id),
+            Val::I64(seq),
+            Val::I64(e.at),
+            Val::from(e.kind),
+            Val::from(e.subject_id),
+            Val::Text(payload),
+            Val::Text(std::mem::replace(&mut prev_hash, hash.clone())),
+            Val::Text(hash),
+        ]);
+        in_statement += 1;
+        if in_statement == ROWS_PER_INSERT {
+            insert_entries(c, in_statement, &rows)?;
+            rows.clear();
+            in_statement = 0;
+        }
+    }
+    if in_statement > 0 {
+        insert_entries(c, in_statement, &rows)?;
+    }
+    c.pending_heads()
+        .0
+        .insert(org_id.to_owned(), (seq, prev_hash, recording));
     Ok(seq)
+}
+
+fn insert_entries(c: &mut dyn Conn, n: usize, rows: &[Val]) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "insert into journal (org_id, seq, at, kind, subject_id, payload, prev_hash, hash) values {}",
+            crate::sql::value_rows(n, "(?, ?, ?, ?, ?, ?, ?, ?)")
+        ),
+        rows,
+    )?;
+    Ok(())
 }
 
 /// The chain's head as stored (locked on PostgreSQL until the transaction ends), created if the

@@ -13,9 +13,12 @@
 //! (`message_provider_ids`) so statuses for either apply.
 
 use crate::conversations;
+
+mod inbound;
 use crate::orgs::Scope;
 use crate::sql::{Conn, Row, Val};
 use crate::{params, StoreError};
+pub use inbound::{insert_inbound_many, InboundItem};
 use openline_domain::{DeliveryStatus, Direction, MessageKind, ProviderKind};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -186,7 +189,8 @@ pub enum InboundOutcome {
 }
 
 /// Stores an inbound message with its contact and thread, or recognises a duplicate. The message
-/// re-opens the contact's 24-hour window from its `sent_at`.
+/// re-opens the contact's 24-hour window from its `sent_at`. A batch of one for
+/// [`insert_inbound_many`].
 pub fn insert_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<InboundOutcome, StoreError> {
     insert_inbound_as(c, m, true)
 }
@@ -200,65 +204,17 @@ pub fn insert_system_inbound(c: &mut dyn Conn, m: &NewInbound<'_>) -> Result<Inb
 }
 
 fn insert_inbound_as(c: &mut dyn Conn, m: &NewInbound<'_>, opens_window: bool) -> Result<InboundOutcome, StoreError> {
-    let provider = m.provider.as_str();
-    if c.query_opt(
-        "select 1 from messages where provider = ? and provider_message_id = ?",
-        params![provider, m.provider_message_id],
-    )?
-    .is_some()
-    {
-        return Ok(InboundOutcome::Duplicate);
-    }
-    let contact_id =
-        crate::contacts::upsert_from_inbound(c, m.org_id, m.from_phone, m.wa_user_id, m.profile_name, m.now)?;
-    let conversation_id = conversations::find_or_create_open(c, m.org_id, m.channel, &contact_id, m.sender_id, m.now)?;
-    let id = openline_domain::ids::new_id("msg");
-    let media = m.media.map(|v| v.to_string());
-    let raw = m.raw.map(|v| v.to_string());
-    c.execute(
-        "insert into messages (id, org_id, conversation_id, direction, kind, body, media, status, provider, provider_message_id,
-             reply_to, raw, created_at, updated_at)
-         values (?, ?, ?, 'in', ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)",
-        params![&id, m.org_id, &conversation_id, m.kind.as_str(), m.body, media, provider, m.provider_message_id, m.reply_to, raw, m.now, m.now],
+    let mut outcomes = insert_inbound_many(
+        c,
+        &[InboundItem {
+            message: m,
+            opens_window,
+        }],
     )?;
-    let summary = preview(m.kind, m.body);
-    if opens_window {
-        conversations::touch(c, &conversation_id, Some(m.sent_at), summary.as_deref(), m.now)?;
-    } else {
-        conversations::touch_unread(c, &conversation_id, summary.as_deref(), m.now)?;
-    }
-    // Built from what was just inserted rather than read back: this runs for every webhook.
-    let message = Message {
-        id,
-        org_id: m.org_id.to_owned(),
-        conversation_id,
-        direction: Direction::In,
-        kind: m.kind,
-        body: m.body.map(str::to_owned),
-        media: m.media.cloned(),
-        template: None,
-        author_user_id: None,
-        status: DeliveryStatus::Received,
-        provider: Some(m.provider),
-        provider_message_id: Some(m.provider_message_id.to_owned()),
-        reply_to: m.reply_to.map(str::to_owned),
-        error_code: None,
-        error_title: None,
-        error_explanation: None,
-        created_at: m.now,
-        updated_at: m.now,
-        sent_at: None,
-        delivered_at: None,
-        read_at: None,
-        queue_reason: None,
-        queue_explanation: None,
-        dlp: None,
-        dlp_flagged: false,
-        possible_duplicate: false,
-        duplicate_confirmed: false,
-    };
-    archive_message(c, "message.received", &message, m.now)?;
-    Ok(InboundOutcome::Stored(Box::new(message)))
+    outcomes
+        .pop()
+        .map(|(outcome, _)| outcome)
+        .ok_or_else(|| StoreError::Decode("a batch of one inbound message gave no outcome".into()))
 }
 
 /// The text shown in the inbox for a message.
@@ -454,27 +410,39 @@ fn archive_message_with(
     raw: Option<&serde_json::Value>,
     now: i64,
 ) -> Result<(), StoreError> {
+    let participants = participants_of(c, &m.conversation_id)?;
+    let payload = message_payload(m, raw, participants)?;
+    crate::journal::append(c, &m.org_id, kind, Some(&m.id), &payload, now)?;
+    Ok(())
+}
+
+/// Who is in a thread now, in the order they joined: archived with each of its messages.
+fn participants_of(c: &mut dyn Conn, conversation_id: &str) -> Result<Vec<String>, StoreError> {
+    c.query(
+        "select user_id from participants where conversation_id = ? and left_at is null order by joined_at, user_id",
+        params![conversation_id],
+    )?
+    .iter()
+    .map(|r| r.string(0))
+    .collect()
+}
+
+/// A message's archive entry: the message as the API shows it (an outgoing message's structured
+/// content as its `raw`) and the thread's participants.
+fn message_payload(
+    m: &Message,
+    raw: Option<&serde_json::Value>,
+    participants: Vec<String>,
+) -> Result<serde_json::Value, StoreError> {
     let mut message = serde_json::to_value(m).map_err(|e| StoreError::Decode(e.to_string()))?;
     if let Some(raw) = raw {
         message["raw"] = raw.clone();
     }
-    let participants: Vec<String> = c
-        .query(
-            "select user_id from participants where conversation_id = ? and left_at is null order by joined_at, user_id",
-            params![&m.conversation_id],
-        )?
-        .iter()
-        .map(|r| r.string(0))
-        .collect::<Result<_, _>>()?;
-    // Appended as the JSON value it already is (`journal::record` would copy it once more). This runs
-    // for every message in and out.
-    // (Built by hand: `json!` would copy `message` once more.)
+    // Built by hand: `json!` would copy `message` once more. This runs for every message in and out.
     let mut payload = serde_json::Map::new();
     payload.insert("message".to_owned(), message);
     payload.insert("participants".to_owned(), participants.into());
-    let payload = serde_json::Value::Object(payload);
-    crate::journal::append(c, &m.org_id, kind, Some(&m.id), &payload, now)?;
-    Ok(())
+    Ok(serde_json::Value::Object(payload))
 }
 
 /// The provider accepted a send and gave its id. Statuses that arrived before this are applied now.
@@ -817,6 +785,53 @@ pub fn delivery_target(
 
 /// Messages held for a contact (on any of its threads with this sender), in the order they were
 /// written.
+/// Which of an organization's `contact_ids` have messages held (queued, waiting for policy): two
+/// statements for a batch of inbound messages, so that only those contacts' held messages are read.
+///
+/// Each part is an equality lookup on a leading index column (the contacts' threads, then one held
+/// message per thread): joins or `IN` lists let PostgreSQL's planner, with the stale statistics of
+/// a young database, pick plans walking every message (70 ms to seconds a batch).
+pub fn contacts_with_held(
+    c: &mut dyn Conn,
+    org_id: &str,
+    contact_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut threads: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for chunk in contact_ids.chunks(64) {
+        let rows = crate::sql::union_lookup(
+            c,
+            "select id, contact_id, org_id from conversations where contact_id = ?",
+            &chunk.iter().map(|id| vec![Val::from(*id)]).collect::<Vec<_>>(),
+        )?;
+        for r in rows {
+            let thread = r.string(0)?;
+            if r.string(2)? == org_id && seen.insert(thread.clone()) {
+                threads.push((thread, r.string(1)?));
+            }
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    for chunk in threads.chunks(64) {
+        let rows = crate::sql::union_lookup(
+            c,
+            "select * from (select conversation_id from messages
+                 where conversation_id = ? and queue_reason is not null and status = 'queued' limit 1) as h",
+            &chunk
+                .iter()
+                .map(|(id, _)| vec![Val::from(id.as_str())])
+                .collect::<Vec<_>>(),
+        )?;
+        for r in rows {
+            let thread = r.string(0)?;
+            if let Some((_, contact)) = chunk.iter().find(|(id, _)| *id == thread) {
+                out.insert(contact.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn queued_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<Message>, StoreError> {
     // Driven from the contact's few threads (index conversations_thread), then the held messages of
     // each (index messages_queued): it runs on every inbound message, so it must not scan the

@@ -154,6 +154,49 @@ pub fn placeholders(n: usize) -> String {
     s
 }
 
+/// `row, row, …`: the `VALUES` list of a multi-row insert of `n` rows shaped like `row` (n ≥ 1).
+pub fn value_rows(n: usize, row: &str) -> String {
+    let mut s = String::with_capacity(n * (row.len() + 2));
+    for i in 0..n.max(1) {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(row);
+    }
+    s
+}
+
+/// `branch union all branch …` (`n` ≥ 1 times): a lookup of many keys as one statement whose every
+/// part is an equality lookup. An `IN (…)` list looks the same to the reader, but with stale
+/// statistics (a young PostgreSQL database that autovacuum has not analysed yet) the planner may
+/// answer it by walking a whole index prefix and filtering, thousands of rows for 64 keys; an
+/// equality on a unique or leading index column has only one plan.
+pub fn union_all(n: usize, branch: &str) -> String {
+    let mut s = String::with_capacity(n * (branch.len() + 11));
+    for i in 0..n.max(1) {
+        if i > 0 {
+            s.push_str(" union all ");
+        }
+        s.push_str(branch);
+    }
+    s
+}
+
+/// Runs [`union_all`] of `branch` once per key (each key: the branch's parameters) and returns every
+/// row. The key count is padded up to a power of two by repeating the last key, so one statement
+/// shape serves many batch sizes: PostgreSQL plans each new shape (a 64-branch plan costs
+/// milliseconds), and the connection keeps one prepared statement per shape. A repeated key can
+/// return its rows twice; callers collect into maps or sets.
+pub fn union_lookup(c: &mut dyn Conn, branch: &str, keys: &[Vec<Val>]) -> Result<Vec<Row>, StoreError> {
+    let Some(last) = keys.last() else { return Ok(Vec::new()) };
+    let n = keys.len().next_power_of_two();
+    let mut vals = Vec::with_capacity(n * last.len());
+    for i in 0..n {
+        vals.extend(keys.get(i).unwrap_or(last).iter().cloned());
+    }
+    c.query(&union_all(n, branch), &vals)
+}
+
 /// Rewrites `?` placeholders to PostgreSQL's `$1, $2, …`, leaving `?` inside quoted literals alone.
 pub fn to_postgres_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);

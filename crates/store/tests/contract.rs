@@ -37,6 +37,7 @@ both_backends! {
     a_marketing_preference_delivered_twice_is_recorded_and_journaled_once => marketing_once;
     held_messages_are_released_in_order_or_cancelled => held_messages;
     the_archive_has_one_entry_per_event_and_detects_every_kind_of_tampering => archive;
+    a_batch_of_inbound_messages_ends_as_the_same_messages_stored_one_by_one => inbound_batch;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -1972,4 +1973,166 @@ async fn archive_long_chain(store: Store) {
 /// The key outbound webhook secrets are sealed under in these tests.
 fn hook_key() -> openline_store::webhooks_out::SecretsKey {
     openline_store::webhooks_out::SecretsKey::from_hex(&"42".repeat(32)).unwrap()
+}
+
+/// The batch a gathered set of webhooks makes: a message stored before, two from a new contact
+/// (the later one with a new profile name), one repeated within the batch, one from a contact known
+/// only by WhatsApp user id, an older message of a known contact, and a system message about a new
+/// contact (which must not open a window).
+fn batch_items<'a>(w: &'a World, p: &'a str) -> Vec<(NewInbound<'a>, bool)> {
+    let id = |s: &str| -> &'a str { Box::leak(format!("{p}{s}").into_boxed_str()) };
+    let mut v = vec![
+        (inbound(w, id("pre"), "+447700900001", "Before", NOW + 10), true),
+        (inbound(w, id("w1"), "+447700900002", "First", NOW + 20), true),
+        (inbound(w, id("w2"), "+447700900002", "Second", NOW + 30), true),
+        (inbound(w, id("w1"), "+447700900002", "First", NOW + 20), true),
+        (inbound(w, id("w3"), "+447700900001", "Older", NOW + 5), true),
+        (inbound(w, id("w5"), "+447700900004", "changed number", NOW + 50), false),
+    ];
+    v[2].0.profile_name = Some("Ada B");
+    let mut by_user_id = inbound(w, id("w4"), "", "No number", NOW + 40);
+    by_user_id.from_phone = None;
+    by_user_id.wa_user_id = Some("US.123");
+    v.insert(4, (by_user_id, true));
+    v
+}
+
+/// What the batch left behind, comparable between two databases: per thread its contact, window,
+/// preview, unread count and messages; the outcomes; the archive's length and integrity.
+async fn inbound_state(store: &Store, org: &str) -> Vec<String> {
+    let org = org.to_owned();
+    store
+        .read(move |c| {
+            let mut out = Vec::new();
+            for r in c.query(
+                "select coalesce(ct.phone, ct.wa_user_id), ct.whatsapp_name, ct.wa_user_id, v.unread_count, v.last_inbound_at,
+                        v.last_message_preview, v.last_activity_at,
+                        (select count(*) from messages m where m.conversation_id = v.id)
+                 from conversations v join contacts ct on ct.id = v.contact_id where v.org_id = ? order by 1",
+                params![&org],
+            )? {
+                out.push(format!(
+                    "{} {:?} {:?} unread={} window={:?} preview={:?} activity={} messages={}",
+                    r.string(0)?,
+                    r.opt_string(1)?,
+                    r.opt_string(2)?,
+                    r.i64(3)?,
+                    r.opt_i64(4)?,
+                    r.opt_string(5)?,
+                    r.i64(6)?,
+                    r.i64(7)?
+                ));
+            }
+            for report in journal::verify(c, Some(&org))? {
+                out.push(format!("archive entries={} problem={:?}", report.entries, report.problem));
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap()
+}
+
+async fn inbound_batch(store: Store) {
+    let other = openline_store::testing::TestDb::new(store.backend());
+    let one_by_one = Store::open(&other.url).expect("open second store");
+    let (wa, wb) = (
+        world(&store, "Bank", "pn1").await,
+        world(&one_by_one, "Bank", "pn1").await,
+    );
+
+    // Both have the first message already.
+    for (s, w, p) in [(&store, &wa, "A."), (&one_by_one, &wb, "B.")] {
+        let (org, sender) = (w.org.clone(), w.sender.id.clone());
+        let p = p.to_owned();
+        s.write(move |c| {
+            let w = World {
+                org,
+                sender: senders::get_any(c, &sender)?,
+                scope: Scope { org_ids: vec![] },
+            };
+            let items = batch_items(&w, &p);
+            messages::insert_inbound(c, &items[0].0)
+        })
+        .await
+        .unwrap();
+    }
+
+    let (org, sender) = (wa.org.clone(), wa.sender.id.clone());
+    let batched = store
+        .write(move |c| {
+            let w = World {
+                org,
+                sender: senders::get_any(c, &sender)?,
+                scope: Scope { org_ids: vec![] },
+            };
+            let items = batch_items(&w, "A.");
+            let batch: Vec<messages::InboundItem<'_, '_>> = items
+                .iter()
+                .map(|(m, opens_window)| messages::InboundItem {
+                    message: m,
+                    opens_window: *opens_window,
+                })
+                .collect();
+            Ok(messages::insert_inbound_many(c, &batch)?
+                .into_iter()
+                .map(|(o, _)| o)
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+    let (org, sender) = (wb.org.clone(), wb.sender.id.clone());
+    let single = one_by_one
+        .write(move |c| {
+            let w = World {
+                org,
+                sender: senders::get_any(c, &sender)?,
+                scope: Scope { org_ids: vec![] },
+            };
+            let mut out = Vec::new();
+            for (m, opens_window) in batch_items(&w, "B.") {
+                let item = messages::InboundItem {
+                    message: &m,
+                    opens_window,
+                };
+                out.extend(messages::insert_inbound_many(c, &[item])?.into_iter().map(|(o, _)| o));
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap();
+
+    let shape = |o: &[InboundOutcome]| -> Vec<String> {
+        o.iter()
+            .map(|o| match o {
+                InboundOutcome::Stored(m) => format!("stored {:?}", m.body),
+                InboundOutcome::Duplicate => "duplicate".to_owned(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        shape(&batched),
+        [
+            "duplicate",
+            "stored Some(\"First\")",
+            "stored Some(\"Second\")",
+            "duplicate",
+            "stored Some(\"No number\")",
+            "stored Some(\"Older\")",
+            "stored Some(\"changed number\")"
+        ]
+    );
+    assert_eq!(shape(&batched), shape(&single));
+    let (a, b) = (
+        inbound_state(&store, &wa.org).await,
+        inbound_state(&one_by_one, &wb.org).await,
+    );
+    assert_eq!(a, b, "a batch must end exactly as one message at a time");
+    // The facts, so that both being wrong the same way fails too.
+    assert_eq!(a[0], "+447700900001 Some(\"Ada\") None unread=2 window=Some(1700000000010) preview=Some(\"Older\") activity=1700000000005 messages=2");
+    assert_eq!(a[1], "+447700900002 Some(\"Ada B\") None unread=2 window=Some(1700000000030) preview=Some(\"Second\") activity=1700000000030 messages=2");
+    assert_eq!(a[2], "+447700900004 Some(\"Ada\") None unread=1 window=None preview=Some(\"changed number\") activity=1700000000050 messages=1");
+    assert_eq!(a[3], "US.123 Some(\"Ada\") Some(\"US.123\") unread=1 window=Some(1700000000040) preview=Some(\"No number\") activity=1700000000040 messages=1");
+    assert_eq!(a[4], "archive entries=8 problem=None");
+    drop(one_by_one);
+    drop(other);
 }
