@@ -371,7 +371,43 @@ pub fn after_inbound(
     now: i64,
     fx: &mut Effects,
 ) -> Result<(), StoreError> {
-    let contact_id = conversations::contact_of(c, &message.conversation_id)?;
+    after_inbound_known(c, message, &Known::default(), reply_payload, sender_id, now, fx)
+}
+
+/// What the caller already knows about an inbound message's contact (a batch of webhooks looks it
+/// up for all of its messages at once), sparing [`after_inbound`] a query each.
+#[derive(Debug, Clone)]
+pub struct Known {
+    /// The contact's id, when known.
+    pub contact_id: Option<String>,
+    /// `false` when the contact is known to have no held messages (nothing to release unless this
+    /// message changes their consent).
+    pub may_have_held: bool,
+}
+
+impl Default for Known {
+    fn default() -> Self {
+        Self {
+            contact_id: None,
+            may_have_held: true,
+        }
+    }
+}
+
+/// [`after_inbound`] with what the caller knows about the contact.
+pub fn after_inbound_known(
+    c: &mut dyn Conn,
+    message: &Message,
+    known: &Known,
+    reply_payload: Option<&str>,
+    sender_id: &str,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<(), StoreError> {
+    let contact_id = match &known.contact_id {
+        Some(id) => id.clone(),
+        None => conversations::contact_of(c, &message.conversation_id)?,
+    };
     let org_id = message.org_id.clone();
     // Most messages are not consent answers: the ledger is read only for those that could be.
     let reply = consent::classify_reply(message.body.as_deref().unwrap_or(""), reply_payload);
@@ -425,6 +461,8 @@ pub fn after_inbound(
             | ConsentEventKind::MarketingResumed => {}
         }
         consent_changed(c, &org_id, &contact_id, fx)?;
+    } else if !known.may_have_held {
+        return Ok(());
     }
     release_held(c, &org_id, &contact_id, sender_id, now, fx)
 }

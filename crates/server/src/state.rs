@@ -45,6 +45,8 @@ pub struct AppState {
     pub archive_signing_key: Option<Arc<openline_store::checkpoints::SigningKey>>,
     /// The key sealing outbound webhook secrets at rest, loaded (or created) once at start-up.
     pub webhook_secrets_key: Arc<openline_store::webhooks_out::SecretsKey>,
+    /// Stores Cloud API webhooks several to a transaction (`webhooks::batch`).
+    pub ingest: crate::webhooks::IngestBatcher,
 }
 
 /// The keys start-up loads once for handlers and workers.
@@ -64,6 +66,7 @@ impl AppState {
         keys: Keys,
     ) -> Self {
         Self {
+            ingest: crate::webhooks::IngestBatcher::start(store.clone()),
             store,
             clock,
             blobs: crate::blobs::BlobStore::new(config.blob_dir()),

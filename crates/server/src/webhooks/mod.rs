@@ -1,8 +1,11 @@
 //! Endpoints providers call. Each verifies the provider's signature over the raw bytes before
 //! parsing anything, commits what the webhook says in one transaction, and only then answers 200.
 
+mod batch;
 pub mod twilio;
 pub mod whatsapp;
+
+pub use batch::IngestBatcher;
 
 use crate::consent_flow::{self, Effects};
 use openline_store::messages::{self, StatusOutcome, StatusReport};
@@ -42,12 +45,21 @@ pub(crate) fn dlp_inbound(
 ) -> Result<(Option<String>, Option<openline_domain::dlp::DlpVerdict>), StoreError> {
     let Some(text) = body else { return Ok((None, None)) };
     let rules = openline_store::dlp::rules_for(c, org_id)?;
+    Ok(dlp_inbound_with(&rules, Some(text)))
+}
+
+/// [`dlp_inbound`] with the organization's rules already read (a batch reads them once).
+pub(crate) fn dlp_inbound_with(
+    rules: &[openline_domain::dlp::DlpRule],
+    body: Option<&str>,
+) -> (Option<String>, Option<openline_domain::dlp::DlpVerdict>) {
+    let Some(text) = body else { return (None, None) };
     if rules.is_empty() {
-        return Ok((Some(text.to_owned()), None));
+        return (Some(text.to_owned()), None);
     }
-    let verdict = openline_domain::dlp::scan(&rules, openline_domain::Direction::In, text);
+    let verdict = openline_domain::dlp::scan(rules, openline_domain::Direction::In, text);
     let stored = verdict.redacted.clone().unwrap_or_else(|| text.to_owned());
-    Ok((Some(stored), verdict.action.is_some().then_some(verdict)))
+    (Some(stored), verdict.action.is_some().then_some(verdict))
 }
 
 /// Records the inbound verdict on the stored message (the original text goes to the archive only
@@ -76,6 +88,8 @@ pub(crate) struct StoredInbound<'a> {
     /// A quick-reply button's payload, when the message is a button tap.
     pub reply_payload: Option<&'a str>,
     pub sender_id: &'a str,
+    /// What the webhook's batch already knows about the contact.
+    pub known: consent_flow::Known,
 }
 
 /// What follows a newly stored inbound message, whatever the provider: its DLP verdict, then (on
@@ -111,7 +125,15 @@ fn after_stored(
     let message = record_inbound_dlp(c, stored.message, stored.verdict, stored.original, now)?;
     if written_by_contact && stored.channel == openline_domain::Channel::Whatsapp {
         // A consent answer, or the window re-opening, may release held messages.
-        consent_flow::after_inbound(c, &message, stored.reply_payload, stored.sender_id, now, fx)?;
+        consent_flow::after_inbound_known(
+            c,
+            &message,
+            &stored.known,
+            stored.reply_payload,
+            stored.sender_id,
+            now,
+            fx,
+        )?;
     }
     fx.messages.insert(0, ("message.received", message));
     Ok(())

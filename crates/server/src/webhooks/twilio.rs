@@ -309,6 +309,7 @@ fn apply(
                     original: if first { m.body.as_deref() } else { None },
                     reply_payload: if first { m.button_payload.as_deref() } else { None },
                     sender_id: &sender.id,
+                    known: crate::consent_flow::Known::default(),
                 };
                 super::after_stored_inbound(c, stored, now, fx)?;
             }

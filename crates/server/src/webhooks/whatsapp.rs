@@ -7,7 +7,7 @@
 //! a message not known yet is kept and applied when the message's provider id is recorded. If the
 //! commit fails, the answer is 5xx and Meta retries: nothing acknowledged is lost.
 
-use crate::consent_flow::Effects;
+use crate::consent_flow::{Effects, Known};
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -110,18 +110,8 @@ pub async fn receive_webhook(
         };
         routed.push((ev, sender));
     }
-    let now = st.now();
-    let (metrics, effects) = st
-        .store
-        .write(move |c| {
-            let mut fx = Effects::default();
-            let metrics = routed
-                .into_iter()
-                .map(|(ev, sender)| apply(c, ev, sender.as_ref(), now, &mut fx))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((metrics, fx))
-        })
-        .await?;
+    // Stored with the other webhooks arriving at the same time, in one transaction (see `batch`).
+    let (metrics, effects) = st.ingest.submit(routed, st.now()).await?;
     for m in metrics {
         st.metrics.webhook(m);
     }
@@ -130,7 +120,7 @@ pub async fn receive_webhook(
 }
 
 /// Applies one event inside the webhook's transaction; returns its metric label.
-fn apply(
+pub(super) fn apply(
     c: &mut dyn Conn,
     ev: CloudEvent,
     sender: Option<&Sender>,
@@ -185,17 +175,7 @@ fn store_message(
     now: i64,
     fx: &mut Effects,
 ) -> Result<&'static str, StoreError> {
-    let phone = m
-        .wa_id
-        .as_deref()
-        .or(Some(m.from.as_str()))
-        .and_then(|d| PhoneNumber::from_wa_id(d).ok());
-    let wa_user_id = m
-        .user_id
-        .clone()
-        .or_else(|| phone.is_none().then(|| m.from.clone()))
-        .filter(|u| !u.is_empty());
-    if phone.is_none() && wa_user_id.is_none() {
+    let Some((phone, wa_user_id)) = identity(m) else {
         // No way to tell who wrote: keep it whole instead of guessing a contact.
         provider_events::insert(
             c,
@@ -207,42 +187,100 @@ fn store_message(
             now,
         )?;
         return Ok("unattributed");
-    }
-    let media = m.media.as_ref().map(|md| {
+    };
+    let media = media_reference(m);
+    let (stored_body, verdict) = super::dlp_inbound(c, &sender.org_id, m.body.as_deref())?;
+    let new = new_inbound(
+        m,
+        sender,
+        phone.as_ref(),
+        wa_user_id.as_deref(),
+        stored_body.as_deref(),
+        media.as_ref(),
+        now,
+    );
+    // A `system` message is WhatsApp speaking about the contact, not the contact writing: it must not
+    // open or extend the 24-hour window (Meta's own window ignores it), nor count as a consent answer.
+    let outcome = if is_system(m) {
+        messages::insert_system_inbound(c, &new)?
+    } else {
+        messages::insert_inbound(c, &new)?
+    };
+    after_insert(c, m, sender, (outcome, Known::default()), verdict.as_ref(), now, fx)
+}
+
+/// WhatsApp speaking about the contact (a changed number, a changed identity), not the contact writing.
+pub(super) fn is_system(m: &InboundMessage) -> bool {
+    m.provider_type() == "system"
+}
+
+/// Who wrote: their number and WhatsApp user id (the user id stands in when the number is
+/// withheld); `None` when neither is known.
+pub(super) fn identity(m: &InboundMessage) -> Option<(Option<PhoneNumber>, Option<String>)> {
+    let phone = m
+        .wa_id
+        .as_deref()
+        .or(Some(m.from.as_str()))
+        .and_then(|d| PhoneNumber::from_wa_id(d).ok());
+    let wa_user_id = m
+        .user_id
+        .clone()
+        .or_else(|| phone.is_none().then(|| m.from.clone()))
+        .filter(|u| !u.is_empty());
+    (phone.is_some() || wa_user_id.is_some()).then_some((phone, wa_user_id))
+}
+
+/// The media reference stored with a media message.
+pub(super) fn media_reference(m: &InboundMessage) -> Option<serde_json::Value> {
+    m.media.as_ref().map(|md| {
         serde_json::json!({
             "id": md.id, "mime_type": md.mime_type, "sha256": md.sha256, "caption": md.caption,
             "filename": md.filename, "voice": md.voice, "animated": md.animated,
         })
-    });
-    let (stored_body, verdict) = super::dlp_inbound(c, &sender.org_id, m.body.as_deref())?;
-    // A `system` message is WhatsApp speaking about the contact, not the contact writing: it must not
-    // open or extend the 24-hour window (Meta's own window ignores it), nor count as a consent answer.
-    let system = m.provider_type() == "system";
-    let insert = if system {
-        messages::insert_system_inbound
-    } else {
-        messages::insert_inbound
-    };
-    let outcome = insert(
-        c,
-        &NewInbound {
-            org_id: &sender.org_id,
-            sender_id: &sender.id,
-            channel: Channel::Whatsapp,
-            provider: ProviderKind::CloudApi,
-            from_phone: phone.as_ref().map(PhoneNumber::as_e164),
-            wa_user_id: wa_user_id.as_deref(),
-            profile_name: m.profile_name.as_deref(),
-            provider_message_id: &m.provider_message_id,
-            kind: m.kind,
-            body: stored_body.as_deref(),
-            media: media.as_ref(),
-            reply_to: m.context_message_id.as_deref(),
-            raw: Some(&m.raw),
-            sent_at: if m.timestamp_ms > 0 { m.timestamp_ms } else { now },
-            now,
-        },
-    )?;
+    })
+}
+
+/// The message as the store takes it, `stored_body` being the text after DLP.
+pub(super) fn new_inbound<'a>(
+    m: &'a InboundMessage,
+    sender: &'a Sender,
+    phone: Option<&'a PhoneNumber>,
+    wa_user_id: Option<&'a str>,
+    stored_body: Option<&'a str>,
+    media: Option<&'a serde_json::Value>,
+    now: i64,
+) -> NewInbound<'a> {
+    NewInbound {
+        org_id: &sender.org_id,
+        sender_id: &sender.id,
+        channel: Channel::Whatsapp,
+        provider: ProviderKind::CloudApi,
+        from_phone: phone.map(PhoneNumber::as_e164),
+        wa_user_id,
+        profile_name: m.profile_name.as_deref(),
+        provider_message_id: &m.provider_message_id,
+        kind: m.kind,
+        body: stored_body,
+        media,
+        reply_to: m.context_message_id.as_deref(),
+        raw: Some(&m.raw),
+        sent_at: if m.timestamp_ms > 0 { m.timestamp_ms } else { now },
+        now,
+    }
+}
+
+/// What follows storing a message (or recognising a duplicate): its file queued for fetching, its
+/// DLP verdict, consent and held messages (`known`: what the caller knows of the contact), the live
+/// event, and for a `system` message its notice.
+pub(super) fn after_insert(
+    c: &mut dyn Conn,
+    m: &InboundMessage,
+    sender: &Sender,
+    (outcome, known): (InboundOutcome, Known),
+    verdict: Option<&openline_domain::dlp::DlpVerdict>,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<&'static str, StoreError> {
     Ok(match outcome {
         InboundOutcome::Stored(msg) => {
             if let Some(md) = &m.media {
@@ -271,12 +309,13 @@ fn store_message(
             let stored = super::StoredInbound {
                 message: *msg,
                 channel: Channel::Whatsapp,
-                verdict: verdict.as_ref(),
+                verdict,
                 original: m.body.as_deref(),
                 reply_payload: m.reply_payload.as_deref(),
                 sender_id: &sender.id,
+                known,
             };
-            if system {
+            if is_system(m) {
                 super::after_stored_system_inbound(c, stored, now, fx)?;
                 system_notice(c, m, &sender.org_id, &conversation_id, now, fx)?;
             } else {
