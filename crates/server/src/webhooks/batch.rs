@@ -44,7 +44,7 @@ struct Webhook {
 }
 
 /// A webhook with its place in the batch.
-type Numbered = (usize, Webhook);
+type Numbered<'a> = (usize, &'a Webhook);
 
 /// Hands webhooks to the batching task.
 #[derive(Clone)]
@@ -97,20 +97,23 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(Webhook, Reply)>) {
 
 async fn flush(store: &Store, batch: Vec<(Webhook, Reply)>) {
     let (hooks, replies): (Vec<Webhook>, Vec<Reply>) = batch.into_iter().unzip();
-    if hooks.len() == 1 {
-        let together = store.write(move |c| apply_all(c, hooks)).await;
-        answer(replies, together);
-        return;
-    }
-    // Kept for the one-by-one fallback (rare: a batch fails only when one of its webhooks does).
-    let copies: Vec<(Events, i64)> = hooks.iter().map(|h| (h.events.clone(), h.now)).collect();
-    match store.write(move |c| apply_all(c, hooks)).await {
+    // Shared with the write job rather than moved into it, so the one-by-one fallback can use the
+    // webhooks again without copying every batch's events in case it fails.
+    let hooks = Arc::new(hooks);
+    let together = {
+        let hooks = hooks.clone();
+        store.write(move |c| apply_all(c, &hooks)).await
+    };
+    match together {
         Ok(stored) => answer(replies, Ok(stored)),
         Err(e @ (StoreError::Overloaded | StoreError::Closed)) => answer(replies, Err(e)),
+        Err(e) if hooks.len() == 1 => answer(replies, Err(e)),
+        // One of them failed and took the batch with it: store each alone, so only it fails.
         Err(_) => {
-            for ((events, now), reply) in copies.into_iter().zip(replies) {
+            for (i, reply) in replies.into_iter().enumerate() {
+                let hooks = hooks.clone();
                 let alone = store
-                    .write(move |c| apply_all(c, vec![Webhook { events, now }]))
+                    .write(move |c| apply_all(c, &hooks[i..=i]))
                     .await
                     .and_then(|mut v| v.pop().ok_or(StoreError::NotFound));
                 let _ = reply.send(alone);
@@ -146,10 +149,10 @@ fn plain_messages(h: &Webhook) -> bool {
 /// Stores a batch in the caller's transaction: the plain messages of all its webhooks together,
 /// then every other webhook's events one at a time, in order. Returns each webhook's outcome in the
 /// batch's order.
-fn apply_all(c: &mut dyn Conn, hooks: Vec<Webhook>) -> Result<Vec<Stored>, StoreError> {
+fn apply_all(c: &mut dyn Conn, hooks: &[Webhook]) -> Result<Vec<Stored>, StoreError> {
     let mut out: Vec<Option<Stored>> = hooks.iter().map(|_| None).collect();
-    let (plain, other): (Vec<Numbered>, Vec<Numbered>) =
-        hooks.into_iter().enumerate().partition(|(_, h)| plain_messages(h));
+    let (plain, other): (Vec<Numbered<'_>>, Vec<Numbered<'_>>) =
+        hooks.iter().enumerate().partition(|(_, h)| plain_messages(h));
     if !plain.is_empty() {
         for (i, stored) in store_plain(c, &plain)? {
             out[i] = Some(stored);
@@ -159,7 +162,7 @@ fn apply_all(c: &mut dyn Conn, hooks: Vec<Webhook>) -> Result<Vec<Stored>, Store
         let mut fx = Effects::default();
         let metrics = h
             .events
-            .into_iter()
+            .iter()
             .map(|(ev, sender)| whatsapp::apply(c, ev, sender.as_ref(), h.now, &mut fx))
             .collect::<Result<Vec<_>, _>>()?;
         out[i] = Some((metrics, fx));
@@ -182,7 +185,7 @@ struct Prepared<'a> {
     verdict: Option<openline_domain::dlp::DlpVerdict>,
 }
 
-fn store_plain(c: &mut dyn Conn, plain: &[Numbered]) -> Result<Vec<(usize, Stored)>, StoreError> {
+fn store_plain<'a>(c: &mut dyn Conn, plain: &[Numbered<'a>]) -> Result<Vec<(usize, Stored)>, StoreError> {
     // Each organization's DLP rules, read once for the batch.
     let mut rules: HashMap<&str, Vec<DlpRule>> = HashMap::new();
     let mut prepared: Vec<Prepared<'_>> = Vec::new();

@@ -122,14 +122,14 @@ pub async fn receive_webhook(
 /// Applies one event inside the webhook's transaction; returns its metric label.
 pub(super) fn apply(
     c: &mut dyn Conn,
-    ev: CloudEvent,
+    ev: &CloudEvent,
     sender: Option<&Sender>,
     now: i64,
     fx: &mut Effects,
 ) -> Result<&'static str, StoreError> {
     match ev {
         CloudEvent::Message(m) => match sender {
-            Some(s) => store_message(c, &m, s, now, fx),
+            Some(s) => store_message(c, m, s, now, fx),
             None => {
                 // A number openline does not know: keep the event rather than lose it.
                 tracing::warn!(phone_number_id = %m.phone_number_id, "webhook for an unknown business number kept as a provider event");
@@ -145,7 +145,7 @@ pub(super) fn apply(
                 Ok("unrouted")
             }
         },
-        CloudEvent::Status(s) => store_status(c, &s, now, fx),
+        CloudEvent::Status(s) => store_status(c, s, now, fx),
         CloudEvent::Other(o) => {
             provider_events::insert(
                 c,
@@ -161,7 +161,7 @@ pub(super) fn apply(
             }
             if o.field == "user_preferences" {
                 // Kept whole above; the stop or resume goes to the contact's consent ledger.
-                crate::marketing::apply_user_preferences(c, &o, sender, now, fx)?;
+                crate::marketing::apply_user_preferences(c, o, sender, now, fx)?;
             }
             Ok("other")
         }
