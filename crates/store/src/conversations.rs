@@ -91,29 +91,15 @@ pub(crate) fn create_open(
     Ok(id)
 }
 
-/// Records a message in the thread's summary. An inbound message (`inbound_at`: when the contact
-/// sent it) moves the window and the unread count; the business's own messages never do.
-pub fn touch(
-    c: &mut dyn Conn,
-    id: &str,
-    inbound_at: Option<i64>,
-    preview: Option<&str>,
-    now: i64,
-) -> Result<(), StoreError> {
+/// Records one of the business's own messages (a send, a notice) in the thread's summary: activity
+/// and preview; the window and the unread count never move for them. Inbound messages go through
+/// `touch_inbound_many` (with the messages, see `messages::insert_inbound_many`).
+pub fn touch(c: &mut dyn Conn, id: &str, preview: Option<&str>, now: i64) -> Result<(), StoreError> {
     let preview = preview.map(|p| p.chars().take(120).collect::<String>());
-    match inbound_at {
-        Some(at) => c.execute(
-            "update conversations set
-                 last_inbound_at = case when last_inbound_at is null or last_inbound_at < ? then ? else last_inbound_at end,
-                 last_activity_at = ?, last_message_preview = ?, unread_count = unread_count + 1, updated_at = ?
-             where id = ?",
-            params![at, at, now, preview, now, id],
-        )?,
-        None => c.execute(
-            "update conversations set last_activity_at = ?, last_message_preview = ?, updated_at = ? where id = ?",
-            params![now, preview, now, id],
-        )?,
-    };
+    c.execute(
+        "update conversations set last_activity_at = ?, last_message_preview = ?, updated_at = ? where id = ?",
+        params![now, preview, now, id],
+    )?;
     Ok(())
 }
 
@@ -133,8 +119,9 @@ pub(crate) struct InboundTouch {
 /// The most threads one `update` statement carries.
 const TOUCHES_PER_UPDATE: usize = 64;
 
-/// [`touch`] for many threads at once, one statement per [`TOUCHES_PER_UPDATE`] threads: what a
-/// batch of inbound messages does to each thread's window, activity, preview and unread count.
+/// What a batch of inbound messages does to each of its threads, one statement per
+/// [`TOUCHES_PER_UPDATE`] threads: the window (moved only forward, by messages the contact wrote),
+/// activity, preview and unread count.
 pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> Result<(), StoreError> {
     for chunk in touches.chunks(TOUCHES_PER_UPDATE) {
         let mut vals = Vec::with_capacity(chunk.len() * 5);

@@ -311,7 +311,7 @@ pub fn insert_outbound_rich(
     if m.queue_reason.is_none() {
         crate::outbox::enqueue(c, &id, m.org_id, m.sender_id, m.now)?;
     }
-    conversations::touch(c, m.conversation_id, None, preview(m.kind, m.body).as_deref(), m.now)?;
+    conversations::touch(c, m.conversation_id, preview(m.kind, m.body).as_deref(), m.now)?;
     let message = get_any(c, &id)?;
     archive_message_with(c, "message.created", &message, extras.content, m.now)?;
     Ok(message)
@@ -926,7 +926,7 @@ pub fn insert_notice(c: &mut dyn Conn, n: &NewSystemMessage<'_>) -> Result<Messa
          values (?, ?, ?, 'system', 'notice', ?, 'received', ?, ?)",
         params![&id, n.org_id, n.conversation_id, n.body, n.now, n.now],
     )?;
-    conversations::touch(c, n.conversation_id, None, Some(n.body), n.now)?;
+    conversations::touch(c, n.conversation_id, Some(n.body), n.now)?;
     let m = get_any(c, &id)?;
     archive_message(c, "notice", &m, n.now)?;
     Ok(m)
