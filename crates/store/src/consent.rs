@@ -57,24 +57,7 @@ pub struct NewConsentEvent<'a> {
 }
 
 pub fn append(c: &mut dyn Conn, e: &NewConsentEvent<'_>) -> Result<ConsentRecord, StoreError> {
-    let id = openline_domain::ids::new_id("cns");
-    c.execute(
-        &format!("insert into consent_events ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        params![
-            &id,
-            e.org_id,
-            e.contact_id,
-            e.kind,
-            e.actor_user_id,
-            e.message_id,
-            e.provider_message_id,
-            e.evidence.to_string(),
-            e.at
-        ],
-    )?;
-    let record = from_row(&c.query_one(&format!("select {COLS} from consent_events where id = ?"), params![&id])?)?;
-    crate::journal::record(c, e.org_id, &format!("consent.{}", e.kind), &record.id, &record, e.at)?;
-    Ok(record)
+    insert(c, e, "", e.at)?.ok_or_else(|| StoreError::Decode("a consent event was not inserted".into()))
 }
 
 /// Appends an entry unless the same one is already there, for events a provider may deliver more
@@ -84,9 +67,20 @@ pub fn append(c: &mut dyn Conn, e: &NewConsentEvent<'_>) -> Result<ConsentRecord
 /// when it happened (the provider's time, which orders the ledger); the journal entry is dated
 /// `now`, when openline learned of it, like every other entry of the archive.
 pub fn append_once(c: &mut dyn Conn, e: &NewConsentEvent<'_>, now: i64) -> Result<Option<ConsentRecord>, StoreError> {
+    insert(c, e, " on conflict do nothing", now)
+}
+
+/// Inserts the entry (`on_conflict`: what to do when the unique index already holds it) and
+/// journals it dated `journaled_at`; `None` when nothing was inserted.
+fn insert(
+    c: &mut dyn Conn,
+    e: &NewConsentEvent<'_>,
+    on_conflict: &str,
+    journaled_at: i64,
+) -> Result<Option<ConsentRecord>, StoreError> {
     let id = openline_domain::ids::new_id("cns");
     let inserted = c.execute(
-        &format!("insert into consent_events ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing"),
+        &format!("insert into consent_events ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?){on_conflict}"),
         params![
             &id,
             e.org_id,
@@ -103,7 +97,14 @@ pub fn append_once(c: &mut dyn Conn, e: &NewConsentEvent<'_>, now: i64) -> Resul
         return Ok(None);
     }
     let record = from_row(&c.query_one(&format!("select {COLS} from consent_events where id = ?"), params![&id])?)?;
-    crate::journal::record(c, e.org_id, &format!("consent.{}", e.kind), &record.id, &record, now)?;
+    crate::journal::record(
+        c,
+        e.org_id,
+        &format!("consent.{}", e.kind),
+        &record.id,
+        &record,
+        journaled_at,
+    )?;
     Ok(Some(record))
 }
 
