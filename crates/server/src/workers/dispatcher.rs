@@ -17,7 +17,7 @@
 //! tier allows, held templates are released in the order they were written.
 
 use super::accepts::{Accept, AcceptRecorder};
-use super::pacing::{Pacers, Slot};
+use super::pacing::{Departure, Pacers, Slot};
 use crate::state::AppState;
 use openline_channels::cloud_api::{MediaSource, MediaType, OutboundMessage};
 use openline_channels::SendError;
@@ -148,19 +148,22 @@ pub fn backoff_ms(attempt: i64, retry_after: Option<Duration>) -> i64 {
     jittered.max(floor)
 }
 
-/// Waits for the pacer's slot for this send. `false` when the row went back to the outbox (or could
-/// not be put back: then its lease runs out and it is claimed again).
-async fn paced(st: &AppState, pacers: &Pacers, job: &outbox::Claimed, sender: &Sender, contact: &str) -> bool {
+/// Waits for the pacer's slot for this send; the send counts against the number's throughput until
+/// the returned [`Departure`] is dropped, right after the provider answered. `None` when the row went
+/// back to the outbox (or could not be put back: then its lease runs out and it is claimed again).
+async fn paced(
+    st: &AppState,
+    pacers: &Pacers,
+    job: &outbox::Claimed,
+    sender: &Sender,
+    contact: &str,
+) -> Option<Departure> {
     let now = st.now();
     match pacers.slot(&sender.id, sender.throughput_per_s, contact, now) {
-        Slot::Now => {
-            pacers.release(&sender.id, sender.throughput_per_s).await;
-            true
-        }
+        Slot::Now => Some(pacers.release(&sender.id, sender.throughput_per_s).await),
         Slot::Booked(at) => {
             tokio::time::sleep(Duration::from_millis(u64::try_from(at - now).unwrap_or(0))).await;
-            pacers.release(&sender.id, sender.throughput_per_s).await;
-            true
+            Some(pacers.release(&sender.id, sender.throughput_per_s).await)
         }
         Slot::Later(at) => {
             st.metrics.send("paced");
@@ -176,7 +179,7 @@ async fn paced(st: &AppState, pacers: &Pacers, job: &outbox::Claimed, sender: &S
             {
                 tracing::error!(error = %e, "could not put a paced message back; its lease will expire and retry it");
             }
-            false
+            None
         }
     }
 }
@@ -198,9 +201,10 @@ async fn send_one(st: &AppState, pacers: &Pacers, accepts: &AcceptRecorder, job:
     };
     let result = match sender.provider {
         ProviderKind::CloudApi => {
-            if !paced(st, pacers, &job, &sender, &phone).await {
+            // Counts against the number until the answer is in (dropped at the end of this arm).
+            let Some(_departure) = paced(st, pacers, &job, &sender, &phone).await else {
                 return;
-            }
+            };
             if let Some(media_type) = media_type_of(message.kind) {
                 send_media(st, &message, &phone, &sender, media_type).await
             } else {
@@ -293,9 +297,14 @@ async fn send_one(st: &AppState, pacers: &Pacers, accepts: &AcceptRecorder, job:
                 }
             };
             // Meta's limits hold through Twilio too; SMS is Twilio's own queue's business.
-            if sender.channel == Channel::Whatsapp && !paced(st, pacers, &job, &sender, &phone).await {
-                return;
-            }
+            let _departure = if sender.channel == Channel::Whatsapp {
+                let Some(d) = paced(st, pacers, &job, &sender, &phone).await else {
+                    return;
+                };
+                Some(d)
+            } else {
+                None
+            };
             twilio.send(&request).await
         }
     };
