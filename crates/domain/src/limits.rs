@@ -197,6 +197,8 @@ pub struct Pacer {
     contact_tat: HashMap<String, Millis>,
     /// No send before this (the provider answered 130429).
     paused_until: Millis,
+    /// When contacts whose bucket is full again are next dropped from `contact_tat`.
+    next_prune: Millis,
 }
 
 impl Pacer {
@@ -299,7 +301,13 @@ impl Pacer {
         {
             self.sends.pop_front();
         }
-        self.contact_tat.retain(|_, tat| *tat > now);
+        // A past TAT means the same as none (a full bucket), so dropping them is only for memory:
+        // once a second, not per send (at 1,000/s the map holds the last few seconds' contacts,
+        // and walking it per send was most of the pacer's time).
+        if now >= self.next_prune || now + SECOND_MS < self.next_prune {
+            self.contact_tat.retain(|_, tat| *tat > now);
+            self.next_prune = now + SECOND_MS;
+        }
     }
 }
 
