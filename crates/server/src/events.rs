@@ -34,6 +34,10 @@ impl EventHub {
     }
 
     pub fn publish(&self, kind: &str, org_id: &str, conversation_id: Option<&str>, data: serde_json::Value) {
+        // Nobody is watching: nothing to build.
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
         let ev = LiveEvent {
             id: openline_domain::ids::new_id("evt"),
             kind: kind.to_owned(),
@@ -47,6 +51,10 @@ impl EventHub {
 
     /// Publishes a message-shaped event.
     pub fn message(&self, kind: &str, m: &openline_store::messages::Message) {
+        // Serialising a message is most of a live event's cost; with nobody watching, skip it.
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
         match serde_json::to_value(m) {
             Ok(data) => self.publish(kind, &m.org_id, Some(&m.conversation_id), data),
             Err(e) => tracing::error!(error = %e, "could not serialise a live event"),
