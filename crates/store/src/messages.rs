@@ -762,10 +762,29 @@ fn advance(
 }
 
 /// What the dispatcher needs to send a message: the message, the contact's number and the sender.
-pub fn delivery_target(
+pub type DeliveryTarget = (Message, Option<String>, crate::senders::Sender);
+
+/// [`delivery_target`] for each of `message_ids`, in order, in one read: the dispatcher asks for a
+/// claimed batch at once rather than a read job per send. A message that cannot be read has its
+/// own error; its neighbours are unaffected.
+pub fn delivery_targets(c: &mut dyn Conn, message_ids: &[String]) -> Vec<Result<DeliveryTarget, StoreError>> {
+    let mut senders: std::collections::HashMap<String, crate::senders::Sender> = std::collections::HashMap::new();
+    message_ids
+        .iter()
+        .map(|id| delivery_target_with(c, id, &mut senders))
+        .collect()
+}
+
+/// What the dispatcher needs to send a message: the message, the contact's number and the sender.
+pub fn delivery_target(c: &mut dyn Conn, message_id: &str) -> Result<DeliveryTarget, StoreError> {
+    delivery_target_with(c, message_id, &mut std::collections::HashMap::new())
+}
+
+fn delivery_target_with(
     c: &mut dyn Conn,
     message_id: &str,
-) -> Result<(Message, Option<String>, crate::senders::Sender), StoreError> {
+    senders: &mut std::collections::HashMap<String, crate::senders::Sender>,
+) -> Result<DeliveryTarget, StoreError> {
     // One query for the message, its thread's number and the contact's phone: this runs per send.
     let r = c.query_one(
         &format!(
@@ -779,7 +798,15 @@ pub fn delivery_target(
     // The two columns after the message's own.
     let extra = r.0.len().saturating_sub(2);
     let phone = r.opt_string(extra)?;
-    let sender = crate::senders::get_any(c, &r.string(extra + 1)?)?;
+    let sender_id = r.string(extra + 1)?;
+    let sender = match senders.get(&sender_id) {
+        Some(s) => s.clone(),
+        None => {
+            let s = crate::senders::get_any(c, &sender_id)?;
+            senders.insert(sender_id, s.clone());
+            s
+        }
+    };
     Ok((message, phone, sender))
 }
 

@@ -60,14 +60,22 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
             .await
         {
             Ok(claimed) if !claimed.is_empty() => {
+                // Every claimed message's content, number and sender in one read, not one per send.
+                let ids: Vec<String> = claimed.iter().map(|j| j.message_id.clone()).collect();
+                let mut targets = match st.store.read(move |c| Ok(messages::delivery_targets(c, &ids))).await {
+                    Ok(t) => t.into_iter().map(Some).collect(),
+                    // Each send reads its own then.
+                    Err(_) => Vec::new(),
+                }
+                .into_iter();
                 for job in claimed {
+                    let target = targets.next().flatten();
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         break;
                     };
                     let (st, pacers, accepts) = (st.clone(), pacers.clone(), accepts.clone());
                     tokio::spawn(async move {
-                        send_one(&st, &pacers, &accepts, job).await;
-                        drop(permit);
+                        send_one(&st, &pacers, &accepts, job, target, permit).await;
                     });
                 }
                 continue;
@@ -184,10 +192,26 @@ async fn paced(
     }
 }
 
-async fn send_one(st: &AppState, pacers: &Pacers, accepts: &AcceptRecorder, job: outbox::Claimed) {
+/// Sends one claimed message; `target` is what [`messages::delivery_targets`] read for it with its
+/// batch (read here when missing).
+async fn send_one(
+    st: &AppState,
+    pacers: &Pacers,
+    accepts: &AcceptRecorder,
+    job: outbox::Claimed,
+    target: Option<Result<messages::DeliveryTarget, openline_store::StoreError>>,
+    // The send's place among those in flight: given back once the provider answered and the
+    // outcome is handed over (an accept is then only waiting to be committed with others).
+    in_flight: tokio::sync::OwnedSemaphorePermit,
+) {
     let attempt = job.attempts + 1;
-    let message_id = job.message_id.clone();
-    let target = st.store.read(move |c| messages::delivery_target(c, &message_id)).await;
+    let target = match target {
+        Some(t) => t,
+        None => {
+            let message_id = job.message_id.clone();
+            st.store.read(move |c| messages::delivery_target(c, &message_id)).await
+        }
+    };
     let (message, phone, sender) = match target {
         Ok(t) => t,
         Err(e) => {
@@ -316,8 +340,8 @@ async fn send_one(st: &AppState, pacers: &Pacers, accepts: &AcceptRecorder, job:
             let provider = sender.provider;
             // An earlier attempt may have reached the provider too (claimed, then no outcome recorded).
             let maybe_sent = job.maybe_sent;
-            let recorded = accepts
-                .record(Accept {
+            let recording = accepts
+                .enqueue(Accept {
                     outbox_id,
                     message_id,
                     provider,
@@ -326,6 +350,9 @@ async fn send_one(st: &AppState, pacers: &Pacers, accepts: &AcceptRecorder, job:
                     now,
                 })
                 .await;
+            // Shutdown still waits for the commit: the recorder runs until every handle is gone.
+            drop(in_flight);
+            let recorded = recording.committed().await;
             if maybe_sent {
                 tracing::warn!(message_id = %job.message_id, "sent again after an attempt with no recorded outcome: possible duplicate");
             }
