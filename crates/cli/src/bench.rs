@@ -244,12 +244,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let ceiling_run = {
             let rid = run_id.clone();
             let make: load::MakeBody = Arc::new(move |seq| load::message_body(&format!("c{rid}"), seq));
-            let target = Target::new(
-                client.clone(),
-                format!("{}/bench/ceiling", srv.url),
-                signer.clone(),
-                make,
-            );
+            let target = Target::new(&format!("{}/bench/ceiling", srv.url), signer.clone(), make);
             load::closed_loop(target, args.concurrency, run_for).await
         };
         check_alive(&mut srv)?;
@@ -284,12 +279,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             };
             let rid = run_id.clone();
             let make: load::MakeBody = Arc::new(move |seq| load::message_body(&rid, seq));
-            let target = Target::new(
-                client.clone(),
-                format!("{}/webhooks/whatsapp", srv.url),
-                signer.clone(),
-                make,
-            );
+            let target = Target::new(&format!("{}/webhooks/whatsapp", srv.url), signer.clone(), make);
             progress(&format!(
                 "ingest: closed loop, {} connections, {seconds} s",
                 args.concurrency
@@ -364,12 +354,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     let msg = seqs.get(((seq / 3) % n) as usize).copied().unwrap_or_default();
                     load::status_body(&load::wamid(&rid, msg), STATUSES[(seq % 3) as usize], msg)
                 });
-                let target = Target::new(
-                    client.clone(),
-                    format!("{}/webhooks/whatsapp", srv.url),
-                    signer.clone(),
-                    make,
-                );
+                let target = Target::new(&format!("{}/webhooks/whatsapp", srv.url), signer.clone(), make);
                 let before = srv.webhook_outcomes(&client).await.unwrap_or_default();
                 progress(&format!(
                     "status: closed loop, {} connections, {seconds} s",

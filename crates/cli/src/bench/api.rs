@@ -106,15 +106,6 @@ async fn agent_with_token(store: &Store) -> anyhow::Result<(String, senders::Sen
     Ok((token, sender))
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(super::MAX_IN_FLIGHT)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")
-}
-
 /// A Graph API stand-in that accepts every send with a new message id, at once.
 async fn stub_graph() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -169,8 +160,7 @@ pub async fn outbound(
             json!({"contact_id": contact, "text": format!("Your statement for account {seq} is ready.")}).to_string()
         })
     };
-    let client = client()?;
-    let target = Target::api(client, format!("{}/api/v1/messages", srv.url), token, false, make);
+    let target = Target::api(&format!("{}/api/v1/messages", srv.url), token, false, make);
     progress(&format!(
         "outbound: closed loop, {concurrency} connections, {:.1} s",
         run_for.as_secs_f64()
@@ -306,11 +296,9 @@ pub async fn inbox(backend: &Backend, run_for: Duration, smoke: bool) -> anyhow:
     let total = count(&store, "select count(*) from messages").await?;
     drop(store);
 
-    let client = client()?;
     let rate = if smoke { 50.0 } else { INBOX_RATE };
     let list = Target::api(
-        client.clone(),
-        format!("{}/api/v1/conversations", srv.url),
+        &format!("{}/api/v1/conversations", srv.url),
         token.clone(),
         true,
         Arc::new(|_| "?limit=50".to_owned()),
@@ -321,8 +309,7 @@ pub async fn inbox(backend: &Backend, run_for: Duration, smoke: bool) -> anyhow:
     let open = {
         let threads = long_threads.clone();
         Target::api(
-            client,
-            format!("{}/api/v1/conversations/", srv.url),
+            &format!("{}/api/v1/conversations/", srv.url),
             token,
             true,
             Arc::new(move |seq| {

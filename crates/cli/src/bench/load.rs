@@ -8,7 +8,12 @@
 //!   A server that stalls therefore cannot hide the requests that queued behind the stall (no
 //!   coordinated omission): a late send counts as latency.
 
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -117,10 +122,81 @@ pub enum Auth {
     Bearer(String),
 }
 
+/// The load generator's HTTP/1.1 client: hyper's connection-level API, one request at a time on
+/// each connection, connections kept for reuse. A general-purpose client (reqwest: pooling keyed by
+/// host, URL parsing, redirect and timeout layers per request) cost the generator about as much CPU
+/// as the no-storage ceiling cost the server, and the two share this machine's cores: every
+/// cycle the generator spends is one the server under test does not get.
+pub struct Conns {
+    /// `host:port`.
+    addr: String,
+    idle: std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+impl Conns {
+    fn new(addr: String) -> Self {
+        Self {
+            addr,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(c) = idle.pop() {
+            if !c.is_closed() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+        // Runs until the sender is dropped or the server closes the connection.
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// Sends `request` on an idle connection (or a new one), reads the answer to its end and keeps
+    /// the connection; answers the status.
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<u16, String> {
+        let mut conn = match self.take_idle() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        conn.ready().await.map_err(|e| e.to_string())?;
+        let res = conn.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        res.into_body().collect().await.map_err(|e| e.to_string())?;
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
+        Ok(status)
+    }
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn split_url(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    match rest.find('/') {
+        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
+        None => (rest.to_owned(), "/".to_owned()),
+    }
+}
+
 /// Where and what to send.
 pub struct Target {
-    pub client: reqwest::Client,
-    pub url: String,
+    conns: Conns,
+    /// The path requests go to (for `get`, what `make` returns is appended).
+    path: String,
     pub auth: Auth,
     /// `true`: `GET url + make(seq)`; `false`: `POST url` with `make(seq)` as the JSON body.
     pub get: bool,
@@ -130,20 +206,21 @@ pub struct Target {
 }
 
 impl Target {
-    /// Signed webhooks posted to `url`.
-    pub fn new(client: reqwest::Client, url: String, signer: Signer, make: MakeBody) -> Arc<Self> {
-        Self::with(client, url, Auth::Webhook(signer), false, make)
+    /// Signed webhooks posted to `url` (`http://host:port/path`).
+    pub fn new(url: &str, signer: Signer, make: MakeBody) -> Arc<Self> {
+        Self::with(url, Auth::Webhook(signer), false, make)
     }
 
     /// API calls with a bearer token: `POST url` with a JSON body, or (`get`) `GET url + suffix`.
-    pub fn api(client: reqwest::Client, url: String, token: String, get: bool, make: MakeBody) -> Arc<Self> {
-        Self::with(client, url, Auth::Bearer(token), get, make)
+    pub fn api(url: &str, token: String, get: bool, make: MakeBody) -> Arc<Self> {
+        Self::with(url, Auth::Bearer(token), get, make)
     }
 
-    fn with(client: reqwest::Client, url: String, auth: Auth, get: bool, make: MakeBody) -> Arc<Self> {
+    fn with(url: &str, auth: Auth, get: bool, make: MakeBody) -> Arc<Self> {
+        let (addr, path) = split_url(url);
         Arc::new(Self {
-            client,
-            url,
+            conns: Conns::new(addr),
+            path,
             auth,
             get,
             make,
@@ -153,25 +230,31 @@ impl Target {
 
     async fn send(&self, seq: u64) -> Result<u16, String> {
         let made = (self.make)(seq);
-        let request = if self.get {
-            self.client.get(format!("{}{made}", self.url))
+        let builder = Request::builder().header("host", &self.conns.addr);
+        let builder = if self.get {
+            builder.method("GET").uri(format!("{}{made}", self.path))
         } else {
-            let request = self.client.post(&self.url).header("content-type", "application/json");
+            let builder = builder
+                .method("POST")
+                .uri(&self.path)
+                .header("content-type", "application/json");
             match &self.auth {
-                Auth::Webhook(signer) => request.header("x-hub-signature-256", signer.sign(made.as_bytes())),
-                Auth::Bearer(_) => request,
+                Auth::Webhook(signer) => builder.header("x-hub-signature-256", signer.sign(made.as_bytes())),
+                Auth::Bearer(_) => builder,
             }
-            .body(made)
         };
-        let request = match &self.auth {
-            Auth::Bearer(token) => request.bearer_auth(token),
-            Auth::Webhook(_) => request,
+        let builder = match &self.auth {
+            Auth::Bearer(token) => builder.header("authorization", format!("Bearer {token}")),
+            Auth::Webhook(_) => builder,
         };
-        let res = request.send().await.map_err(|e| e.to_string())?;
-        let status = res.status().as_u16();
-        // Read the answer to its end, so the connection goes back to the pool.
-        let _ = res.bytes().await;
-        Ok(status)
+        let body = if self.get { Bytes::new() } else { Bytes::from(made) };
+        let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+        // Generous: a request that times out may still have been stored, which the correctness
+        // check would then report.
+        match tokio::time::timeout(Duration::from_secs(60), self.conns.send(request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err("no answer within 60 s".into()),
+        }
     }
 }
 
