@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "marketing_preferences",
         include_str!("../migrations/0015_marketing_preferences.sql"),
     ),
+    (
+        16,
+        "partial_message_indexes",
+        include_str!("../migrations/0016_partial_message_indexes.sql"),
+    ),
 ];
 
 /// Applies every pending migration; returns the versions applied now.
