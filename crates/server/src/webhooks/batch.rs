@@ -25,8 +25,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-/// The most webhooks stored in one transaction.
-pub const MAX_WEBHOOKS: usize = 64;
+/// The most webhooks stored in one transaction. (64 first; 256 let a closed-loop run of 256
+/// connections commit about twice as many at once: ~11.0k/s → ~12.2k/s on SQLite, three runs each.)
+pub const MAX_WEBHOOKS: usize = 256;
 /// The most batches handed to the writer and not yet committed.
 pub const IN_FLIGHT: usize = 2;
 /// The most webhooks waiting for a batch.
