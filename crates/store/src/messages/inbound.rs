@@ -6,8 +6,9 @@
 //! of messages (the server gathers concurrent webhooks into one) now takes a fixed number of
 //! statements whatever its size: one lookup for duplicates, one for the contacts, one for their open
 //! threads, one for the participants, one insert of the messages, one update of the threads and one
-//! insert of the archive entries (each per 64 rows). Only what is new costs more: a new contact, a
-//! new thread, a changed profile name.
+//! insert of the archive entries (each per 64 rows). New contacts and new threads cost one insert
+//! (and, for contacts, one lookup) for the batch; only a changed profile name costs a statement of
+//! its own.
 //!
 //! One message is a batch of one ([`super::insert_inbound`]): there is one way to store an inbound
 //! message, so every test of the single path tests this one.
@@ -143,7 +144,7 @@ fn new_ones(c: &mut dyn Conn, items: &[InboundItem<'_, '_>]) -> Result<Vec<usize
 }
 
 /// Each new message's contact id: the known ones looked up together (and rewritten only when the
-/// message says something new about them), the others created one by one.
+/// message says something new about them), the others created together.
 fn resolve_contacts(
     c: &mut dyn Conn,
     items: &[InboundItem<'_, '_>],
@@ -162,6 +163,48 @@ fn resolve_contacts(
     for ((org_id, col), list) in wanted {
         for chunk in list.chunks(ROWS) {
             for (key, contact) in contacts::known_by(c, org_id, col, chunk)? {
+                known.insert((org_id.to_owned(), col, key), contact);
+            }
+        }
+    }
+    // The new ones, created together: one insert per organization and key column, then one lookup
+    // (a contact another node created meanwhile is kept, `on conflict do nothing`, and found by the
+    // lookup like the rest). One by one, each new contact was three round trips: on PostgreSQL a
+    // burst from 10,000 new contacts went at about 1,000 messages a second.
+    let mut missing: HashMap<(&str, &'static str), Vec<usize>> = HashMap::new();
+    let mut seen: HashSet<(&str, &'static str, &str)> = HashSet::new();
+    for &i in fresh {
+        let m = items[i].message;
+        let (col, key) = keys[i];
+        if !known.contains_key(&(m.org_id.to_owned(), col, key.to_owned())) && seen.insert((m.org_id, col, key)) {
+            missing.entry((m.org_id, col)).or_default().push(i);
+        }
+    }
+    for ((org_id, col), list) in missing {
+        for chunk in list.chunks(ROWS) {
+            let mut vals = Vec::with_capacity(chunk.len() * 7);
+            for &i in chunk {
+                let m = items[i].message;
+                vals.extend([
+                    Val::from(openline_domain::ids::new_id("ct")),
+                    Val::from(org_id),
+                    Val::from(m.from_phone),
+                    Val::from(m.wa_user_id),
+                    Val::from(m.profile_name),
+                    Val::I64(m.now),
+                    Val::I64(m.now),
+                ]);
+            }
+            c.execute(
+                &format!(
+                    "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
+                     values {} on conflict (org_id, {col}) do nothing",
+                    value_rows(chunk.len(), "(?, ?, ?, ?, ?, ?, ?)")
+                ),
+                &vals,
+            )?;
+            let created: Vec<&str> = chunk.iter().map(|&i| keys[i].1).collect();
+            for (key, contact) in contacts::known_by(c, org_id, col, &created)? {
                 known.insert((org_id.to_owned(), col, key), contact);
             }
         }
@@ -194,8 +237,8 @@ fn resolve_contacts(
 }
 
 /// Each new message's thread: the contact's open thread on the number and channel (the most
-/// recently active, as [`conversations::find_or_create_open`] chooses), looked up together; a new
-/// thread where there is none.
+/// recently active, as [`conversations::find_or_create_open`] chooses), looked up together; new
+/// threads where there are none, created together.
 fn resolve_threads(
     c: &mut dyn Conn,
     items: &[InboundItem<'_, '_>],
@@ -243,7 +286,8 @@ fn resolve_threads(
             }
         }
     }
-    let mut ids = Vec::with_capacity(fresh.len());
+    // Contacts with no open thread get one, created together.
+    let mut new_threads: Vec<(usize, &str, String)> = Vec::new();
     for (&i, contact_id) in fresh.iter().zip(contact_ids) {
         let m = items[i].message;
         let key = (
@@ -252,17 +296,52 @@ fn resolve_threads(
             m.channel,
             contact_id.clone(),
         );
-        let id = match open.get(&key) {
-            Some(id) => id.clone(),
-            None => {
-                let id = conversations::create_open(c, m.org_id, m.channel, contact_id, m.sender_id, m.now)?;
-                open.insert(key, id.clone());
-                id
-            }
-        };
-        ids.push(id);
+        if let std::collections::hash_map::Entry::Vacant(e) = open.entry(key) {
+            let id = openline_domain::ids::new_id("conv");
+            e.insert(id.clone());
+            new_threads.push((i, contact_id, id));
+        }
     }
-    Ok(ids)
+    for chunk in new_threads.chunks(ROWS) {
+        let mut vals = Vec::with_capacity(chunk.len() * 8);
+        for (i, contact_id, id) in chunk {
+            let m = items[*i].message;
+            vals.extend([
+                Val::from(id.as_str()),
+                Val::from(m.org_id),
+                Val::from(m.channel.as_str()),
+                Val::from(*contact_id),
+                Val::from(m.sender_id),
+                Val::I64(m.now),
+                Val::I64(m.now),
+                Val::I64(m.now),
+            ]);
+        }
+        c.execute(
+            &format!(
+                "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
+                 values {}",
+                value_rows(chunk.len(), "(?, ?, ?, ?, ?, 'new', ?, ?, ?)")
+            ),
+            &vals,
+        )?;
+    }
+    // Every message's thread is in `open` now, found or created.
+    fresh
+        .iter()
+        .zip(contact_ids)
+        .map(|(&i, contact_id)| {
+            let m = items[i].message;
+            open.get(&(
+                m.org_id.to_owned(),
+                m.sender_id.to_owned(),
+                m.channel,
+                contact_id.clone(),
+            ))
+            .cloned()
+            .ok_or_else(|| StoreError::Decode("a message of the batch has no thread".into()))
+        })
+        .collect()
 }
 
 fn insert_rows(
