@@ -134,6 +134,11 @@ pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> 
                 Val::I64(t.now),
             ]);
         }
+        // The ids again, as a key lookup on the threads: joined only to the derived table,
+        // PostgreSQL (estimating a young, never-analysed table) scanned every thread, and with it
+        // every dead version earlier updates left (6-8 ms an update, growing as the run went on).
+        vals.extend(chunk.iter().map(|t| Val::from(t.id.as_str())));
+        let ids = vec!["?"; chunk.len()].join(", ");
         // A derived table of typed rows (a `union all` of selects) works on SQLite (3.33+) and
         // PostgreSQL alike; the first select names the columns.
         let mut rows = String::from(
@@ -153,7 +158,7 @@ pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> 
                      last_activity_at = v.w_now, last_message_preview = v.w_preview,
                      unread_count = unread_count + v.w_n, updated_at = v.w_now
                  from ({rows}) as v
-                 where conversations.id = v.w_id"
+                 where conversations.id = v.w_id and conversations.id in ({ids})"
             ),
             &vals,
         )?;
