@@ -110,7 +110,8 @@ async fn flush(store: &Store, batch: Vec<(Webhook, Reply)>) {
         Err(e @ (StoreError::Overloaded | StoreError::Closed)) => answer(replies, Err(e)),
         Err(e) if hooks.len() == 1 => answer(replies, Err(e)),
         // One of them failed and took the batch with it: store each alone, so only it fails.
-        Err(_) => {
+        Err(e) => {
+            tracing::warn!(error = %e, webhooks = hooks.len(), "a batch of webhooks failed; storing them one by one");
             for (i, reply) in replies.into_iter().enumerate() {
                 let hooks = hooks.clone();
                 let alone = store
