@@ -98,13 +98,15 @@ fn within_messaging_limit(c: &mut dyn Conn, org_id: &str, contact_id: &str, now:
     let tier = openline_store::orgs::messaging_tier(c, org_id)?
         .and_then(|t| MessagingTier::parse(&t))
         .unwrap_or(MessagingTier::Tier250);
-    let counted = messages::business_initiated_contacts(c, org_id, now - MESSAGING_LIMIT_PERIOD_MS)?;
-    let already = counted.iter().any(|c| c == contact_id);
-    Ok(business_initiated_allowed(
-        tier,
-        u32::try_from(counted.len()).unwrap_or(u32::MAX),
-        already,
-    ))
+    // Unlimited: nothing to count. Otherwise the contact itself first (already counted costs
+    // nothing), then the others, only as far as the cap.
+    let Some(cap) = tier.cap() else { return Ok(true) };
+    let since = now - MESSAGING_LIMIT_PERIOD_MS;
+    if messages::business_initiated_with(c, org_id, contact_id, since)? {
+        return Ok(true);
+    }
+    let counted = messages::business_initiated_contacts_up_to(c, org_id, since, cap)?;
+    Ok(business_initiated_allowed(tier, counted, false))
 }
 
 pub(crate) fn display_name(c: &mut dyn Conn, contact_id: &str) -> Result<String, StoreError> {

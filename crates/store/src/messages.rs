@@ -959,17 +959,41 @@ pub fn insert_notice(c: &mut dyn Conn, n: &NewSystemMessage<'_>) -> Result<Messa
     Ok(m)
 }
 
-/// The contacts an organization started business-initiated conversations with since `since`.
+/// How many contacts an organization started business-initiated conversations with since
+/// `since`, counted up to `cap` (the tier's: whether there is room is all that is asked, and
+/// counting every contact of a large tier for every send would read them all each time).
 /// A message still held (by consent, the window or the limit itself) has started nothing yet: were
 /// it counted, a template held by the limit would make room for itself on the next re-check.
-pub fn business_initiated_contacts(c: &mut dyn Conn, org_id: &str, since: i64) -> Result<Vec<String>, StoreError> {
-    c.query(
-        "select distinct v.contact_id from messages m join conversations v on v.id = m.conversation_id
-         where m.org_id = ? and m.business_initiated = 1 and m.created_at > ? and m.status <> 'cancelled'
-           and m.queue_reason is null",
-        params![org_id, since],
+pub fn business_initiated_contacts_up_to(
+    c: &mut dyn Conn,
+    org_id: &str,
+    since: i64,
+    cap: u32,
+) -> Result<u32, StoreError> {
+    let n = c
+        .query_one(
+            "select count(*) from (select distinct v.contact_id from messages m join conversations v on v.id = m.conversation_id
+             where m.org_id = ? and m.business_initiated = 1 and m.created_at > ? and m.status <> 'cancelled'
+               and m.queue_reason is null limit ?) as counted",
+            params![org_id, since, i64::from(cap)],
+        )?
+        .i64(0)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Whether the organization started a business-initiated conversation with this contact since
+/// `since` (counted as in [`business_initiated_contacts_up_to`]): then another costs nothing.
+pub fn business_initiated_with(
+    c: &mut dyn Conn,
+    org_id: &str,
+    contact_id: &str,
+    since: i64,
+) -> Result<bool, StoreError> {
+    Ok(c.query_opt(
+        "select 1 from conversations v join messages m on m.conversation_id = v.id
+             where v.org_id = ? and v.contact_id = ? and m.business_initiated = 1 and m.created_at > ?
+               and m.status <> 'cancelled' and m.queue_reason is null limit 1",
+        params![org_id, contact_id, since],
     )?
-    .iter()
-    .map(|r| r.string(0))
-    .collect()
+    .is_some())
 }

@@ -38,6 +38,7 @@ both_backends! {
     held_messages_are_released_in_order_or_cancelled => held_messages;
     the_archive_has_one_entry_per_event_and_detects_every_kind_of_tampering => archive;
     a_batch_of_inbound_messages_ends_as_the_same_messages_stored_one_by_one => inbound_batch;
+    the_messaging_limit_counts_contacts_reached_only_up_to_the_cap => business_initiated;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -2135,4 +2136,86 @@ async fn inbound_batch(store: Store) {
     assert_eq!(a[4], "archive entries=8 problem=None");
     drop(one_by_one);
     drop(other);
+}
+
+/// Business-initiated conversations of the rolling 24 hours: contacts reached by a message that
+/// went out count (each once, however many messages); held, cancelled and older ones do not; the
+/// count stops at the cap it is asked about.
+async fn business_initiated(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let (org, sender) = (w.org.clone(), w.sender.id.clone());
+    let since = NOW - 1_000;
+    let (counted, again, held, cancelled, old, never) = store
+        .write(move |c| {
+            let mut ids = Vec::new();
+            // (sent messages, queue reason, status, at)
+            for (i, (n, queued, status, at)) in [
+                (2, None, "sent", NOW),
+                (1, None, "sent", NOW),
+                (1, Some("messaging_limit"), "queued", NOW),
+                (1, None, "cancelled", NOW),
+                (1, None, "sent", since - 1),
+                (0, None, "sent", NOW),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let ct = contacts::create(c, &org, &format!("+4420790000{i:02}"), None, NOW)?;
+                let conv = conversations::find_or_create_open(c, &org, Channel::Whatsapp, &ct.id, &sender, NOW)?;
+                for _ in 0..n {
+                    let m = messages::insert_outbound(
+                        c,
+                        &NewOutbound {
+                            org_id: &org,
+                            conversation_id: &conv,
+                            sender_id: &sender,
+                            author_user_id: None,
+                            kind: MessageKind::Template,
+                            body: Some("x"),
+                            template: None,
+                            queue_reason: queued,
+                            business_initiated: true,
+                            now: at,
+                        },
+                    )?;
+                    c.execute("update messages set status = ? where id = ?", params![status, &m.id])?;
+                }
+                ids.push(ct.id);
+            }
+            Ok((
+                ids[0].clone(),
+                ids[1].clone(),
+                ids[2].clone(),
+                ids[3].clone(),
+                ids[4].clone(),
+                ids[5].clone(),
+            ))
+        })
+        .await
+        .unwrap();
+    let org = w.org.clone();
+    let (all, capped, reached) = store
+        .read(move |c| {
+            let mut reached = Vec::new();
+            for id in [&counted, &again, &held, &cancelled, &old, &never] {
+                reached.push(messages::business_initiated_with(c, &org, id, since)?);
+            }
+            Ok((
+                messages::business_initiated_contacts_up_to(c, &org, since, 250)?,
+                messages::business_initiated_contacts_up_to(c, &org, since, 1)?,
+                reached,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(all, 2, "two contacts reached (one of them twice)");
+    assert_eq!(capped, 1, "counted only as far as the cap");
+    assert_eq!(reached, [true, true, false, false, false, false]);
+    // Another organization's count is its own.
+    let other = world(&store, "Other", "pn2").await;
+    let n = store
+        .read(move |c| messages::business_initiated_contacts_up_to(c, &other.org, since, 250))
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
 }
