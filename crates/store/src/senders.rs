@@ -252,13 +252,17 @@ pub fn all(c: &mut dyn Conn) -> Result<Vec<Sender>, StoreError> {
 /// The number an organization messages from on a channel: its own, else its nearest ancestor's
 /// (a sub-organization uses its parent's numbers unless it has its own).
 pub fn for_org(c: &mut dyn Conn, org_id: &str, channel: Channel) -> Result<Option<Sender>, StoreError> {
-    for org in crate::orgs::ancestors(c, org_id)? {
-        if let Some(r) = c.query_opt(
-            &format!("select {COLS} from senders where org_id = ? and channel = ? order by created_at, id limit 1"),
-            params![&org.id, channel.as_str()],
-        )? {
-            return Ok(Some(from_row(&r)?));
-        }
-    }
-    Ok(None)
+    // One statement for the walk and the pick (it runs for every send): the nearest organization
+    // with a number on the channel, its oldest number.
+    c.query_opt(
+        &format!(
+            "{} select {COLS} from senders where id = (
+                 select s.id from chain join senders s on s.org_id = chain.id where s.channel = ?
+                 order by chain.depth, s.created_at, s.id limit 1)",
+            crate::orgs::ANCESTOR_CHAIN
+        ),
+        params![org_id, channel.as_str()],
+    )?
+    .map(|r| from_row(&r))
+    .transpose()
 }

@@ -39,6 +39,7 @@ both_backends! {
     the_archive_has_one_entry_per_event_and_detects_every_kind_of_tampering => archive;
     a_batch_of_inbound_messages_ends_as_the_same_messages_stored_one_by_one => inbound_batch;
     the_messaging_limit_counts_contacts_reached_only_up_to_the_cap => business_initiated;
+    an_organization_sends_from_its_own_number_else_its_nearest_ancestors => sender_for_org;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -2218,4 +2219,51 @@ async fn business_initiated(store: Store) {
         .await
         .unwrap();
     assert_eq!(n, 0);
+}
+
+/// The number an organization sends from: its own oldest on the channel, else its nearest
+/// ancestor's; none when nobody up the tree has one on that channel.
+async fn sender_for_org(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let root = w.org.clone();
+    let picked = store
+        .write(move |c| {
+            let team = orgs::create(c, "Team", Some(&root), "inherit", NOW)?;
+            let desk = orgs::create(c, "Desk", Some(&team.id), "inherit", NOW)?;
+            let own = |c: &mut dyn openline_store::Conn, org: &str, pnid: &str, at: i64| {
+                senders::create(
+                    c,
+                    &senders::NewSender {
+                        org_id: org,
+                        channel: Channel::Whatsapp,
+                        provider: ProviderKind::CloudApi,
+                        phone_number: "+15550002000",
+                        phone_number_id: pnid,
+                        waba_id: Some("waba1"),
+                        display_name: "Team",
+                        throughput_per_s: 80,
+                    },
+                    at,
+                )
+            };
+            // Before the team has a number: the desk (two levels down) uses the bank's.
+            let inherited = senders::for_org(c, &desk.id, Channel::Whatsapp)?.map(|s| s.phone_number_id);
+            own(c, &team.id, "pn-team-later", NOW + 2)?;
+            own(c, &team.id, "pn-team-first", NOW + 1)?;
+            let nearest = senders::for_org(c, &desk.id, Channel::Whatsapp)?.map(|s| s.phone_number_id);
+            let root_own = senders::for_org(c, &root, Channel::Whatsapp)?.map(|s| s.phone_number_id);
+            let sms = senders::for_org(c, &desk.id, Channel::Sms)?.map(|s| s.phone_number_id);
+            Ok((inherited, nearest, root_own, sms))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        picked,
+        (
+            Some("pn1".to_owned()),
+            Some("pn-team-first".to_owned()),
+            Some("pn1".to_owned()),
+            None
+        )
+    );
 }
