@@ -72,7 +72,8 @@ pub struct ContactFacts {
     /// The customer-service window now ([`crate::window::window`]).
     pub window: Window,
     /// Whether a business-initiated message to this contact fits the messaging limit now
-    /// ([`crate::limits::business_initiated_allowed`]).
+    /// ([`crate::limits::business_initiated_allowed`]). Consulted only while the window is closed
+    /// (inside it nothing is business-initiated), so a caller may skip counting and say `true` then.
     pub within_messaging_limit: bool,
     /// Whether the contact stopped marketing messages
     /// ([`crate::consent::marketing::marketing_preference`]).

@@ -83,11 +83,14 @@ pub fn contact_facts(
 ) -> Result<ContactFacts, StoreError> {
     let events = consent_events(c, org_id, contact_id)?;
     let last_inbound = conversations::last_inbound_at(c, org_id, contact_id, sender_id)?;
+    let window = window::window(last_inbound, now);
     Ok(ContactFacts {
         consent: consent::consent_state(&events),
         last_opt_in_request_at: consent::last_opt_in_request_at(&events),
-        window: window::window(last_inbound, now),
-        within_messaging_limit: within_messaging_limit(c, org_id, contact_id, now)?,
+        window,
+        // Only a send outside the window is business-initiated: inside it the limit cannot
+        // matter, and most sends are replies, so it is not counted for them.
+        within_messaging_limit: window.is_open() || within_messaging_limit(c, org_id, contact_id, now)?,
         marketing: consent::marketing::marketing_preference(&events),
     })
 }
