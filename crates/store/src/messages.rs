@@ -478,15 +478,18 @@ pub fn record_provider_accept(
          where provider = ? and provider_message_id = ? and message_id is null order by at, received_at",
         params![provider.as_str(), provider_message_id],
     )?;
-    for e in early {
-        if let Some(status) = DeliveryStatus::parse(&e.string(0)?) {
-            advance(c, message_id, status, e.opt_i64(1)?, None, e.i64(2)?, now)?;
+    // Usually none: the accept is recorded before the provider's first status arrives.
+    if !early.is_empty() {
+        for e in &early {
+            if let Some(status) = DeliveryStatus::parse(&e.string(0)?) {
+                advance(c, message_id, status, e.opt_i64(1)?, None, e.i64(2)?, now)?;
+            }
         }
+        c.execute(
+            "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
+            params![message_id, provider.as_str(), provider_message_id],
+        )?;
     }
-    c.execute(
-        "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
-        params![message_id, provider.as_str(), provider_message_id],
-    )?;
     let m = get_any(c, message_id)?;
     crate::journal::record(
         c,
