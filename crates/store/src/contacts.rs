@@ -115,12 +115,17 @@ pub fn upsert_from_inbound(
             // Insert-if-absent, so two nodes receiving the same new contact at once cannot both
             // insert it: the second waits for the first and then does nothing.
             let new_id = openline_domain::ids::new_id("ct");
-            c.execute(
-                &format!(
-                    "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
-                     values (?, ?, ?, ?, ?, ?, ?) on conflict (org_id, {key_col}) do nothing"
-                ),
-                params![&new_id, org_id, phone, wa_user_id, profile_name, now, now],
+            insert_if_absent(
+                c,
+                org_id,
+                key_col,
+                &[NewInboundContact {
+                    id: &new_id,
+                    phone,
+                    wa_user_id,
+                    profile_name,
+                    now,
+                }],
             )?;
             let row = c.query_one(&select, params![org_id, key])?;
             if row.string(0)? == new_id {
@@ -136,6 +141,51 @@ pub fn upsert_from_inbound(
     };
     refresh_from_inbound(c, &mut known, profile_name, wa_user_id, now)?;
     Ok(known.id)
+}
+
+/// A contact an inbound message introduces, for [`insert_if_absent`].
+pub(crate) struct NewInboundContact<'a> {
+    pub id: &'a str,
+    pub phone: Option<&'a str>,
+    pub wa_user_id: Option<&'a str>,
+    pub profile_name: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Inserts the organization's new contacts in one statement, each unless one with the same
+/// `key_col` (`phone` or `wa_user_id`) is already there: two nodes receiving the same new contact
+/// at once cannot both insert it (the second waits for the first and then does nothing). Look them
+/// up afterwards for the ids that won.
+pub(crate) fn insert_if_absent(
+    c: &mut dyn Conn,
+    org_id: &str,
+    key_col: &str,
+    new: &[NewInboundContact<'_>],
+) -> Result<(), StoreError> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut vals = Vec::with_capacity(new.len() * 7);
+    for n in new {
+        vals.extend([
+            Val::from(n.id),
+            Val::from(org_id),
+            Val::from(n.phone),
+            Val::from(n.wa_user_id),
+            Val::from(n.profile_name),
+            Val::I64(n.now),
+            Val::I64(n.now),
+        ]);
+    }
+    c.execute(
+        &format!(
+            "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
+             values {} on conflict (org_id, {key_col}) do nothing",
+            crate::sql::value_rows(new.len(), "(?, ?, ?, ?, ?, ?, ?)")
+        ),
+        &vals,
+    )?;
+    Ok(())
 }
 
 /// A contact as an inbound message finds it: what the message may have to update.

@@ -83,12 +83,57 @@ pub(crate) fn create_open(
     now: i64,
 ) -> Result<String, StoreError> {
     let id = openline_domain::ids::new_id("conv");
-    c.execute(
-        "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
-         values (?, ?, ?, ?, ?, 'new', ?, ?, ?)",
-        params![&id, org_id, channel.as_str(), contact_id, sender_id, now, now, now],
+    create_open_many(
+        c,
+        &[NewThread {
+            id: &id,
+            org_id,
+            channel,
+            contact_id,
+            sender_id,
+            now,
+        }],
     )?;
     Ok(id)
+}
+
+/// A thread to open, for [`create_open_many`].
+pub(crate) struct NewThread<'a> {
+    pub id: &'a str,
+    pub org_id: &'a str,
+    pub channel: Channel,
+    pub contact_id: &'a str,
+    pub sender_id: &'a str,
+    pub now: i64,
+}
+
+/// Opens new threads in one statement.
+pub(crate) fn create_open_many(c: &mut dyn Conn, threads: &[NewThread<'_>]) -> Result<(), StoreError> {
+    if threads.is_empty() {
+        return Ok(());
+    }
+    let mut vals = Vec::with_capacity(threads.len() * 8);
+    for t in threads {
+        vals.extend([
+            Val::from(t.id),
+            Val::from(t.org_id),
+            Val::from(t.channel.as_str()),
+            Val::from(t.contact_id),
+            Val::from(t.sender_id),
+            Val::I64(t.now),
+            Val::I64(t.now),
+            Val::I64(t.now),
+        ]);
+    }
+    c.execute(
+        &format!(
+            "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
+             values {}",
+            crate::sql::value_rows(threads.len(), "(?, ?, ?, ?, ?, 'new', ?, ?, ?)")
+        ),
+        &vals,
+    )?;
+    Ok(())
 }
 
 /// Records one of the business's own messages (a send, a notice) in the thread's summary: activity

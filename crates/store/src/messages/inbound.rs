@@ -182,27 +182,22 @@ fn resolve_contacts(
     }
     for ((org_id, col), list) in missing {
         for chunk in list.chunks(ROWS) {
-            let mut vals = Vec::with_capacity(chunk.len() * 7);
-            for &i in chunk {
-                let m = items[i].message;
-                vals.extend([
-                    Val::from(openline_domain::ids::new_id("ct")),
-                    Val::from(org_id),
-                    Val::from(m.from_phone),
-                    Val::from(m.wa_user_id),
-                    Val::from(m.profile_name),
-                    Val::I64(m.now),
-                    Val::I64(m.now),
-                ]);
-            }
-            c.execute(
-                &format!(
-                    "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
-                     values {} on conflict (org_id, {col}) do nothing",
-                    value_rows(chunk.len(), "(?, ?, ?, ?, ?, ?, ?)")
-                ),
-                &vals,
-            )?;
+            let ids: Vec<String> = chunk.iter().map(|_| openline_domain::ids::new_id("ct")).collect();
+            let new: Vec<contacts::NewInboundContact<'_>> = chunk
+                .iter()
+                .zip(&ids)
+                .map(|(&i, id)| {
+                    let m = items[i].message;
+                    contacts::NewInboundContact {
+                        id,
+                        phone: m.from_phone,
+                        wa_user_id: m.wa_user_id,
+                        profile_name: m.profile_name,
+                        now: m.now,
+                    }
+                })
+                .collect();
+            contacts::insert_if_absent(c, org_id, col, &new)?;
             let created: Vec<&str> = chunk.iter().map(|&i| keys[i].1).collect();
             for (key, contact) in contacts::known_by(c, org_id, col, &created)? {
                 known.insert((org_id.to_owned(), col, key), contact);
@@ -214,24 +209,13 @@ fn resolve_contacts(
         let m = items[i].message;
         let (col, key) = keys[i];
         let map_key = (m.org_id.to_owned(), col, key.to_owned());
-        match known.get_mut(&map_key) {
-            Some(contact) => {
-                contacts::refresh_from_inbound(c, contact, m.profile_name, m.wa_user_id, m.now)?;
-                ids.push(contact.id.clone());
-            }
-            None => {
-                let id = contacts::upsert_from_inbound(c, m.org_id, m.from_phone, m.wa_user_id, m.profile_name, m.now)?;
-                known.insert(
-                    map_key,
-                    KnownContact {
-                        id: id.clone(),
-                        whatsapp_name: m.profile_name.map(str::to_owned),
-                        wa_user_id: m.wa_user_id.map(str::to_owned),
-                    },
-                );
-                ids.push(id);
-            }
-        }
+        // Every message's contact is in `known` now, found or created (an insert that lost to
+        // another node's is found by the lookup after it).
+        let contact = known
+            .get_mut(&map_key)
+            .ok_or_else(|| StoreError::Decode("a message of the batch has no contact".into()))?;
+        contacts::refresh_from_inbound(c, contact, m.profile_name, m.wa_user_id, m.now)?;
+        ids.push(contact.id.clone());
     }
     Ok(ids)
 }
@@ -303,28 +287,21 @@ fn resolve_threads(
         }
     }
     for chunk in new_threads.chunks(ROWS) {
-        let mut vals = Vec::with_capacity(chunk.len() * 8);
-        for (i, contact_id, id) in chunk {
-            let m = items[*i].message;
-            vals.extend([
-                Val::from(id.as_str()),
-                Val::from(m.org_id),
-                Val::from(m.channel.as_str()),
-                Val::from(*contact_id),
-                Val::from(m.sender_id),
-                Val::I64(m.now),
-                Val::I64(m.now),
-                Val::I64(m.now),
-            ]);
-        }
-        c.execute(
-            &format!(
-                "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
-                 values {}",
-                value_rows(chunk.len(), "(?, ?, ?, ?, ?, 'new', ?, ?, ?)")
-            ),
-            &vals,
-        )?;
+        let threads: Vec<conversations::NewThread<'_>> = chunk
+            .iter()
+            .map(|(i, contact_id, id)| {
+                let m = items[*i].message;
+                conversations::NewThread {
+                    id,
+                    org_id: m.org_id,
+                    channel: m.channel,
+                    contact_id,
+                    sender_id: m.sender_id,
+                    now: m.now,
+                }
+            })
+            .collect();
+        conversations::create_open_many(c, &threads)?;
     }
     // Every message's thread is in `open` now, found or created.
     fresh
