@@ -65,11 +65,6 @@ impl AcceptRecorder {
             Err(_) => Recording(None),
         }
     }
-
-    /// Records `accept` and answers once it is committed.
-    pub async fn record(&self, accept: Accept) -> Result<Message, StoreError> {
-        self.enqueue(accept).await.committed().await
-    }
 }
 
 /// An accept handed to the recorder, not necessarily committed yet.
