@@ -155,7 +155,6 @@ impl Pacers {
             // Registered before looking, so an answer between the look and the wait is not missed.
             answered.as_mut().enable();
             let turn = {
-                let gate = &gate;
                 let mut g = gate.lock();
                 let now = Instant::now();
                 while g.answered.front().is_some_and(|t| *t + WINDOW <= now) {
