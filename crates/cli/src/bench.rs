@@ -221,11 +221,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if run_server {
         progress(&format!("starting openline serve on {backend_name} ({build} build)"));
         let mut srv = BenchServer::start(&backend).await?;
+        // For reading the server's outcome counters; the load itself goes through `load::Target`.
         let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(MAX_IN_FLIGHT)
-            .tcp_nodelay(true)
-            // Generous: a request that times out may still have been stored, which the
-            // correctness check would then report.
             .timeout(Duration::from_secs(60))
             .build()
             .context("building the HTTP client")?;
