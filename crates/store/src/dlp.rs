@@ -6,7 +6,7 @@
 use crate::orgs::Scope;
 use crate::sql::{Conn, Val};
 use crate::{params, StoreError};
-use openline_domain::dlp::{effective_rules, DlpPolicy, DlpRule, DlpVerdict};
+use openline_domain::dlp::{DlpPolicy, DlpRule, DlpVerdict};
 
 /// Saves an organization's policy (already validated).
 pub fn set_policy(
@@ -42,20 +42,7 @@ pub fn get_policy(c: &mut dyn Conn, org_id: &str) -> Result<Option<DlpPolicy>, S
 
 /// The rules in force for an organization: its own policy's, then its ancestors' (nearer wins).
 pub fn rules_for(c: &mut dyn Conn, org_id: &str) -> Result<Vec<DlpRule>, StoreError> {
-    let rows = c.query(
-        &format!(
-            "{} select p.policy from chain join dlp_policies p on p.org_id = chain.id
-             order by chain.depth",
-            crate::orgs::ANCESTOR_CHAIN
-        ),
-        params![org_id],
-    )?;
-    let chain = rows
-        .iter()
-        .map(|r| serde_json::from_str(&r.string(0)?).map_err(|e| StoreError::Decode(e.to_string())))
-        .collect::<Result<Vec<DlpPolicy>, _>>()?;
-    let refs: Vec<&DlpPolicy> = chain.iter().collect();
-    Ok(effective_rules(&refs))
+    Ok(crate::org_config::chain(c, org_id)?.dlp_rules.clone())
 }
 
 /// Records the verdict applied to a message. `original` is the text before redaction, archived so

@@ -28,6 +28,7 @@ pub mod idempotency;
 pub mod journal;
 pub mod media;
 pub mod messages;
+pub mod org_config;
 pub mod orgs;
 pub mod outbox;
 pub mod pacing;

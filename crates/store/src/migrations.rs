@@ -1,6 +1,7 @@
 //! Schema migrations, embedded in the binary and applied in order, each in its own transaction, on
 //! either backend (the SQL is written to be accepted by both). `openline migrate` runs them
-//! explicitly; `Store::open` runs pending ones at start-up. On PostgreSQL an advisory lock keeps two
+//! explicitly; `Store::open` runs pending ones at start-up. A migration that cannot be written for
+//! both (triggers) has a PostgreSQL variant in [`POSTGRES_VARIANTS`]. On PostgreSQL an advisory lock keeps two
 //! nodes starting at once from applying the same migration twice.
 
 use crate::sql::{Backend, Conn};
@@ -51,7 +52,15 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "partial_message_indexes",
         include_str!("../migrations/0016_partial_message_indexes.sql"),
     ),
+    (
+        17,
+        "config_version",
+        include_str!("../migrations/0017_config_version.sql"),
+    ),
 ];
+
+/// (version, SQL) run on PostgreSQL instead of the [`MIGRATIONS`] entry of the same version.
+pub const POSTGRES_VARIANTS: &[(i64, &str)] = &[(17, include_str!("../migrations/0017_config_version.pg.sql"))];
 
 /// Applies every pending migration; returns the versions applied now.
 pub fn apply(conn: &mut dyn Conn) -> Result<Vec<i64>, StoreError> {
@@ -80,6 +89,13 @@ fn apply_locked(conn: &mut dyn Conn) -> Result<Vec<i64>, StoreError> {
         if applied.contains(version) {
             continue;
         }
+        let sql = match conn.backend() {
+            Backend::Postgres => POSTGRES_VARIANTS
+                .iter()
+                .find(|(v, _)| v == version)
+                .map_or(*sql, |(_, pg)| *pg),
+            Backend::Sqlite => *sql,
+        };
         conn.batch("begin")?;
         let step = conn.batch(sql).and_then(|_| {
             conn.execute(

@@ -39,7 +39,7 @@ impl Scope {
 
 const COLS: &str = "id, parent_id, name, whatsapp, created_at";
 
-fn from_row(r: &Row) -> Result<Organization, StoreError> {
+pub(crate) fn from_row(r: &Row) -> Result<Organization, StoreError> {
     Ok(Organization {
         id: r.string(0)?,
         parent_id: r.opt_string(1)?,
@@ -133,18 +133,11 @@ pub fn subtree(c: &mut dyn Conn, root: &str) -> Result<Vec<String>, StoreError> 
 /// switch, the messaging tier, sender numbers, DLP rules) is resolved along. Stops at the root, and
 /// at a cycle or after 64 levels should the tree have been edited by hand.
 pub fn ancestors(c: &mut dyn Conn, org_id: &str) -> Result<Vec<Organization>, StoreError> {
-    let rows = c.query(
-        &format!(
-            "{ANCESTOR_CHAIN} select o.id, o.parent_id, o.name, o.whatsapp, o.created_at
-             from chain join organizations o on o.id = chain.id order by chain.depth"
-        ),
-        params![org_id],
-    )?;
-    let chain = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    if chain.is_empty() {
+    let chain = crate::org_config::chain(c, org_id)?;
+    if chain.orgs.is_empty() {
         return Err(StoreError::NotFound);
     }
-    Ok(chain)
+    Ok(chain.orgs.iter().map(|(o, _)| o.clone()).collect())
 }
 
 /// Common table expressions ending in `chain(id, depth)`: the organization bound to its one
@@ -161,24 +154,24 @@ pub(crate) const ANCESTOR_CHAIN: &str = "with recursive walk(id, depth) as (
 
 /// The settings JSON of an organization and its ancestors, nearest first (see [`ancestors`]).
 pub(crate) fn ancestor_settings(c: &mut dyn Conn, org_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-    c.query(
-        &format!(
-            "{ANCESTOR_CHAIN} select o.settings from chain join organizations o on o.id = chain.id
-             order by chain.depth"
-        ),
-        params![org_id],
-    )?
-    .iter()
-    .map(|r| Ok(serde_json::from_str(&r.string(0)?).unwrap_or_default()))
-    .collect()
+    Ok(crate::org_config::chain(c, org_id)?
+        .orgs
+        .iter()
+        .map(|(_, settings)| settings.clone())
+        .collect())
 }
 
 /// Whether WhatsApp is on for an organization: its own setting, else its parent's, up to the root
 /// (where `inherit` means off).
 pub fn whatsapp_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreError> {
-    Ok(ancestors(c, org_id)?
+    let chain = crate::org_config::chain(c, org_id)?;
+    if chain.orgs.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    Ok(chain
+        .orgs
         .iter()
-        .find_map(|o| match o.whatsapp.as_str() {
+        .find_map(|(o, _)| match o.whatsapp.as_str() {
             "on" => Some(true),
             "off" => Some(false),
             _ => None,
@@ -189,12 +182,11 @@ pub fn whatsapp_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreErr
 /// The messaging-limit tier (`tier_250`, `tier_2k`, …) set in the organization's settings or the
 /// nearest ancestor's; `None` when nobody set one.
 pub fn messaging_tier(c: &mut dyn Conn, org_id: &str) -> Result<Option<String>, StoreError> {
-    for settings in ancestor_settings(c, org_id)? {
-        if let Some(t) = settings.get("messaging_tier").and_then(|v| v.as_str()) {
-            return Ok(Some(t.to_owned()));
-        }
-    }
-    Ok(None)
+    Ok(crate::org_config::chain(c, org_id)?
+        .orgs
+        .iter()
+        .find_map(|(_, settings)| settings.get("messaging_tier").and_then(|v| v.as_str()))
+        .map(str::to_owned))
 }
 
 /// Writes one key of an organization's settings JSON (`null` removes it, so the parent's applies)

@@ -17,6 +17,7 @@ pub struct PgConn {
     client: Client,
     statements: HashMap<String, Statement>,
     heads: crate::journal::PendingHeads,
+    org_config: crate::org_config::OrgConfigCache,
 }
 
 impl ToSql for Val {
@@ -53,6 +54,7 @@ impl PgConn {
             client,
             statements: HashMap::new(),
             heads: crate::journal::PendingHeads::default(),
+            org_config: crate::org_config::OrgConfigCache::default(),
         })
     }
 
@@ -120,6 +122,10 @@ impl Conn for PgConn {
     fn is_closed(&self) -> bool {
         self.client.is_closed()
     }
+    fn org_config(&mut self) -> &mut crate::org_config::OrgConfigCache {
+        &mut self.org_config
+    }
+
     fn pending_heads(&mut self) -> &mut crate::journal::PendingHeads {
         &mut self.heads
     }

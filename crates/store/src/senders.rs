@@ -52,7 +52,15 @@ const COLS: &str =
     "id, org_id, channel, provider, phone_number, phone_number_id, waba_id, display_name, throughput_per_s, created_at,
     provider_account_id, messaging_service_sid";
 
-fn from_row(r: &Row) -> Result<Sender, StoreError> {
+/// [`COLS`] of the table aliased `alias` (for a query that joins `senders`).
+pub(crate) fn qualified_cols(alias: &str) -> String {
+    COLS.split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn from_row(r: &Row) -> Result<Sender, StoreError> {
     Ok(Sender {
         id: r.string(0)?,
         org_id: r.string(1)?,
@@ -250,19 +258,12 @@ pub fn all(c: &mut dyn Conn) -> Result<Vec<Sender>, StoreError> {
 }
 
 /// The number an organization messages from on a channel: its own, else its nearest ancestor's
-/// (a sub-organization uses its parent's numbers unless it has its own).
+/// (a sub-organization uses its parent's numbers unless it has its own); the oldest when it has
+/// several. It runs for every send: resolved from the connection's [`crate::org_config`].
 pub fn for_org(c: &mut dyn Conn, org_id: &str, channel: Channel) -> Result<Option<Sender>, StoreError> {
-    // One statement for the walk and the pick (it runs for every send): the nearest organization
-    // with a number on the channel, its oldest number.
-    c.query_opt(
-        &format!(
-            "{} select {COLS} from senders where id = (
-                 select s.id from chain join senders s on s.org_id = chain.id where s.channel = ?
-                 order by chain.depth, s.created_at, s.id limit 1)",
-            crate::orgs::ANCESTOR_CHAIN
-        ),
-        params![org_id, channel.as_str()],
-    )?
-    .map(|r| from_row(&r))
-    .transpose()
+    Ok(crate::org_config::chain(c, org_id)?
+        .senders
+        .iter()
+        .find(|s| s.channel == channel)
+        .cloned())
 }

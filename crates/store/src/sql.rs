@@ -131,6 +131,8 @@ pub trait Conn {
     /// Journal chain heads advanced in the current transaction and not yet written back (see
     /// [`crate::journal::flush_heads`]).
     fn pending_heads(&mut self) -> &mut crate::journal::PendingHeads;
+    /// The organization configuration this connection resolved (see [`crate::org_config`]).
+    fn org_config(&mut self) -> &mut crate::org_config::OrgConfigCache;
 
     /// The first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, StoreError> {

@@ -10,6 +10,7 @@ use std::path::Path;
 pub struct SqliteConn {
     conn: Connection,
     heads: crate::journal::PendingHeads,
+    org_config: crate::org_config::OrgConfigCache,
 }
 
 impl ToSql for Val {
@@ -46,6 +47,7 @@ impl SqliteConn {
         Ok(Self {
             conn,
             heads: crate::journal::PendingHeads::default(),
+            org_config: crate::org_config::OrgConfigCache::default(),
         })
     }
 }
@@ -62,6 +64,10 @@ fn to_val(v: ValueRef<'_>) -> Val {
 }
 
 impl Conn for SqliteConn {
+    fn org_config(&mut self) -> &mut crate::org_config::OrgConfigCache {
+        &mut self.org_config
+    }
+
     fn pending_heads(&mut self) -> &mut crate::journal::PendingHeads {
         &mut self.heads
     }

@@ -40,6 +40,7 @@ both_backends! {
     a_batch_of_inbound_messages_ends_as_the_same_messages_stored_one_by_one => inbound_batch;
     the_messaging_limit_counts_contacts_reached_only_up_to_the_cap => business_initiated;
     an_organization_sends_from_its_own_number_else_its_nearest_ancestors => sender_for_org;
+    inherited_configuration_is_kept_only_until_it_changes_whoever_changes_it => config_cache;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -2267,3 +2268,113 @@ async fn sender_for_org(store: Store) {
         )
     );
 }
+
+/// Every connection keeps the configuration it resolved along the tree (`org_config`); here each
+/// kind of change must be seen at once by connections that already keep the old answer: a change
+/// by another process (a second store on the same database), a hand edit in SQL, a change earlier
+/// in the same transaction, and a change rolled back (which must not stay visible).
+async fn config_cache(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let root = w.org.clone();
+    let desk = store
+        .write(move |c| Ok(orgs::create(c, "Desk", Some(&root), "inherit", NOW)?.id))
+        .await
+        .unwrap();
+    let facts = |store: &Store, desk: &str| {
+        let (s1, s2, desk1, desk2) = (store.clone(), store.clone(), desk.to_owned(), desk.to_owned());
+        async move {
+            let read = |c: &mut dyn openline_store::Conn, desk: &str| {
+                Ok((
+                    orgs::whatsapp_enabled(c, desk)?,
+                    orgs::messaging_tier(c, desk)?,
+                    openline_store::dlp::rules_for(c, desk)?.len(),
+                    senders::for_org(c, desk, Channel::Whatsapp)?.map(|s| s.phone_number_id),
+                ))
+            };
+            let written = s1.write(move |c| read(c, &desk1)).await.unwrap();
+            let read_back = s2.read(move |c| read(c, &desk2)).await.unwrap();
+            assert_eq!(written, read_back, "the writer and a reader agree");
+            written
+        }
+    };
+    // Resolved (and kept) by the writer and by a reader.
+    assert_eq!(facts(&store, &desk).await, (true, None, 0, Some("pn1".to_owned())));
+
+    // Another process changes the parent: the kept answers are dropped.
+    let db_url = store.url().clone();
+    let other = Store::open(&db_url).expect("a second store on the same database");
+    let root = w.org.clone();
+    other
+        .write(move |c| {
+            c.execute("update organizations set whatsapp = 'off' where id = ?", params![&root])?;
+            orgs::set_setting(
+                c,
+                &root,
+                "messaging_tier",
+                serde_json::json!("tier_2k"),
+                &journal::Actor::Cli,
+                NOW,
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        facts(&store, &desk).await,
+        (false, Some("tier_2k".to_owned()), 0, Some("pn1".to_owned()))
+    );
+
+    // In one transaction: a policy and a number for the desk, seen by the next statement.
+    let (desk2, root) = (desk.clone(), w.org.clone());
+    let seen = store
+        .write(move |c| {
+            let before = senders::for_org(c, &desk2, Channel::Whatsapp)?.map(|s| s.phone_number_id);
+            openline_store::dlp::set_policy(c, &root, &policy(), &journal::Actor::Cli, NOW)?;
+            let rules = openline_store::dlp::rules_for(c, &desk2)?.len();
+            senders::create(
+                c,
+                &senders::NewSender {
+                    org_id: &desk2,
+                    channel: Channel::Whatsapp,
+                    provider: ProviderKind::CloudApi,
+                    phone_number: "+15550003000",
+                    phone_number_id: "pn-desk",
+                    waba_id: Some("waba1"),
+                    display_name: "Desk",
+                    throughput_per_s: 80,
+                },
+                NOW,
+            )?;
+            let after = senders::for_org(c, &desk2, Channel::Whatsapp)?.map(|s| s.phone_number_id);
+            Ok((before, rules, after))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, (Some("pn1".to_owned()), 1, Some("pn-desk".to_owned())));
+
+    // A change that is rolled back: seen inside its job, gone after it.
+    let desk2 = desk.clone();
+    let failed = store
+        .write(move |c| {
+            c.execute("update organizations set whatsapp = 'on' where id = ?", params![&desk2])?;
+            assert!(orgs::whatsapp_enabled(c, &desk2)?);
+            c.execute("delete from dlp_policies", &[])?;
+            assert_eq!(openline_store::dlp::rules_for(c, &desk2)?.len(), 0);
+            Err::<(), _>(StoreError::Conflict("rolled back on purpose".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        facts(&store, &desk).await,
+        (false, Some("tier_2k".to_owned()), 1, Some("pn-desk".to_owned()))
+    );
+}
+
+fn policy() -> openline_domain::dlp::DlpPolicy {
+    serde_json::from_value(serde_json::json!({
+        "id": "p1", "name": "Cards",
+        "rules": [{"id": "cards", "name": "Card numbers", "detector": {"kind": "payment_card"}, "action": "block", "direction": "both"}]
+    }))
+    .unwrap()
+}
+
