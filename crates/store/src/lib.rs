@@ -251,8 +251,30 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(f, true).await
+    }
+
+    /// Like [`Store::write`], for a hot job that fails only when the database fails: it makes every
+    /// check that can refuse it before it writes anything, and answers a refusal as `Ok`. It runs
+    /// without a savepoint of its own, which on SQLite saves copying every page it shares with the
+    /// transaction's earlier jobs. Should it fail after all, the whole transaction is rolled back
+    /// and every job in it fails (the others with [`StoreError::Overloaded`], which callers answer
+    /// with 503 and Retry-After); nothing half-written is committed.
+    pub async fn write_unguarded<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, F>(&self, f: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
-        let job: WriteJob = Box::new(move |conn: &mut dyn Conn| {
+        let run = Box::new(move |conn: &mut dyn Conn| {
             let result = f(conn);
             let ok = result.is_ok();
             let finisher: Finisher = Box::new(move |commit_error| {
@@ -263,10 +285,13 @@ impl Store {
             });
             (ok, finisher)
         });
-        self.inner.writer.try_send(job).map_err(|e| match e {
-            flume::TrySendError::Full(_) => StoreError::Overloaded,
-            flume::TrySendError::Disconnected(_) => StoreError::Closed,
-        })?;
+        self.inner
+            .writer
+            .try_send(WriteJob { run, savepoint })
+            .map_err(|e| match e {
+                flume::TrySendError::Full(_) => StoreError::Overloaded,
+                flume::TrySendError::Disconnected(_) => StoreError::Closed,
+            })?;
         rx.await
             .map_err(|_| StoreError::Db("the write was abandoned (transaction failed to start)".into()))?
     }

@@ -6,6 +6,15 @@
 //! durable ingest reaches tens of thousands per second on SQLite (DESIGN.md §3), and a caller is never
 //! answered before its data is on disk. A job that fails rolls back to its savepoint and fails alone.
 //!
+//! A savepoint is not free: on SQLite, every page a job changes that an earlier job of the same
+//! transaction already changed (the tables' last pages, the hot index pages) is first copied aside
+//! so the savepoint can be undone; for a send that was a tenth of the writer's time. A job that can
+//! fail only when the database does (it checks everything that may refuse it before it writes, and
+//! refusing is a successful answer) may run without one ([`crate::Store::write_unguarded`]). If
+//! such a job fails nonetheless, the whole transaction is rolled back: every job that ran in it
+//! fails (the others with `Overloaded`: none of them was answered, each may simply retry) and the
+//! jobs not yet run go on in a new transaction.
+//!
 //! Reads go to a small pool of reader threads, each with its own connection (SQLite in WAL mode lets
 //! readers run beside the writer). Both queues are bounded: when full, callers get `Overloaded` at once
 //! (the server answers 503 with Retry-After) instead of buffering without limit.
@@ -27,8 +36,14 @@ pub(crate) const MAX_GROUP_POSTGRES: usize = 64;
 
 /// Tells a caller how its job ended, once the transaction's outcome is known.
 pub(crate) type Finisher = Box<dyn FnOnce(Option<StoreError>) + Send>;
-/// A unit of work: runs against a connection, reports whether it succeeded, and returns its finisher.
-pub(crate) type WriteJob = Box<dyn FnOnce(&mut dyn Conn) -> (bool, Finisher) + Send>;
+/// Runs against a connection, reports whether it succeeded, and returns its finisher.
+pub(crate) type RunJob = Box<dyn FnOnce(&mut dyn Conn) -> (bool, Finisher) + Send>;
+/// A unit of work.
+pub(crate) struct WriteJob {
+    pub(crate) run: RunJob,
+    /// Whether it runs inside a savepoint of its own (see the module doc).
+    pub(crate) savepoint: bool,
+}
 pub(crate) type ReadJob = Box<dyn FnOnce(&mut dyn Conn) + Send>;
 
 /// Opens connections of one backend (each thread opens its own).
@@ -70,19 +85,53 @@ pub(crate) fn spawn_writer(
     })
 }
 
-/// Runs one group in one transaction; `true` when it committed without a statement failing.
+/// Runs one group: in one transaction, or in more when a job without a savepoint fails (see the
+/// module doc). `true` when every transaction committed without a statement failing.
 fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) -> bool {
+    let mut jobs = jobs.into_iter().peekable();
+    let mut all_ok = true;
+    while jobs.peek().is_some() {
+        all_ok &= run_transaction(conn, begin, &mut jobs);
+    }
+    all_ok
+}
+
+/// Runs jobs from `jobs` in one transaction until there are none left or one without a savepoint
+/// fails; `true` when it committed without a statement failing.
+fn run_transaction(
+    conn: &mut Box<dyn Conn + Send>,
+    begin: &str,
+    jobs: &mut std::iter::Peekable<std::vec::IntoIter<WriteJob>>,
+) -> bool {
     if let Err(e) = conn.batch(begin) {
         tracing::error!(error = %e, "could not begin a transaction");
         // The jobs never ran; dropping them drops their reply channels, and each caller gets an error.
-        drop(jobs);
+        jobs.for_each(drop);
         return false;
     }
     let mut finishers = Vec::with_capacity(jobs.len());
     let mut all_ok = true;
     // Chain heads advanced in this transaction: none yet.
     *conn.pending_heads() = PendingHeads::default();
-    for job in jobs {
+    for job in jobs.by_ref() {
+        if !job.savepoint {
+            let (ok, finisher) = run_job(conn, job);
+            finishers.push(finisher);
+            if ok {
+                continue;
+            }
+            // Nothing to roll back to but the transaction's start: every job in it fails.
+            tracing::warn!(
+                jobs = finishers.len(),
+                "a job without a savepoint failed; its transaction is rolled back"
+            );
+            let _ = conn.batch("rollback");
+            *conn.pending_heads() = PendingHeads::default();
+            for f in finishers {
+                call(f, Some(StoreError::Overloaded));
+            }
+            return false;
+        }
         // A job that fails is rolled back to its savepoint: so are the heads it advanced.
         let heads_before = conn.pending_heads().clone();
         if let Err(e) = conn.batch("savepoint job") {
@@ -93,15 +142,7 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
             }
             return false;
         }
-        let outcome = catch_unwind(AssertUnwindSafe(|| job(conn.as_mut())));
-        let (ok, finisher) = match outcome {
-            Ok(pair) => pair,
-            Err(_) => {
-                tracing::error!("a store job panicked; it was rolled back");
-                let f: Finisher = Box::new(|_| {});
-                (false, f)
-            }
-        };
+        let (ok, finisher) = run_job(conn, job);
         let end = if ok {
             "release savepoint job"
         } else {
@@ -137,6 +178,18 @@ fn run_group(conn: &mut Box<dyn Conn + Send>, begin: &str, jobs: Vec<WriteJob>) 
                 call(f, Some(e.clone()));
             }
             false
+        }
+    }
+}
+
+/// Runs one job; a panic counts as a failure (with a finisher that reports nothing: the caller's
+/// reply channel is dropped, so it gets an error).
+fn run_job(conn: &mut Box<dyn Conn + Send>, job: WriteJob) -> (bool, Finisher) {
+    match catch_unwind(AssertUnwindSafe(|| (job.run)(conn.as_mut()))) {
+        Ok(pair) => pair,
+        Err(_) => {
+            tracing::error!("a store job panicked; it was rolled back");
+            (false, Box::new(|_| {}))
         }
     }
 }

@@ -31,6 +31,7 @@ both_backends! {
     the_tree_is_walked_nearest_first_and_a_hand_made_cycle_ends_the_walk => ancestor_cycle;
     users_tokens_and_sessions => auth;
     concurrent_writes_share_commits_and_a_failing_job_fails_alone => group_commit;
+    a_failing_job_without_a_savepoint_fails_its_transaction_and_later_jobs_commit => unguarded_failure;
     the_inbox_pages_newest_activity_first => inbox_paging;
     idempotency_keys_remember_the_first_answer => idempotency_keys;
     the_consent_ledger_only_grows_and_is_scoped => consent_ledger;
@@ -2378,3 +2379,100 @@ fn policy() -> openline_domain::dlp::DlpPolicy {
     .unwrap()
 }
 
+/// Submits a write at once (polls its future once), so jobs are queued in the order written.
+type Queued<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+fn submitted<'a, T>(f: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'a) -> Queued<'a, T> {
+    let mut f: Queued<'a, T> = Box::pin(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        f.as_mut().poll(&mut cx).is_pending(),
+        "a queued write cannot have finished"
+    );
+    f
+}
+
+/// Queues a job writing a row and an archive entry named `id`, then failing if `fail`.
+fn row<'a>(store: &'a Store, id: &'static str, org: String, savepoint: bool, fail: bool) -> Queued<'a, &'static str> {
+    let job = move |c: &mut dyn openline_store::Conn| {
+        c.execute(
+            "insert into provider_events (id, provider, field, raw, received_at) values (?, 'x', 'x', '{}', 0)",
+            params![id],
+        )?;
+        openline_store::journal::append(c, &org, "test.entry", Some(id), &serde_json::json!({}), NOW)?;
+        if fail {
+            return Err(StoreError::Db("planned failure".into()));
+        }
+        Ok(id)
+    };
+    if savepoint {
+        submitted(store.write(job))
+    } else {
+        submitted(store.write_unguarded(job))
+    }
+}
+
+/// `Store::write_unguarded` runs a job without a savepoint. When such a job fails, its whole
+/// transaction is rolled back: the jobs before it in the group fail with `Overloaded` (none was
+/// answered), its own error reaches its caller, nothing of any of them is stored, the archive chain
+/// keeps no trace of them, and the jobs queued after it commit in a new transaction.
+async fn unguarded_failure(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    // Hold the writer so that every job below is queued behind it and taken as one group.
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let blocker = submitted(store.write(move |_| {
+        started_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        Ok(())
+    }));
+    tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+        .await
+        .unwrap();
+
+    let before = vec![
+        row(&store, "a1", w.org.clone(), true, false),
+        row(&store, "a2", w.org.clone(), false, false),
+        row(&store, "a3", w.org.clone(), true, false),
+    ];
+    let failing = row(&store, "f", w.org.clone(), false, true);
+    let after = vec![
+        row(&store, "b1", w.org.clone(), true, false),
+        row(&store, "b2", w.org.clone(), false, false),
+    ];
+    release_tx.send(()).unwrap();
+    blocker.await.unwrap();
+    for f in before {
+        assert!(
+            matches!(f.await, Err(StoreError::Overloaded)),
+            "a job of the rolled-back transaction"
+        );
+    }
+    assert!(matches!(failing.await, Err(StoreError::Db(m)) if m == "planned failure"));
+    for (f, id) in after.into_iter().zip(["b1", "b2"]) {
+        assert_eq!(f.await.unwrap(), id, "queued after the failure: committed");
+    }
+    let org = w.org.clone();
+    let (stored, entries, report) = store
+        .write(move |c| {
+            let stored: Vec<String> = c
+                .query("select id from provider_events order by id", &[])?
+                .iter()
+                .map(|r| r.string(0))
+                .collect::<Result<_, _>>()?;
+            let entries: Vec<String> = c
+                .query(
+                    "select subject_id from journal where kind = 'test.entry' order by seq",
+                    &[],
+                )?
+                .iter()
+                .map(|r| r.string(0))
+                .collect::<Result<_, _>>()?;
+            Ok((stored, entries, openline_store::journal::verify(c, Some(&org))?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, ["b1", "b2"]);
+    assert_eq!(entries, ["b1", "b2"]);
+    assert!(report[0].problem.is_none(), "{report:?}");
+}

@@ -812,9 +812,11 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
         crate::workers::template_approvals::before_send(&st, &me.scope, &req.contact_id, channel, &t.name, &t.language)
             .await;
     }
+    // Every refusal below is decided before the first write and answered as `Ok`: the job fails
+    // only if the database does, so it needs no savepoint of its own.
     let outcome = st
         .store
-        .write(move |c| {
+        .write_unguarded(move |c| {
             if let Some(k) = &key {
                 if let Some(prev) = idempotency::find(c, &me.user.id, k)? {
                     if prev.request_hash != request_hash {
