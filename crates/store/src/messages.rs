@@ -312,7 +312,37 @@ pub fn insert_outbound_rich(
         crate::outbox::enqueue(c, &id, m.org_id, m.sender_id, m.now)?;
     }
     conversations::touch(c, m.conversation_id, preview(m.kind, m.body).as_deref(), m.now)?;
-    let message = get_any(c, &id)?;
+    // The row as just written (what `get_any` would read back, without reading it: this runs for
+    // every send). The contract test `a_new_outbound_message_is_returned_as_stored` holds the two equal.
+    let message = Message {
+        id,
+        org_id: m.org_id.to_owned(),
+        conversation_id: m.conversation_id.to_owned(),
+        direction: Direction::Out,
+        kind: m.kind,
+        body: m.body.map(str::to_owned),
+        media: extras.media.cloned(),
+        template: m.template.cloned(),
+        author_user_id: m.author_user_id.map(str::to_owned),
+        status: DeliveryStatus::Queued,
+        provider: None,
+        provider_message_id: None,
+        reply_to: extras.reply_to.map(str::to_owned),
+        error_code: None,
+        error_title: None,
+        error_explanation: None,
+        created_at: m.now,
+        updated_at: m.now,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+        queue_explanation: m.queue_reason.map(openline_domain::policy::explain_queue),
+        queue_reason: m.queue_reason.map(str::to_owned),
+        dlp: None,
+        dlp_flagged: false,
+        possible_duplicate: false,
+        duplicate_confirmed: false,
+    };
     archive_message_with(c, "message.created", &message, extras.content, m.now)?;
     Ok(message)
 }

@@ -32,6 +32,7 @@ both_backends! {
     users_tokens_and_sessions => auth;
     concurrent_writes_share_commits_and_a_failing_job_fails_alone => group_commit;
     a_failing_job_without_a_savepoint_fails_its_transaction_and_later_jobs_commit => unguarded_failure;
+    a_new_outbound_message_is_returned_as_stored => outbound_as_stored;
     the_inbox_pages_newest_activity_first => inbox_paging;
     idempotency_keys_remember_the_first_answer => idempotency_keys;
     the_consent_ledger_only_grows_and_is_scoped => consent_ledger;
@@ -2475,4 +2476,130 @@ async fn unguarded_failure(store: Store) {
     assert_eq!(stored, ["b1", "b2"]);
     assert_eq!(entries, ["b1", "b2"]);
     assert!(report[0].problem.is_none(), "{report:?}");
+}
+
+/// Kind, body, template, queue reason and extras of an outgoing message.
+type Shape<'a> = (
+    MessageKind,
+    Option<&'a str>,
+    Option<&'a serde_json::Value>,
+    Option<&'a str>,
+    messages::OutboundExtras<'a>,
+);
+
+/// `insert_outbound_rich` builds the message it returns instead of reading it back: for every
+/// shape of outgoing message it must equal what is read back.
+async fn outbound_as_stored(store: Store) {
+    let w = world(&store, "Bank", "pn1").await;
+    let (org, sender) = (w.org.clone(), w.sender.id.clone());
+    let pairs = store
+        .write(move |c| {
+            let contact = contacts::create(c, &org, "+447700900123", Some("Ada"), NOW)?;
+            let conv = conversations::find_or_create_open(c, &org, Channel::Whatsapp, &contact.id, &sender, NOW)?;
+            let user = users::create(
+                c,
+                &users::NewUser {
+                    org_id: &org,
+                    team_id: None,
+                    email: "agent@bank.example",
+                    name: "Agent",
+                    role: Role::Agent,
+                    password_hash: "h",
+                },
+                NOW,
+            )?;
+            let media =
+                serde_json::json!({"media_id": "med_1", "content_type": "image/jpeg", "size": 3, "filename": "a.jpg"});
+            let template = serde_json::json!({"name": "hello", "language": "en", "parameters": ["Ada", 1.5, 3]});
+            let content = serde_json::json!({"location": {"latitude": 51.5, "longitude": -0.12, "name": "Office"}});
+            let shapes: Vec<Shape<'_>> = vec![
+                (
+                    MessageKind::Text,
+                    Some("Hello \u{1F600} \"quoted\""),
+                    None,
+                    None,
+                    messages::OutboundExtras {
+                        media: None,
+                        content: None,
+                        reply_to: None,
+                    },
+                ),
+                (
+                    MessageKind::Text,
+                    Some("Held"),
+                    None,
+                    Some("awaiting_opt_in"),
+                    messages::OutboundExtras {
+                        media: None,
+                        content: None,
+                        reply_to: Some("wamid.in1"),
+                    },
+                ),
+                (
+                    MessageKind::Image,
+                    None,
+                    None,
+                    None,
+                    messages::OutboundExtras {
+                        media: Some(&media),
+                        content: None,
+                        reply_to: None,
+                    },
+                ),
+                (
+                    MessageKind::Template,
+                    Some("Hi Ada"),
+                    Some(&template),
+                    Some("window_closed"),
+                    messages::OutboundExtras {
+                        media: None,
+                        content: None,
+                        reply_to: None,
+                    },
+                ),
+                (
+                    MessageKind::Location,
+                    Some("Office"),
+                    None,
+                    None,
+                    messages::OutboundExtras {
+                        media: None,
+                        content: Some(&content),
+                        reply_to: None,
+                    },
+                ),
+            ];
+            let mut pairs = Vec::new();
+            for (i, (kind, body, template, queue_reason, extras)) in shapes.into_iter().enumerate() {
+                let author = (i % 2 == 0).then_some(user.id.as_str());
+                let returned = messages::insert_outbound_rich(
+                    c,
+                    &NewOutbound {
+                        org_id: &org,
+                        conversation_id: &conv,
+                        sender_id: &sender,
+                        author_user_id: author,
+                        kind,
+                        body,
+                        template,
+                        queue_reason,
+                        business_initiated: i == 3,
+                        now: NOW + i as i64,
+                    },
+                    &extras,
+                )?;
+                let read = messages::get_any(c, &returned.id)?;
+                pairs.push((returned, read));
+            }
+            Ok(pairs)
+        })
+        .await
+        .unwrap();
+    assert_eq!(pairs.len(), 5);
+    for (returned, read) in pairs {
+        assert_eq!(
+            serde_json::to_value(&returned).unwrap(),
+            serde_json::to_value(&read).unwrap()
+        );
+    }
 }
