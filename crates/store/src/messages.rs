@@ -910,6 +910,20 @@ pub fn queued_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> R
     .collect()
 }
 
+/// Why each message held for the contact waits ([`queued_for_contact`] without the messages and
+/// their order): all a new send needs to know whether it must wait behind them.
+pub fn held_reasons_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<String>, StoreError> {
+    c.query(
+        "select m.queue_reason from messages m
+         where m.conversation_id in (select id from conversations where org_id = ? and contact_id = ?)
+           and m.queue_reason is not null and m.status = 'queued'",
+        params![org_id, contact_id],
+    )?
+    .iter()
+    .map(|r| r.string(0))
+    .collect()
+}
+
 /// Messages held in a thread, for a caller who may see it, in the order they were written.
 pub fn queued_in_conversation(
     c: &mut dyn Conn,

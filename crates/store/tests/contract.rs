@@ -755,13 +755,23 @@ async fn held_messages(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     let (org, cid) = (w.org.clone(), contact.id.clone());
-    let held = store
-        .read(move |c| messages::queued_for_contact(c, &org, &cid))
+    let (held, reasons) = store
+        .read(move |c| {
+            Ok((
+                messages::queued_for_contact(c, &org, &cid)?,
+                messages::held_reasons_for_contact(c, &org, &cid)?,
+            ))
+        })
         .await
         .unwrap();
     assert_eq!(
         held.iter().map(|m| m.body.clone().unwrap()).collect::<Vec<_>>(),
         ["first", "third"]
+    );
+    assert_eq!(
+        reasons,
+        ["awaiting_consent", "awaiting_consent"],
+        "the cancelled one is not held"
     );
     let sender = w.sender.id.clone();
     store
@@ -773,6 +783,12 @@ async fn held_messages(store: Store) {
         })
         .await
         .unwrap();
+    let (org, cid) = (w.org.clone(), contact.id.clone());
+    let reasons = store
+        .read(move |c| messages::held_reasons_for_contact(c, &org, &cid))
+        .await
+        .unwrap();
+    assert!(reasons.is_empty(), "released: none held any more");
     // One at a time per thread, in order: the second waits until the first is done.
     let claimed = store.write(|c| outbox::claim_due(c, NOW + 40, 1000, 10)).await.unwrap();
     assert_eq!(

@@ -951,11 +951,11 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
             // A template passes free text held only for the closed window: it is what restarts the
             // conversation (the same rule as `release_queued`).
             if queue_reason.is_none() && channel == Channel::Whatsapp {
-                let held = messages::queued_for_contact(c, &contact.org_id, &contact.id)?;
+                let held = messages::held_reasons_for_contact(c, &contact.org_id, &contact.id)?;
                 let restarts = matches!(facts.outgoing, Outgoing::Template { .. })
                     && held
                         .iter()
-                        .all(|m| matches!(m.queue_reason.as_deref(), Some(WINDOW_CLOSED | EARLIER_MESSAGE_WAITING)));
+                        .all(|r| matches!(r.as_str(), WINDOW_CLOSED | EARLIER_MESSAGE_WAITING));
                 if !held.is_empty() && !restarts {
                     queue_reason = Some(EARLIER_MESSAGE_WAITING);
                 }
