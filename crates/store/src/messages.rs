@@ -75,6 +75,9 @@ const COLS: &str =
     m.sent_at, m.delivered_at, m.read_at, m.queue_reason, m.dlp_verdict,
     case when m.dlp_flagged = 1 and m.dlp_reviewed_at is null then 1 else 0 end, m.duplicate";
 
+/// [`COLS`] without the table alias, for `returning` (which SQLite lets name columns only bare).
+static COLS_UNQUALIFIED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| COLS.replace("m.", ""));
+
 fn from_row(r: &Row) -> Result<Message, StoreError> {
     let error_code = r.opt_i64(13)?;
     let provider = r.opt_string(10)?.and_then(|p| ProviderKind::parse(&p));
@@ -483,12 +486,17 @@ pub fn record_provider_accept(
     provider_message_id: &str,
     now: i64,
 ) -> Result<Message, StoreError> {
-    c.execute(
-        "update messages set provider = ?, provider_message_id = ?,
-             status = case when status = 'queued' then 'accepted' else status end, updated_at = ?
-         where id = ?",
+    // The row as updated comes back with the update (one statement per accept fewer, at the
+    // dispatcher's rate); it is read again only if something below changes it further.
+    let mut m = from_row(&c.query_one(
+        &format!(
+            "update messages set provider = ?, provider_message_id = ?,
+                 status = case when status = 'queued' then 'accepted' else status end, updated_at = ?
+             where id = ? returning {}",
+            &*COLS_UNQUALIFIED
+        ),
         params![provider.as_str(), provider_message_id, now, message_id],
-    )?;
+    )?)?;
     c.execute(
         "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values (?, ?, ?, ?)
          on conflict (provider, provider_message_id) do nothing",
@@ -502,6 +510,7 @@ pub fn record_provider_accept(
         params![message_id, provider.as_str(), provider_message_id],
     )? {
         confirm_duplicate(c, message_id, &other.string(0)?, provider_message_id, now)?;
+        m = get_any(c, message_id)?;
     }
     let early = c.query(
         "select status, error_code, at from message_status_events
@@ -519,8 +528,8 @@ pub fn record_provider_accept(
             "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
             params![message_id, provider.as_str(), provider_message_id],
         )?;
+        m = get_any(c, message_id)?;
     }
-    let m = get_any(c, message_id)?;
     crate::journal::record(
         c,
         &m.org_id,

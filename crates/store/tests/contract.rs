@@ -277,7 +277,15 @@ async fn statuses(store: Store) {
     ));
     let id = m.id.clone();
     let m = store
-        .write(move |c| messages::record_provider_accept(c, &id, ProviderKind::CloudApi, "wamid.out", NOW + 2))
+        .write(move |c| {
+            let m = messages::record_provider_accept(c, &id, ProviderKind::CloudApi, "wamid.out", NOW + 2)?;
+            assert_eq!(
+                serde_json::to_value(&m).unwrap(),
+                serde_json::to_value(messages::get_any(c, &id)?).unwrap(),
+                "the accept returns the row as it now is"
+            );
+            Ok(m)
+        })
         .await
         .unwrap();
     assert_eq!(

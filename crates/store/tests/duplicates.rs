@@ -96,6 +96,11 @@ async fn accept(store: &Store, job: &outbox::Claimed, wamid: &str, at: i64) -> m
                 messages::mark_possible_duplicate(c, &job.message_id, at)?;
             }
             let m = messages::record_provider_accept(c, &job.message_id, ProviderKind::CloudApi, &wamid, at)?;
+            // The accept returns the row as it now is (without always reading it back).
+            assert_eq!(
+                serde_json::to_value(&m).unwrap(),
+                serde_json::to_value(messages::get_any(c, &job.message_id)?).unwrap()
+            );
             outbox::complete(c, &job.outbox_id, at)?;
             Ok(m)
         })
