@@ -110,13 +110,19 @@ fn insert(
 
 /// The contact's ledger, oldest first (unscoped: for the server's own decisions).
 pub fn events_for(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
-    c.query(
-        &format!("select {COLS} from consent_events where org_id = ? and contact_id = ? order by at, id"),
-        params![org_id, contact_id],
-    )?
-    .iter()
-    .map(from_row)
-    .collect()
+    // In order of time, then id (byte order). Sorted here rather than by the database: the index
+    // gives the rows by time already, and sorting a contact's few events here is cheaper than the
+    // temporary b-tree SQLite builds for the `id` tie-break, on every send.
+    let mut events = c
+        .query(
+            &format!("select {COLS} from consent_events where org_id = ? and contact_id = ?"),
+            params![org_id, contact_id],
+        )?
+        .iter()
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    events.sort_by(|a, b| (a.at, a.id.as_bytes()).cmp(&(b.at, b.id.as_bytes())));
+    Ok(events)
 }
 
 /// The contact's ledger for a caller who may see the contact (the attestation record).

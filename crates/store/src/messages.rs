@@ -923,9 +923,9 @@ pub fn queued_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> R
 /// their order): all a new send needs to know whether it must wait behind them.
 pub fn held_reasons_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<String>, StoreError> {
     c.query(
-        "select m.queue_reason from messages m
-         where m.conversation_id in (select id from conversations where org_id = ? and contact_id = ?)
-           and m.queue_reason is not null and m.status = 'queued'",
+        // A join, not `in (select …)`: SQLite would build a temporary table for the list per call.
+        "select m.queue_reason from conversations v join messages m on m.conversation_id = v.id
+         where v.org_id = ? and v.contact_id = ? and m.queue_reason is not null and m.status = 'queued'",
         params![org_id, contact_id],
     )?
     .iter()
