@@ -1,8 +1,8 @@
 //! Schema migrations, embedded in the binary and applied in order, each in its own transaction, on
 //! either backend (the SQL is written to be accepted by both). `openline migrate` runs them
 //! explicitly; `Store::open` runs pending ones at start-up. A migration that cannot be written for
-//! both (triggers) has a PostgreSQL variant in [`POSTGRES_VARIANTS`]. On PostgreSQL an advisory lock keeps two
-//! nodes starting at once from applying the same migration twice.
+//! both (triggers) has a PostgreSQL variant in [`POSTGRES_VARIANTS`]. On PostgreSQL an advisory
+//! lock keeps two nodes starting at once from applying the same migration twice.
 
 use crate::sql::{Backend, Conn};
 use crate::{params, StoreError};

@@ -7,11 +7,13 @@
 //! load they were a fifth of the writer's time. Here the walk is done once per organization and
 //! kept, and each use reads one row instead: `config_version.token`, which triggers change whenever
 //! `organizations`, `senders` or `dlp_policies` change (migration 0017) — by openline, by
-//! `openline admin` in another process, or by hand. The token is read before anything is loaded,
-//! so what is kept is never older than the token it is kept under; if a change landed in between,
-//! the next token read differs and it is dropped. Inside a transaction that changed the tree the token has already
-//! changed, so the change is seen at once; a change rolled back restores a token no cache holds
-//! (random on SQLite, from a sequence on PostgreSQL).
+//! `openline admin` in another process, or by hand.
+//!
+//! The token is read before anything is loaded, so what is kept is never older than the token it
+//! is kept under; if a change landed in between, the next token read differs and it is dropped.
+//! Inside a transaction that changed the tree the token has already changed, so the change is seen
+//! at once; a change rolled back restores a token no cache holds (random on SQLite, from a sequence
+//! on PostgreSQL).
 
 use crate::orgs::{Organization, ANCESTOR_CHAIN};
 use crate::senders::Sender;
