@@ -487,7 +487,8 @@ pub fn record_provider_accept(
     now: i64,
 ) -> Result<Message, StoreError> {
     // The row as updated comes back with the update (one statement per accept fewer, at the
-    // dispatcher's rate); it is read again only if something below changes it further.
+    // dispatcher's rate); it is read again, once, only if something below changes it further.
+    let mut changed = false;
     let mut m = from_row(&c.query_one(
         &format!(
             "update messages set provider = ?, provider_message_id = ?,
@@ -510,7 +511,7 @@ pub fn record_provider_accept(
         params![message_id, provider.as_str(), provider_message_id],
     )? {
         confirm_duplicate(c, message_id, &other.string(0)?, provider_message_id, now)?;
-        m = get_any(c, message_id)?;
+        changed = true;
     }
     let early = c.query(
         "select status, error_code, at from message_status_events
@@ -528,6 +529,9 @@ pub fn record_provider_accept(
             "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
             params![message_id, provider.as_str(), provider_message_id],
         )?;
+        changed = true;
+    }
+    if changed {
         m = get_any(c, message_id)?;
     }
     crate::journal::record(

@@ -133,11 +133,17 @@ pub fn subtree(c: &mut dyn Conn, root: &str) -> Result<Vec<String>, StoreError> 
 /// switch, the messaging tier, sender numbers, DLP rules) is resolved along. Stops at the root, and
 /// at a cycle or after 64 levels should the tree have been edited by hand.
 pub fn ancestors(c: &mut dyn Conn, org_id: &str) -> Result<Vec<Organization>, StoreError> {
+    Ok(existing_chain(c, org_id)?.orgs.iter().map(|(o, _)| o.clone()).collect())
+}
+
+/// The organization's inherited configuration ([`crate::org_config::chain`]); `NotFound` when there
+/// is no such organization.
+fn existing_chain(c: &mut dyn Conn, org_id: &str) -> Result<std::sync::Arc<crate::org_config::OrgChain>, StoreError> {
     let chain = crate::org_config::chain(c, org_id)?;
     if chain.orgs.is_empty() {
         return Err(StoreError::NotFound);
     }
-    Ok(chain.orgs.iter().map(|(o, _)| o.clone()).collect())
+    Ok(chain)
 }
 
 /// Common table expressions ending in `chain(id, depth)`: the organization bound to its one
@@ -164,11 +170,7 @@ pub(crate) fn ancestor_settings(c: &mut dyn Conn, org_id: &str) -> Result<Vec<se
 /// Whether WhatsApp is on for an organization: its own setting, else its parent's, up to the root
 /// (where `inherit` means off).
 pub fn whatsapp_enabled(c: &mut dyn Conn, org_id: &str) -> Result<bool, StoreError> {
-    let chain = crate::org_config::chain(c, org_id)?;
-    if chain.orgs.is_empty() {
-        return Err(StoreError::NotFound);
-    }
-    Ok(chain
+    Ok(existing_chain(c, org_id)?
         .orgs
         .iter()
         .find_map(|(o, _)| match o.whatsapp.as_str() {
