@@ -75,9 +75,6 @@ const COLS: &str =
     m.sent_at, m.delivered_at, m.read_at, m.queue_reason, m.dlp_verdict,
     case when m.dlp_flagged = 1 and m.dlp_reviewed_at is null then 1 else 0 end, m.duplicate";
 
-/// [`COLS`] without the table alias, for `returning` (which SQLite lets name columns only bare).
-static COLS_UNQUALIFIED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| COLS.replace("m.", ""));
-
 fn from_row(r: &Row) -> Result<Message, StoreError> {
     let error_code = r.opt_i64(13)?;
     let provider = r.opt_string(10)?.and_then(|p| ProviderKind::parse(&p));
@@ -486,64 +483,185 @@ pub fn record_provider_accept(
     provider_message_id: &str,
     now: i64,
 ) -> Result<Message, StoreError> {
-    // The row as updated comes back with the update (one statement per accept fewer, at the
-    // dispatcher's rate); it is read again, once, only if something below changes it further.
-    let mut changed = false;
-    let mut m = from_row(&c.query_one(
-        &format!(
+    record_provider_accepts(
+        c,
+        &[ProviderAccept {
+            message_id,
+            provider,
+            provider_message_id,
+            now,
+        }],
+    )?
+    .pop()
+    .ok_or(StoreError::NotFound)
+}
+
+/// One send the provider accepted, for [`record_provider_accepts`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderAccept<'a> {
+    pub message_id: &'a str,
+    pub provider: ProviderKind,
+    pub provider_message_id: &'a str,
+    pub now: i64,
+}
+
+/// [`record_provider_accept`] for several sends at once, in one transaction: the messages as
+/// recorded, in the order given. An unknown message fails the whole call with `NotFound`.
+///
+/// The dispatcher records accepts in batches (one a millisecond from a number at 1,000/s), so the
+/// lookups every accept needs (another provider id of the same message, statuses that came first)
+/// and the read-back are one statement for the batch, and the archive entries one insert; only the
+/// update of each message is its own statement. The rare accepts that find something (a confirmed
+/// duplicate, early statuses) are then handled one by one, before they are archived.
+pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>]) -> Result<Vec<Message>, StoreError> {
+    let mut ids = std::collections::HashSet::with_capacity(accepts.len());
+    if !accepts.iter().all(|a| ids.insert(a.message_id)) {
+        // The same message twice (its second attempt accepted in the same batch): each must see
+        // what the one before it recorded, so one at a time.
+        let mut out = Vec::with_capacity(accepts.len());
+        for a in accepts {
+            out.extend(record_provider_accepts(c, std::slice::from_ref(a))?);
+        }
+        return Ok(out);
+    }
+    for a in accepts {
+        let n = c.execute(
             "update messages set provider = ?, provider_message_id = ?,
                  status = case when status = 'queued' then 'accepted' else status end, updated_at = ?
-             where id = ? returning {}",
-            &*COLS_UNQUALIFIED
-        ),
-        params![provider.as_str(), provider_message_id, now, message_id],
-    )?)?;
-    c.execute(
-        "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values (?, ?, ?, ?)
-         on conflict (provider, provider_message_id) do nothing",
-        params![provider.as_str(), provider_message_id, message_id, now],
-    )?;
-    // A status that named this message came earlier for another provider id: an attempt whose
-    // outcome was never recorded was accepted too.
-    if let Some(other) = c.query_opt(
-        "select provider_message_id from message_provider_ids where message_id = ? and provider = ? and provider_message_id <> ?
-         order by created_at limit 1",
-        params![message_id, provider.as_str(), provider_message_id],
-    )? {
-        confirm_duplicate(c, message_id, &other.string(0)?, provider_message_id, now)?;
-        changed = true;
+             where id = ?",
+            params![a.provider.as_str(), a.provider_message_id, a.now, a.message_id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
     }
-    let early = c.query(
-        "select status, error_code, at from message_status_events
-         where provider = ? and provider_message_id = ? and message_id is null order by at, received_at",
-        params![provider.as_str(), provider_message_id],
-    )?;
-    // Usually none: the accept is recorded before the provider's first status arrives.
-    if !early.is_empty() {
-        for e in &early {
-            if let Some(status) = DeliveryStatus::parse(&e.string(0)?) {
-                advance(c, message_id, status, e.opt_i64(1)?, None, e.i64(2)?, now)?;
-            }
+    for chunk in accepts.chunks(ACCEPT_ROWS_PER_INSERT) {
+        let mut vals = Vec::with_capacity(chunk.len() * 4);
+        for a in chunk {
+            vals.extend([
+                Val::from(a.provider.as_str()),
+                Val::from(a.provider_message_id),
+                Val::from(a.message_id),
+                Val::I64(a.now),
+            ]);
         }
         c.execute(
-            "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
-            params![message_id, provider.as_str(), provider_message_id],
+            &format!(
+                "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values {}
+                 on conflict (provider, provider_message_id) do nothing",
+                crate::sql::value_rows(chunk.len(), "(?, ?, ?, ?)")
+            ),
+            &vals,
         )?;
-        changed = true;
     }
-    if changed {
-        m = get_any(c, message_id)?;
-    }
-    crate::journal::record(
+    // Another provider id of the same message (from this provider): an attempt whose outcome was
+    // never recorded was accepted too. The earliest one is the first copy.
+    let mut other_ids: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
+    let keys: Vec<Vec<Val>> = accepts.iter().map(|a| vec![Val::from(a.message_id)]).collect();
+    for r in crate::sql::union_lookup(
         c,
-        &m.org_id,
-        "message.accepted",
-        &m.id,
-        &serde_json::json!({"provider": provider.as_str(), "provider_message_id": provider_message_id, "status": m.status}),
-        now,
-    )?;
-    Ok(m)
+        "select message_id, provider, provider_message_id, created_at from message_provider_ids where message_id = ?",
+        &keys,
+    )? {
+        let (message_id, provider, pmid, created_at) = (r.string(0)?, r.string(1)?, r.string(2)?, r.i64(3)?);
+        let Some(a) = accepts.iter().find(|a| a.message_id == message_id) else {
+            continue;
+        };
+        if provider != a.provider.as_str() || pmid == a.provider_message_id {
+            continue;
+        }
+        let earliest = other_ids.entry(message_id).or_insert((created_at, pmid.clone()));
+        if (created_at, &pmid) < (earliest.0, &earliest.1) {
+            *earliest = (created_at, pmid);
+        }
+    }
+    // Statuses that named a provider id before its accept was recorded. Usually none: the accept is
+    // recorded before the provider's first status arrives.
+    type Early = Vec<(i64, i64, String, Option<i64>)>;
+    let mut early: std::collections::HashMap<(String, String), Early> = std::collections::HashMap::new();
+    let keys: Vec<Vec<Val>> = accepts
+        .iter()
+        .map(|a| vec![Val::from(a.provider.as_str()), Val::from(a.provider_message_id)])
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for r in crate::sql::union_lookup(
+        c,
+        "select provider, provider_message_id, status, error_code, at, received_at, id from message_status_events
+         where provider = ? and provider_message_id = ? and message_id is null",
+        &keys,
+    )? {
+        // The lookup may return a row twice (its key padded the statement).
+        if !seen.insert(r.string(6)?) {
+            continue;
+        }
+        early.entry((r.string(0)?, r.string(1)?)).or_default().push((
+            r.i64(4)?,
+            r.i64(5)?,
+            r.string(2)?,
+            r.opt_i64(3)?,
+        ));
+    }
+    for a in accepts {
+        if let Some((_, first)) = other_ids.get(a.message_id) {
+            confirm_duplicate(c, a.message_id, first, a.provider_message_id, a.now)?;
+        }
+        if let Some(mut events) = early.remove(&(a.provider.as_str().to_owned(), a.provider_message_id.to_owned())) {
+            events.sort_by_key(|e| (e.0, e.1));
+            for (at, _, status, error_code) in &events {
+                if let Some(status) = DeliveryStatus::parse(status) {
+                    advance(c, a.message_id, status, *error_code, None, *at, a.now)?;
+                }
+            }
+            c.execute(
+                "update message_status_events set message_id = ? where provider = ? and provider_message_id = ? and message_id is null",
+                params![a.message_id, a.provider.as_str(), a.provider_message_id],
+            )?;
+        }
+    }
+    let keys: Vec<Vec<Val>> = accepts.iter().map(|a| vec![Val::from(a.message_id)]).collect();
+    let mut recorded: std::collections::HashMap<String, Message> = std::collections::HashMap::new();
+    for r in crate::sql::union_lookup(c, &format!("select {COLS} from messages m where m.id = ?"), &keys)? {
+        let m = from_row(&r)?;
+        recorded.insert(m.id.clone(), m);
+    }
+    let mut out = Vec::with_capacity(accepts.len());
+    for a in accepts {
+        out.push(recorded.remove(a.message_id).ok_or(StoreError::NotFound)?);
+    }
+    // Archived in the order given, each organization's entries with one insert.
+    let payloads: Vec<serde_json::Value> = accepts
+        .iter()
+        .zip(&out)
+        .map(|(a, m)| {
+            serde_json::json!({"provider": a.provider.as_str(), "provider_message_id": a.provider_message_id, "status": m.status})
+        })
+        .collect();
+    let mut orgs: Vec<&str> = Vec::new();
+    for m in &out {
+        if !orgs.contains(&m.org_id.as_str()) {
+            orgs.push(&m.org_id);
+        }
+    }
+    for org in orgs {
+        let entries: Vec<crate::journal::NewEntry<'_>> = accepts
+            .iter()
+            .zip(&out)
+            .zip(&payloads)
+            .filter(|((_, m), _)| m.org_id == org)
+            .map(|((a, m), payload)| crate::journal::NewEntry {
+                kind: "message.accepted",
+                subject_id: Some(&m.id),
+                payload,
+                at: a.now,
+            })
+            .collect();
+        crate::journal::append_many(c, org, &entries)?;
+    }
+    Ok(out)
 }
+
+/// The most accepts one `insert` of provider ids carries (four parameters each).
+const ACCEPT_ROWS_PER_INSERT: usize = 128;
 
 /// The message is being sent again although an earlier attempt may have reached the provider (its
 /// outcome was never recorded): a possible duplicate, journaled. Call in the transaction that
