@@ -33,6 +33,15 @@ async fn lookups_of_held_business_initiated_and_flagged_messages_use_the_partial
     )
     .await;
     assert!(held.contains("messages_queued"), "{held}");
+    // Whether anything is held at all (asked before every batch of inbound messages looks for the
+    // contacts' held messages): one step down the partial index, no scan, no sort.
+    let anything = plan(
+        &store,
+        "select 1 from messages where queue_reason is not null order by queue_reason, created_at limit 1",
+    )
+    .await;
+    assert!(anything.contains("messages_held_reason"), "{anything}");
+    assert!(!anything.contains("TEMP B-TREE"), "{anything}");
     let initiated = plan(
         &store,
         "select count(*) from messages m where m.org_id = ? and m.business_initiated = 1 and m.created_at > ?",
