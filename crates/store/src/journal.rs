@@ -217,6 +217,20 @@ pub fn append_many(c: &mut dyn Conn, org_id: &str, entries: &[NewEntry<'_>]) -> 
     Ok(seq)
 }
 
+/// Appends each entry to its organization's chain (`(org_id, entry)` pairs; each organization's in
+/// the order given): one [`append_many`] per organization, the organizations in sorted order, the
+/// order in which every transaction takes their chain heads (locked on PostgreSQL).
+pub fn append_by_org(c: &mut dyn Conn, entries: &[(&str, NewEntry<'_>)]) -> Result<(), StoreError> {
+    let mut orgs: Vec<&str> = entries.iter().map(|(org, _)| *org).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    for org in orgs {
+        let chain: Vec<NewEntry<'_>> = entries.iter().filter(|(o, _)| *o == org).map(|(_, e)| *e).collect();
+        append_many(c, org, &chain)?;
+    }
+    Ok(())
+}
+
 fn insert_entries(c: &mut dyn Conn, n: usize, rows: &[Val]) -> Result<(), StoreError> {
     c.execute(
         &format!(

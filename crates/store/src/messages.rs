@@ -514,6 +514,18 @@ pub struct ProviderAccept<'a> {
 /// update of each message is its own statement. The rare accepts that find something (a confirmed
 /// duplicate, early statuses) are then handled one by one, before they are archived.
 pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>]) -> Result<Vec<Message>, StoreError> {
+    if accepts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if accepts.len() > ACCEPT_LOOKUP_KEYS {
+        // Each lookup is a union of one branch per key: a bounded number of them (SQLite allows at
+        // most 500 in one compound select).
+        let mut out = Vec::with_capacity(accepts.len());
+        for chunk in accepts.chunks(ACCEPT_LOOKUP_KEYS) {
+            out.extend(record_provider_accepts(c, chunk)?);
+        }
+        return Ok(out);
+    }
     let mut ids = std::collections::HashSet::with_capacity(accepts.len());
     if !accepts.iter().all(|a| ids.insert(a.message_id)) {
         // The same message twice (its second attempt accepted in the same batch): each must see
@@ -535,25 +547,23 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
             return Err(StoreError::NotFound);
         }
     }
-    for chunk in accepts.chunks(ACCEPT_ROWS_PER_INSERT) {
-        let mut vals = Vec::with_capacity(chunk.len() * 4);
-        for a in chunk {
-            vals.extend([
-                Val::from(a.provider.as_str()),
-                Val::from(a.provider_message_id),
-                Val::from(a.message_id),
-                Val::I64(a.now),
-            ]);
-        }
-        c.execute(
-            &format!(
-                "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values {}
-                 on conflict (provider, provider_message_id) do nothing",
-                crate::sql::value_rows(chunk.len(), "(?, ?, ?, ?)")
-            ),
-            &vals,
-        )?;
+    let mut vals = Vec::with_capacity(accepts.len() * 4);
+    for a in accepts {
+        vals.extend([
+            Val::from(a.provider.as_str()),
+            Val::from(a.provider_message_id),
+            Val::from(a.message_id),
+            Val::I64(a.now),
+        ]);
     }
+    c.execute(
+        &format!(
+            "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values {}
+             on conflict (provider, provider_message_id) do nothing",
+            crate::sql::value_rows(accepts.len(), "(?, ?, ?, ?)")
+        ),
+        &vals,
+    )?;
     // Another provider id of the same message (from this provider): an attempt whose outcome was
     // never recorded was accepted too. The earliest one is the first copy.
     let mut other_ids: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
@@ -636,32 +646,27 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
             serde_json::json!({"provider": a.provider.as_str(), "provider_message_id": a.provider_message_id, "status": m.status})
         })
         .collect();
-    let mut orgs: Vec<&str> = Vec::new();
-    for m in &out {
-        if !orgs.contains(&m.org_id.as_str()) {
-            orgs.push(&m.org_id);
-        }
-    }
-    for org in orgs {
-        let entries: Vec<crate::journal::NewEntry<'_>> = accepts
-            .iter()
-            .zip(&out)
-            .zip(&payloads)
-            .filter(|((_, m), _)| m.org_id == org)
-            .map(|((a, m), payload)| crate::journal::NewEntry {
+    let entries: Vec<(&str, crate::journal::NewEntry<'_>)> = accepts
+        .iter()
+        .zip(&out)
+        .zip(&payloads)
+        .map(|((a, m), payload)| {
+            let entry = crate::journal::NewEntry {
                 kind: "message.accepted",
                 subject_id: Some(&m.id),
                 payload,
                 at: a.now,
-            })
-            .collect();
-        crate::journal::append_many(c, org, &entries)?;
-    }
+            };
+            (m.org_id.as_str(), entry)
+        })
+        .collect();
+    crate::journal::append_by_org(c, &entries)?;
     Ok(out)
 }
 
-/// The most accepts one `insert` of provider ids carries (four parameters each).
-const ACCEPT_ROWS_PER_INSERT: usize = 128;
+/// The most accepts recorded with one set of lookups (see [`record_provider_accepts`]); one
+/// `insert` of their provider ids carries them all (four parameters each).
+const ACCEPT_LOOKUP_KEYS: usize = 64;
 
 /// The message is being sent again although an earlier attempt may have reached the provider (its
 /// outcome was never recorded): a possible duplicate, journaled. Call in the transaction that

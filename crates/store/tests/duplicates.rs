@@ -24,6 +24,7 @@ both_backends! {
     a_status_for_a_crashed_attempt_before_the_resend_is_accepted_still_confirms => confirmed_before_accept;
     an_early_status_of_the_only_attempt_is_no_duplicate => early_status_is_not_a_duplicate;
     callback_data_never_moves_an_inbound_message_or_an_unknown_one => callback_data_scope;
+    accepts_recorded_together_are_each_recorded_as_if_alone => accepts_together;
 }
 
 async fn run<F, Fut>(backend: Backend, body: F)
@@ -403,4 +404,171 @@ async fn callback_data_scope(store: Store) {
     ));
     assert_eq!(message(&store, &inbound).await.status, DeliveryStatus::Received);
     assert_eq!(message(&store, &m.id).await.status, DeliveryStatus::Queued);
+}
+
+/// An organization with a number and `n` queued texts, each to a contact of its own.
+async fn queued_texts(
+    store: &Store,
+    name: &'static str,
+    pnid: &'static str,
+    n: usize,
+) -> (String, Vec<messages::Message>) {
+    store
+        .write(move |c| {
+            let org = orgs::create(c, name, None, "on", NOW)?;
+            let sender = senders::create(
+                c,
+                &senders::NewSender {
+                    org_id: &org.id,
+                    channel: Channel::Whatsapp,
+                    provider: ProviderKind::CloudApi,
+                    phone_number: &format!("+1555{pnid}"),
+                    phone_number_id: pnid,
+                    waba_id: Some("waba1"),
+                    display_name: name,
+                    throughput_per_s: 80,
+                },
+                NOW,
+            )?;
+            let mut out = Vec::new();
+            for i in 0..n {
+                let contact = contacts::create(c, &org.id, &format!("+4477009{:05}", i + 1), None, NOW)?;
+                let conv =
+                    conversations::find_or_create_open(c, &org.id, Channel::Whatsapp, &contact.id, &sender.id, NOW)?;
+                out.push(messages::insert_outbound(
+                    c,
+                    &NewOutbound {
+                        org_id: &org.id,
+                        conversation_id: &conv,
+                        sender_id: &sender.id,
+                        author_user_id: None,
+                        kind: MessageKind::Text,
+                        body: Some("Hi"),
+                        template: None,
+                        queue_reason: None,
+                        business_initiated: false,
+                        now: NOW,
+                    },
+                )?);
+            }
+            Ok((org.id, out))
+        })
+        .await
+        .unwrap()
+}
+
+async fn accepts_together(store: Store) {
+    // Two organizations (two chains), 70 sends in all: more than one set of lookups.
+    let (bank, a) = queued_texts(&store, "Bank", "11", 40).await;
+    let (insurer, b) = queued_texts(&store, "Insurer", "22", 30).await;
+    // Message a[0]: Meta's `sent` overtook the answer. Message a[1]: an earlier attempt was accepted
+    // as wamid.old (its outcome recorded), so a second id confirms a duplicate. Message b[0] is
+    // accepted twice in the same batch.
+    status(&store, "wamid.a0", DeliveryStatus::Sent, NOW + 1, None).await;
+    let first = a[1].id.clone();
+    store
+        .write(move |c| messages::record_provider_accept(c, &first, ProviderKind::CloudApi, "wamid.old", NOW + 1))
+        .await
+        .unwrap();
+    let mut batch: Vec<(String, String)> = a
+        .iter()
+        .chain(&b)
+        .enumerate()
+        .map(|(i, m)| {
+            (
+                m.id.clone(),
+                if i == 0 {
+                    "wamid.a0".to_owned()
+                } else {
+                    format!("wamid.{i}")
+                },
+            )
+        })
+        .collect();
+    batch.push((b[0].id.clone(), "wamid.again".to_owned()));
+    let wanted = batch.clone();
+    let recorded = store
+        .write(move |c| {
+            let rows: Vec<messages::ProviderAccept<'_>> = wanted
+                .iter()
+                .map(|(id, wamid)| messages::ProviderAccept {
+                    message_id: id,
+                    provider: ProviderKind::CloudApi,
+                    provider_message_id: wamid,
+                    now: NOW + 2,
+                })
+                .collect();
+            let recorded = messages::record_provider_accepts(c, &rows)?;
+            // Each as it now stands in the database, except the first of the message accepted twice,
+            // which the second changed after it was recorded.
+            for (i, m) in recorded.iter().enumerate() {
+                if m.id != rows[0].message_id && i != 40 {
+                    assert_eq!(
+                        serde_json::to_value(m).unwrap(),
+                        serde_json::to_value(messages::get_any(c, &m.id)?).unwrap()
+                    );
+                }
+            }
+            Ok(recorded)
+        })
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), batch.len());
+    for (m, (id, wamid)) in recorded.iter().zip(&batch) {
+        assert_eq!(&m.id, id, "in the order given");
+        assert_eq!(m.provider_message_id.as_deref(), Some(wamid.as_str()));
+    }
+    assert_eq!(recorded[0].status, DeliveryStatus::Sent, "the early status is applied");
+    assert!(!recorded[0].duplicate_confirmed);
+    assert!(
+        recorded[1].duplicate_confirmed,
+        "a second provider id confirms the duplicate"
+    );
+    assert!(recorded[2..40]
+        .iter()
+        .all(|m| m.status == DeliveryStatus::Accepted && !m.possible_duplicate));
+    assert!(
+        recorded[70].duplicate_confirmed,
+        "the message accepted twice in the batch"
+    );
+    assert!(message(&store, &b[0].id).await.duplicate_confirmed);
+    // Archived once per accept, in each organization's own chain, and both chains verify.
+    assert_eq!(
+        journal_kinds(&store, &bank, &a[1].id).await,
+        [
+            "message.created",
+            "message.accepted",
+            "message.duplicate_confirmed",
+            "message.accepted"
+        ]
+    );
+    assert_eq!(
+        journal_kinds(&store, &insurer, &b[0].id).await,
+        [
+            "message.created",
+            "message.accepted",
+            "message.duplicate_confirmed",
+            "message.accepted"
+        ]
+    );
+    assert_eq!(journal_kinds(&store, &insurer, &a[2].id).await, Vec::<String>::new());
+    for (org, n) in [(&bank, 40), (&insurer, 30)] {
+        let subjects: Vec<&String> = if n == 40 {
+            a.iter().map(|m| &m.id).collect()
+        } else {
+            b.iter().map(|m| &m.id).collect()
+        };
+        for id in subjects {
+            let kinds = journal_kinds(&store, org, id).await;
+            assert!(kinds.iter().any(|k| k == "message.accepted"), "{id}: {kinds:?}");
+        }
+    }
+    let reports = store.write(|c| journal::verify(c, None)).await.unwrap();
+    assert!(reports.iter().all(|r| r.problem.is_none()), "{reports:?}");
+    // Nothing to record is nothing recorded.
+    let none = store
+        .write(|c| messages::record_provider_accepts(c, &[]))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

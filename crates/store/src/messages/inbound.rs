@@ -423,22 +423,18 @@ fn archive(c: &mut dyn Conn, stored: &[Message]) -> Result<(), StoreError> {
         payloads.push(message_payload(m, None, people)?);
     }
     // One chain per organization, each in the batch's order.
-    let mut orgs: Vec<&str> = stored.iter().map(|m| m.org_id.as_str()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    for org in orgs {
-        let entries: Vec<crate::journal::NewEntry<'_>> = stored
-            .iter()
-            .zip(&payloads)
-            .filter(|(m, _)| m.org_id == org)
-            .map(|(m, payload)| crate::journal::NewEntry {
+    let entries: Vec<(&str, crate::journal::NewEntry<'_>)> = stored
+        .iter()
+        .zip(&payloads)
+        .map(|(m, payload)| {
+            let entry = crate::journal::NewEntry {
                 kind: "message.received",
                 subject_id: Some(&m.id),
                 payload,
                 at: m.created_at,
-            })
-            .collect();
-        crate::journal::append_many(c, org, &entries)?;
-    }
-    Ok(())
+            };
+            (m.org_id.as_str(), entry)
+        })
+        .collect();
+    crate::journal::append_by_org(c, &entries)
 }
