@@ -446,15 +446,20 @@ fn archive_message_with(
     Ok(())
 }
 
-/// Who is in a thread now, in the order they joined: archived with each of its messages.
+/// Who is in a thread now, in the order they joined: archived with each of its messages. Sorted
+/// here rather than by the query: the key's order (thread, user, joined) is not the joining order,
+/// so SQLite built a temporary b-tree for a handful of rows on every send.
 fn participants_of(c: &mut dyn Conn, conversation_id: &str) -> Result<Vec<String>, StoreError> {
-    c.query(
-        "select user_id from participants where conversation_id = ? and left_at is null order by joined_at, user_id",
-        params![conversation_id],
-    )?
-    .iter()
-    .map(|r| r.string(0))
-    .collect()
+    let mut joined = c
+        .query(
+            "select joined_at, user_id from participants where conversation_id = ? and left_at is null",
+            params![conversation_id],
+        )?
+        .iter()
+        .map(|r| Ok((r.i64(0)?, r.string(1)?)))
+        .collect::<Result<Vec<(i64, String)>, StoreError>>()?;
+    joined.sort_unstable();
+    Ok(joined.into_iter().map(|(_, user)| user).collect())
 }
 
 /// A message's archive entry: the message as the API shows it (an outgoing message's structured
