@@ -531,8 +531,8 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
         }
         return Ok(out);
     }
-    let mut ids = std::collections::HashSet::with_capacity(accepts.len());
-    if !accepts.iter().all(|a| ids.insert(a.message_id)) {
+    let mut by_id = std::collections::HashMap::with_capacity(accepts.len());
+    if !accepts.iter().all(|a| by_id.insert(a.message_id, a).is_none()) {
         // The same message twice (its second attempt accepted in the same batch): each must see
         // what the one before it recorded, so one at a time.
         let mut out = Vec::with_capacity(accepts.len());
@@ -572,14 +572,14 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
     // Another provider id of the same message (from this provider): an attempt whose outcome was
     // never recorded was accepted too. The earliest one is the first copy.
     let mut other_ids: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
-    let keys: Vec<Vec<Val>> = accepts.iter().map(|a| vec![Val::from(a.message_id)]).collect();
+    let id_keys: Vec<Vec<Val>> = accepts.iter().map(|a| vec![Val::from(a.message_id)]).collect();
     for r in crate::sql::union_lookup(
         c,
         "select message_id, provider, provider_message_id, created_at from message_provider_ids where message_id = ?",
-        &keys,
+        &id_keys,
     )? {
         let (message_id, provider, pmid, created_at) = (r.string(0)?, r.string(1)?, r.string(2)?, r.i64(3)?);
-        let Some(a) = accepts.iter().find(|a| a.message_id == message_id) else {
+        let Some(a) = by_id.get(message_id.as_str()) else {
             continue;
         };
         if provider != a.provider.as_str() || pmid == a.provider_message_id {
@@ -633,9 +633,8 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
             )?;
         }
     }
-    let keys: Vec<Vec<Val>> = accepts.iter().map(|a| vec![Val::from(a.message_id)]).collect();
     let mut recorded: std::collections::HashMap<String, Message> = std::collections::HashMap::new();
-    for r in crate::sql::union_lookup(c, &format!("select {COLS} from messages m where m.id = ?"), &keys)? {
+    for r in crate::sql::union_lookup(c, &format!("select {COLS} from messages m where m.id = ?"), &id_keys)? {
         let m = from_row(&r)?;
         recorded.insert(m.id.clone(), m);
     }

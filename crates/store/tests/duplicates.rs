@@ -41,46 +41,10 @@ where
 const NOW: i64 = 1_700_000_000_000;
 const LEASE: i64 = 30_000;
 
-/// An organization with a Cloud API number and one queued text to Ada: (org id, message).
+/// An organization with a Cloud API number and one queued text to +447700900001: (org id, message).
 async fn queued_text(store: &Store) -> (String, messages::Message) {
-    store
-        .write(|c| {
-            let org = orgs::create(c, "Bank", None, "on", NOW)?;
-            let sender = senders::create(
-                c,
-                &senders::NewSender {
-                    org_id: &org.id,
-                    channel: Channel::Whatsapp,
-                    provider: ProviderKind::CloudApi,
-                    phone_number: "+15550001000",
-                    phone_number_id: "pn1",
-                    waba_id: Some("waba1"),
-                    display_name: "Demo",
-                    throughput_per_s: 80,
-                },
-                NOW,
-            )?;
-            let contact = contacts::create(c, &org.id, "+447700900001", Some("Ada"), NOW)?;
-            let conv = conversations::find_or_create_open(c, &org.id, Channel::Whatsapp, &contact.id, &sender.id, NOW)?;
-            let m = messages::insert_outbound(
-                c,
-                &NewOutbound {
-                    org_id: &org.id,
-                    conversation_id: &conv,
-                    sender_id: &sender.id,
-                    author_user_id: None,
-                    kind: MessageKind::Text,
-                    body: Some("Hi"),
-                    template: None,
-                    queue_reason: None,
-                    business_initiated: false,
-                    now: NOW,
-                },
-            )?;
-            Ok((org.id, m))
-        })
-        .await
-        .unwrap()
+    let (org, mut texts) = queued_texts(store, "Bank", "pn1", 1).await;
+    (org, texts.remove(0))
 }
 
 async fn claim(store: &Store, at: i64) -> Vec<outbox::Claimed> {
@@ -422,10 +386,10 @@ async fn queued_texts(
                     org_id: &org.id,
                     channel: Channel::Whatsapp,
                     provider: ProviderKind::CloudApi,
-                    phone_number: &format!("+1555{pnid}"),
+                    phone_number: "+15550001000",
                     phone_number_id: pnid,
                     waba_id: Some("waba1"),
-                    display_name: name,
+                    display_name: "Demo",
                     throughput_per_s: 80,
                 },
                 NOW,
