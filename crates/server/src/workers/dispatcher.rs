@@ -54,22 +54,22 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
             break;
         }
         let now = st.now();
+        // Every claimed message's content, number and sender come with the claim: the writer has
+        // just read their rows (its page cache is warm), where a reader's cache starts cold after
+        // every commit and the read was a second hop per batch.
         match st
             .store
-            .write(move |c| outbox::claim_due(c, now, LEASE_MS, CLAIM_BATCH))
+            .write(move |c| {
+                let claimed = outbox::claim_due(c, now, LEASE_MS, CLAIM_BATCH)?;
+                let ids: Vec<String> = claimed.iter().map(|j| j.message_id.clone()).collect();
+                Ok((claimed, messages::delivery_targets(c, &ids)))
+            })
             .await
         {
-            Ok(claimed) if !claimed.is_empty() => {
-                // Every claimed message's content, number and sender in one read, not one per send.
-                let ids: Vec<String> = claimed.iter().map(|j| j.message_id.clone()).collect();
-                let mut targets = match st.store.read(move |c| Ok(messages::delivery_targets(c, &ids))).await {
-                    Ok(t) => t.into_iter().map(Some).collect(),
-                    // Each send reads its own then.
-                    Err(_) => Vec::new(),
-                }
-                .into_iter();
+            Ok((claimed, targets)) if !claimed.is_empty() => {
+                let mut targets = targets.into_iter();
                 for job in claimed {
-                    let target = targets.next().flatten();
+                    let target = targets.next();
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         break;
                     };
