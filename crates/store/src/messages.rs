@@ -937,20 +937,15 @@ fn advance(
 /// What the dispatcher needs to send a message: the message, the contact's number and the sender.
 pub type DeliveryTarget = (Message, Option<String>, crate::senders::Sender);
 
-/// [`delivery_target`] for each of `message_ids`, in order, in one read: the dispatcher asks for a
-/// claimed batch at once rather than a read job per send. A message that cannot be read has its
-/// own error; its neighbours are unaffected.
+/// [`DeliveryTarget`] for each of `message_ids`, in order: the dispatcher asks for a claimed batch
+/// at once, in the claim's write job. A message that cannot be read has its own error; its
+/// neighbours are unaffected.
 pub fn delivery_targets(c: &mut dyn Conn, message_ids: &[String]) -> Vec<Result<DeliveryTarget, StoreError>> {
     let mut senders: std::collections::HashMap<String, crate::senders::Sender> = std::collections::HashMap::new();
     message_ids
         .iter()
         .map(|id| delivery_target_with(c, id, &mut senders))
         .collect()
-}
-
-/// What the dispatcher needs to send a message: the message, the contact's number and the sender.
-pub fn delivery_target(c: &mut dyn Conn, message_id: &str) -> Result<DeliveryTarget, StoreError> {
-    delivery_target_with(c, message_id, &mut std::collections::HashMap::new())
 }
 
 fn delivery_target_with(

@@ -67,9 +67,8 @@ pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
             .await
         {
             Ok((claimed, targets)) if !claimed.is_empty() => {
-                let mut targets = targets.into_iter();
-                for job in claimed {
-                    let target = targets.next();
+                // `delivery_targets` answers one target per id, in order.
+                for (job, target) in claimed.into_iter().zip(targets) {
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         break;
                     };
@@ -193,25 +192,18 @@ async fn paced(
 }
 
 /// Sends one claimed message; `target` is what [`messages::delivery_targets`] read for it with its
-/// batch (read here when missing).
+/// claim.
 async fn send_one(
     st: &AppState,
     pacers: &Pacers,
     accepts: &AcceptRecorder,
     job: outbox::Claimed,
-    target: Option<Result<messages::DeliveryTarget, openline_store::StoreError>>,
+    target: Result<messages::DeliveryTarget, openline_store::StoreError>,
     // The send's place among those in flight: given back once the provider answered and the
     // outcome is handed over (an accept is then only waiting to be committed with others).
     in_flight: tokio::sync::OwnedSemaphorePermit,
 ) {
     let attempt = job.attempts + 1;
-    let target = match target {
-        Some(t) => t,
-        None => {
-            let message_id = job.message_id.clone();
-            st.store.read(move |c| messages::delivery_target(c, &message_id)).await
-        }
-    };
     let (message, phone, sender) = match target {
         Ok(t) => t,
         Err(e) => {
