@@ -77,3 +77,29 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A new organization `name` with one WhatsApp Cloud API number (`+15550001000`, Cloud API id
+/// `phone_number_id`, 80/s), the world most store tests start from.
+pub fn org_with_number(
+    c: &mut dyn crate::Conn,
+    name: &str,
+    phone_number_id: &str,
+    now: i64,
+) -> Result<(crate::orgs::Organization, crate::senders::Sender), crate::StoreError> {
+    let org = crate::orgs::create(c, name, None, "on", now)?;
+    let sender = crate::senders::create(
+        c,
+        &crate::senders::NewSender {
+            org_id: &org.id,
+            channel: openline_domain::Channel::Whatsapp,
+            provider: openline_domain::ProviderKind::CloudApi,
+            phone_number: "+15550001000",
+            phone_number_id,
+            waba_id: Some("waba1"),
+            display_name: "Demo",
+            throughput_per_s: 80,
+        },
+        now,
+    )?;
+    Ok((org, sender))
+}

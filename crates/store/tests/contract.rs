@@ -67,21 +67,7 @@ const NOW: i64 = 1_700_000_000_000;
 async fn world(store: &Store, name: &'static str, pnid: &'static str) -> World {
     store
         .write(move |c| {
-            let org = orgs::create(c, name, None, "on", NOW)?;
-            let sender = senders::create(
-                c,
-                &senders::NewSender {
-                    org_id: &org.id,
-                    channel: Channel::Whatsapp,
-                    provider: ProviderKind::CloudApi,
-                    phone_number: "+15550001000",
-                    phone_number_id: pnid,
-                    waba_id: Some("waba1"),
-                    display_name: "Demo",
-                    throughput_per_s: 80,
-                },
-                NOW,
-            )?;
+            let (org, sender) = openline_store::testing::org_with_number(c, name, pnid, NOW)?;
             Ok(World {
                 scope: Scope {
                     org_ids: vec![org.id.clone()],

@@ -8,7 +8,7 @@
 use openline_domain::{Channel, DeliveryStatus, MessageKind, ProviderKind};
 use openline_store::messages::{self, NewOutbound, StatusOutcome, StatusReport};
 use openline_store::testing::TestDb;
-use openline_store::{contacts, conversations, journal, orgs, outbox, pacing, senders, Backend, Store};
+use openline_store::{contacts, conversations, journal, outbox, pacing, Backend, Store};
 
 macro_rules! both_backends {
     ($($name:ident => $body:ident;)*) => {
@@ -379,21 +379,7 @@ async fn queued_texts(
 ) -> (String, Vec<messages::Message>) {
     store
         .write(move |c| {
-            let org = orgs::create(c, name, None, "on", NOW)?;
-            let sender = senders::create(
-                c,
-                &senders::NewSender {
-                    org_id: &org.id,
-                    channel: Channel::Whatsapp,
-                    provider: ProviderKind::CloudApi,
-                    phone_number: "+15550001000",
-                    phone_number_id: pnid,
-                    waba_id: Some("waba1"),
-                    display_name: "Demo",
-                    throughput_per_s: 80,
-                },
-                NOW,
-            )?;
+            let (org, sender) = openline_store::testing::org_with_number(c, name, pnid, NOW)?;
             let mut out = Vec::new();
             for i in 0..n {
                 let contact = contacts::create(c, &org.id, &format!("+4477009{:05}", i + 1), None, NOW)?;

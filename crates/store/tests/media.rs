@@ -7,9 +7,9 @@
 use openline_domain::{Channel, MessageKind, ProviderKind};
 use openline_store::media::{self, MediaState, NewPending, NewUpload, Stored};
 use openline_store::messages::{self, InboundOutcome, NewInbound};
-use openline_store::orgs::{self, Scope};
+use openline_store::orgs::Scope;
 use openline_store::testing::TestDb;
-use openline_store::{journal, senders, Backend, Store, StoreError};
+use openline_store::{journal, Backend, Store, StoreError};
 
 macro_rules! both_backends {
     ($($name:ident => $body:ident;)*) => {
@@ -46,21 +46,7 @@ struct World {
 async fn world(store: &Store, name: &'static str, pnid: &'static str) -> World {
     store
         .write(move |c| {
-            let org = orgs::create(c, name, None, "on", NOW)?;
-            let sender = senders::create(
-                c,
-                &senders::NewSender {
-                    org_id: &org.id,
-                    channel: Channel::Whatsapp,
-                    provider: ProviderKind::CloudApi,
-                    phone_number: "+15550001000",
-                    phone_number_id: pnid,
-                    waba_id: Some("waba1"),
-                    display_name: "Demo",
-                    throughput_per_s: 80,
-                },
-                NOW,
-            )?;
+            let (org, sender) = openline_store::testing::org_with_number(c, name, pnid, NOW)?;
             Ok(World {
                 scope: Scope {
                     org_ids: vec![org.id.clone()],
