@@ -84,7 +84,11 @@ pub async fn run_with(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> R
     let mut child = cmd.spawn().expect("spawn openline");
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(input.as_bytes()).await.expect("write stdin");
+        // A command that refuses its arguments exits without reading its input; the pipe is then
+        // broken, and its answer (read below) is what the test looks at.
+        if let Err(e) = pipe.write_all(input.as_bytes()).await {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        }
         // Dropping the pipe closes it: the command sees the end of its input.
     }
     let out = tokio::time::timeout(STEP, child.wait_with_output())
