@@ -10,7 +10,7 @@ use openline_store::messages::{self, InboundOutcome, NewInbound};
 use openline_store::orgs::{self, Scope};
 use openline_store::participants::{self, Change, Refusal};
 use openline_store::testing::TestDb;
-use openline_store::{conversations, senders, users, Backend, Store, StoreError};
+use openline_store::{conversations, users, Backend, Store, StoreError};
 
 macro_rules! both_backends {
     ($($name:ident => $body:ident;)*) => {
@@ -69,22 +69,8 @@ fn user(c: &mut dyn openline_store::Conn, org: &str, email: &str, role: Role) ->
 async fn world(store: &Store) -> World {
     store
         .write(|c| {
-            let org = orgs::create(c, "Bank", None, "on", NOW)?;
+            let (org, sender) = openline_store::testing::org_with_number(c, "Bank", "pn1", NOW)?;
             let other = orgs::create(c, "Other", None, "on", NOW)?;
-            let sender = senders::create(
-                c,
-                &senders::NewSender {
-                    org_id: &org.id,
-                    channel: Channel::Whatsapp,
-                    provider: ProviderKind::CloudApi,
-                    phone_number: "+15550001000",
-                    phone_number_id: "pn1",
-                    waba_id: Some("waba1"),
-                    display_name: "Demo",
-                    throughput_per_s: 80,
-                },
-                NOW,
-            )?;
             let InboundOutcome::Stored(m) = messages::insert_inbound(
                 c,
                 &NewInbound {
