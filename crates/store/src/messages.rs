@@ -573,7 +573,7 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
     // never recorded was accepted too. The earliest one is the first copy.
     let mut other_ids: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
     let id_keys: Vec<Vec<Val>> = accepts.iter().map(|a| vec![Val::from(a.message_id)]).collect();
-    for r in crate::sql::union_lookup(
+    for r in crate::sql::lookup_each(
         c,
         "select message_id, provider, provider_message_id, created_at from message_provider_ids where message_id = ?",
         &id_keys,
@@ -599,7 +599,7 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
         .map(|a| vec![Val::from(a.provider.as_str()), Val::from(a.provider_message_id)])
         .collect();
     let mut seen = std::collections::HashSet::new();
-    for r in crate::sql::union_lookup(
+    for r in crate::sql::lookup_each(
         c,
         "select provider, provider_message_id, status, error_code, at, received_at, id from message_status_events
          where provider = ? and provider_message_id = ? and message_id is null",
@@ -634,7 +634,7 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
         }
     }
     let mut recorded: std::collections::HashMap<String, Message> = std::collections::HashMap::new();
-    for r in crate::sql::union_lookup(c, &format!("select {COLS} from messages m where m.id = ?"), &id_keys)? {
+    for r in crate::sql::lookup_each(c, &format!("select {COLS} from messages m where m.id = ?"), &id_keys)? {
         let m = from_row(&r)?;
         recorded.insert(m.id.clone(), m);
     }
@@ -1004,7 +1004,7 @@ pub fn contacts_with_held(
     let mut threads: Vec<(String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for chunk in contact_ids.chunks(64) {
-        let rows = crate::sql::union_lookup(
+        let rows = crate::sql::lookup_each(
             c,
             "select id, contact_id, org_id from conversations where contact_id = ?",
             &chunk.iter().map(|id| vec![Val::from(*id)]).collect::<Vec<_>>(),
@@ -1018,7 +1018,7 @@ pub fn contacts_with_held(
     }
     let mut out = std::collections::HashSet::new();
     for chunk in threads.chunks(64) {
-        let rows = crate::sql::union_lookup(
+        let rows = crate::sql::lookup_each(
             c,
             "select * from (select conversation_id from messages
                  where conversation_id = ? and queue_reason is not null and status = 'queued' limit 1) as h",

@@ -5,7 +5,7 @@
 //! the same group-commit writer; sqlx would have forced a second, async copy of each. The `postgres`
 //! crate is the same author's tokio-postgres underneath, so the wire protocol work is identical.
 
-use crate::sql::{to_postgres_placeholders, Backend, Conn, Row, Val};
+use crate::sql::{branch_over_keys, to_postgres_placeholders, union_lookup, Backend, Conn, Row, Val};
 use crate::StoreError;
 use bytes::BytesMut;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -68,6 +68,73 @@ impl PgConn {
     }
 }
 
+/// One column of a [`Conn::lookup_each`]'s keys, bound as a PostgreSQL array.
+enum KeyColumn {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+}
+
+impl KeyColumn {
+    /// The column's values as an array of one type, or `None` when they mix types (or hold bytes),
+    /// which the lookup then answers as a union instead.
+    fn of(keys: &[Vec<Val>], i: usize) -> Option<Self> {
+        let is_int = keys.iter().any(|k| matches!(k.get(i), Some(Val::I64(_))));
+        if is_int {
+            keys.iter()
+                .map(|k| match k.get(i)? {
+                    Val::I64(v) => Some(Some(*v)),
+                    Val::Null => Some(None),
+                    _ => None,
+                })
+                .collect::<Option<_>>()
+                .map(KeyColumn::Int)
+        } else {
+            keys.iter()
+                .map(|k| match k.get(i)? {
+                    Val::Text(v) => Some(Some(v.clone())),
+                    Val::Null => Some(None),
+                    _ => None,
+                })
+                .collect::<Option<_>>()
+                .map(KeyColumn::Text)
+        }
+    }
+
+    fn cast(&self) -> &'static str {
+        match self {
+            KeyColumn::Text(_) => "text[]",
+            KeyColumn::Int(_) => "int8[]",
+        }
+    }
+
+    fn as_param(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            KeyColumn::Text(v) => v,
+            KeyColumn::Int(v) => v,
+        }
+    }
+}
+
+/// `select x.* from unnest($1::text[], …) as k(k1, …) cross join lateral (branch offset 0) as x`:
+/// the branch once per key, as one statement of the same shape for any number of keys. `offset 0`
+/// keeps the planner from pulling the branch up into a join it could answer with a hash join over
+/// a whole table (with a young database's stale statistics); left as a subquery that reads the
+/// key's columns, it runs as its own equality lookup for every key, like a union's branch.
+fn lookup_sql(branch: &str, columns: &[KeyColumn]) -> String {
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}", i + 1, c.cast()))
+        .collect();
+    let names: Vec<String> = (1..=columns.len()).map(|i| format!("k{i}")).collect();
+    format!(
+        "select x.* from unnest({}) as k({}) cross join lateral ({} offset 0) as x",
+        arrays.join(", "),
+        names.join(", "),
+        branch_over_keys(branch)
+    )
+}
+
 fn refs(params: &[Val]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
@@ -112,6 +179,27 @@ impl Conn for PgConn {
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
         let stmt = self.prepare(sql)?;
         let rows = self.client.query(&stmt, &refs(params))?;
+        rows.iter().map(read_row).collect()
+    }
+
+    /// The keys bound as one array per key column (see [`lookup_sql`]): one short statement for
+    /// the server to plan at every bind, where a 64-branch union's planning cost more than running it.
+    fn lookup_each(&mut self, branch: &str, keys: &[Vec<Val>]) -> Result<Vec<Row>, StoreError> {
+        let Some(width) = keys.first().map(Vec::len) else {
+            return Ok(Vec::new());
+        };
+        let columns: Option<Vec<KeyColumn>> = if width > 0 && keys.iter().all(|k| k.len() == width) {
+            (0..width).map(|i| KeyColumn::of(keys, i)).collect()
+        } else {
+            None
+        };
+        let Some(columns) = columns else {
+            let (sql, vals) = union_lookup(branch, keys);
+            return self.query(&sql, &vals);
+        };
+        let stmt = self.prepare(&lookup_sql(branch, &columns))?;
+        let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(KeyColumn::as_param).collect();
+        let rows = self.client.query(&stmt, &params)?;
         rows.iter().map(read_row).collect()
     }
 

@@ -134,6 +134,20 @@ pub trait Conn {
     /// The organization configuration this connection resolved (see [`crate::org_config`]).
     fn org_config(&mut self) -> &mut crate::org_config::OrgConfigCache;
 
+    /// Runs `branch` (a `select` with one `?` per key column) once per key and returns every row,
+    /// as one statement. Every part is an equality lookup run per key: an `IN (…)` list looks the
+    /// same to the reader, but with stale statistics (a young PostgreSQL database that autovacuum has
+    /// not analysed yet) the planner may answer it by walking a whole index prefix and filtering,
+    /// thousands of rows for 64 keys. By default a [`union_lookup`]; PostgreSQL binds the keys as
+    /// arrays instead (see `pg.rs`), one short statement to plan rather than 64 branches.
+    fn lookup_each(&mut self, branch: &str, keys: &[Vec<Val>]) -> Result<Vec<Row>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, vals) = union_lookup(branch, keys);
+        self.query(&sql, &vals)
+    }
+
     /// The first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())
@@ -184,19 +198,52 @@ pub fn union_all(n: usize, branch: &str) -> String {
     s
 }
 
-/// Runs [`union_all`] of `branch` once per key (each key: the branch's parameters) and returns every
-/// row. The key count is padded up to a power of two by repeating the last key, so one statement
-/// shape serves many batch sizes: PostgreSQL plans each new shape (a 64-branch plan costs
-/// milliseconds), and the connection keeps one prepared statement per shape. A repeated key can
-/// return its rows twice; callers collect into maps or sets.
-pub fn union_lookup(c: &mut dyn Conn, branch: &str, keys: &[Vec<Val>]) -> Result<Vec<Row>, StoreError> {
-    let Some(last) = keys.last() else { return Ok(Vec::new()) };
-    let n = keys.len().next_power_of_two();
-    let mut vals = Vec::with_capacity(n * last.len());
-    for i in 0..n {
-        vals.extend(keys.get(i).unwrap_or(last).iter().cloned());
+/// Runs `branch` once per key (each key: the branch's parameters, in order) as one statement and
+/// returns every row: [`Conn::lookup_each`], written for callers that hold a `&mut dyn Conn`.
+/// A repeated key can return its rows twice; callers collect into maps or sets.
+pub fn lookup_each(c: &mut dyn Conn, branch: &str, keys: &[Vec<Val>]) -> Result<Vec<Row>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    c.query(&union_all(n, branch), &vals)
+    c.lookup_each(branch, keys)
+}
+
+/// The statement and parameters of [`union_all`] of `branch` once per key. The key count is padded
+/// up to a power of two by repeating the last key, so one statement shape serves many batch sizes
+/// and the connection keeps one prepared statement per shape. The padding can return a key's rows
+/// twice.
+pub fn union_lookup(branch: &str, keys: &[Vec<Val>]) -> (String, Vec<Val>) {
+    let n = keys.len().max(1).next_power_of_two();
+    let mut vals = Vec::with_capacity(n * keys.first().map_or(0, Vec::len));
+    for i in 0..n {
+        if let Some(key) = keys.get(i).or(keys.last()) {
+            vals.extend(key.iter().cloned());
+        }
+    }
+    (union_all(n, branch), vals)
+}
+
+/// `branch` with its `?` placeholders (outside quoted literals) replaced by `k.k1, k.k2, …`, the
+/// columns of the key table a backend's [`Conn::lookup_each`] joins it to.
+pub fn branch_over_keys(branch: &str) -> String {
+    let mut out = String::with_capacity(branch.len() + 16);
+    let mut n = 0;
+    let mut in_quote = false;
+    for c in branch.chars() {
+        match c {
+            '\'' => {
+                in_quote = !in_quote;
+                out.push(c);
+            }
+            '?' if !in_quote => {
+                n += 1;
+                out.push_str("k.k");
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Rewrites `?` placeholders to PostgreSQL's `$1, $2, …`, leaving `?` inside quoted literals alone.
