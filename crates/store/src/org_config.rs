@@ -14,6 +14,12 @@
 //! Inside a transaction that changed the tree the token has already changed, so the change is seen
 //! at once; a change rolled back restores a token no cache holds (random on SQLite, from a sequence
 //! on PostgreSQL).
+//!
+//! The token is read once per job, not at every use: a send asks for three of the answers, and on
+//! PostgreSQL each read of the token was a round trip of the writer's (two of a send's sixteen).
+//! What a job keeps is dropped with every statement that may write (a change earlier in the same job
+//! is still seen at once) and at the start of every job (a change by another process is seen by
+//! the next job, as before by the next statement).
 
 use crate::orgs::{Organization, ANCESTOR_CHAIN};
 use crate::senders::Sender;
@@ -45,19 +51,53 @@ pub struct OrgChain {
 pub struct OrgConfigCache {
     token: Option<i64>,
     chains: HashMap<String, Arc<OrgChain>>,
+    /// The token was read in this job and nothing written since.
+    checked: bool,
+}
+
+impl OrgConfigCache {
+    /// A new job starts, or a statement that may write ran: the next use reads the token again.
+    pub(crate) fn recheck(&mut self) {
+        self.checked = false;
+    }
+
+    /// Drops the checked token when `sql` may write (see [`may_write`]).
+    pub(crate) fn after(&mut self, sql: &str) {
+        if may_write(sql) {
+            self.checked = false;
+        }
+    }
+}
+
+/// Whether a statement run through `Conn::query` may change rows: anything but a `select` or a
+/// `with` that neither inserts, updates nor deletes. (`execute` and `batch` always count as writes.)
+pub(crate) fn may_write(sql: &str) -> bool {
+    let head = sql.trim_start();
+    let starts = |w: &str| head.get(..w.len()).is_some_and(|h| h.eq_ignore_ascii_case(w));
+    if starts("select") {
+        return false;
+    }
+    if starts("with") {
+        let lower = head.to_ascii_lowercase();
+        return ["insert ", "update ", "delete "].iter().any(|w| lower.contains(w));
+    }
+    true
 }
 
 /// The organization's chain, from the connection's cache while the configuration is unchanged.
 pub fn chain(c: &mut dyn Conn, org_id: &str) -> Result<Arc<OrgChain>, StoreError> {
-    let token = c
-        .query_one("select token from config_version where id = 1", &[])?
-        .i64(0)?;
-    let cache = c.org_config();
-    if cache.token != Some(token) {
-        cache.chains.clear();
-        cache.token = Some(token);
+    if !c.org_config().checked {
+        let token = c
+            .query_one("select token from config_version where id = 1", &[])?
+            .i64(0)?;
+        let cache = c.org_config();
+        if cache.token != Some(token) {
+            cache.chains.clear();
+            cache.token = Some(token);
+        }
+        cache.checked = true;
     }
-    if let Some(chain) = cache.chains.get(org_id) {
+    if let Some(chain) = c.org_config().chains.get(org_id) {
         return Ok(Arc::clone(chain));
     }
     let chain = Arc::new(load(c, org_id)?);
@@ -116,4 +156,24 @@ fn load(c: &mut dyn Conn, org_id: &str) -> Result<OrgChain, StoreError> {
         dlp_rules: effective_rules(&refs),
         senders,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_write;
+
+    #[test]
+    fn only_reads_keep_the_checked_token() {
+        assert!(!may_write("select token from config_version where id = 1"));
+        assert!(!may_write("\n  SELECT 1"));
+        assert!(!may_write("with recursive chain(id) as (select 1) select * from chain"));
+        assert!(may_write(
+            "with moved as (delete from outbox where id = ? returning id) select * from moved"
+        ));
+        assert!(may_write("insert into senders (id) values (?) returning id"));
+        assert!(may_write(
+            "update organizations set whatsapp = ? where id = ? returning id"
+        ));
+        assert!(may_write(""));
+    }
 }

@@ -172,11 +172,13 @@ impl Conn for PgConn {
     }
 
     fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
+        self.org_config.recheck();
         let stmt = self.prepare(sql)?;
         Ok(self.client.execute(&stmt, &refs(params))?)
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
+        self.org_config.after(sql);
         let stmt = self.prepare(sql)?;
         let rows = self.client.query(&stmt, &refs(params))?;
         rows.iter().map(read_row).collect()
@@ -204,6 +206,7 @@ impl Conn for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.org_config.recheck();
         self.client.batch_execute(sql)?;
         Ok(())
     }

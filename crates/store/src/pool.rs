@@ -185,6 +185,8 @@ fn run_transaction(
 /// Runs one job; a panic counts as a failure (with a finisher that reports nothing: the caller's
 /// reply channel is dropped, so it gets an error).
 fn run_job(conn: &mut Box<dyn Conn + Send>, job: WriteJob) -> (bool, Finisher) {
+    // Another process may have changed the configuration since the last job (see `org_config`).
+    conn.org_config().recheck();
     match catch_unwind(AssertUnwindSafe(|| (job.run)(conn.as_mut()))) {
         Ok(pair) => pair,
         Err(_) => {
@@ -206,6 +208,7 @@ pub(crate) fn spawn_reader(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name).spawn(move || {
         while let Ok(job) = rx.recv() {
+            conn.org_config().recheck();
             let panicked = catch_unwind(AssertUnwindSafe(|| job(conn.as_mut()))).is_err();
             if panicked {
                 tracing::error!("a read job panicked");

@@ -77,12 +77,14 @@ impl Conn for SqliteConn {
     }
 
     fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
+        self.org_config.recheck();
         let mut stmt = self.conn.prepare_cached(sql)?;
         let n = stmt.execute(rusqlite::params_from_iter(params.iter()))?;
         Ok(n as u64)
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
+        self.org_config.after(sql);
         let mut stmt = self.conn.prepare_cached(sql)?;
         let cols = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
@@ -98,6 +100,7 @@ impl Conn for SqliteConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.org_config.recheck();
         // Transaction control (begin, savepoint, release, commit) runs several times per write job:
         // a single statement goes through the statement cache instead of being parsed every time.
         // Several statements, or one that returns rows (`select 1`), take the general path.
