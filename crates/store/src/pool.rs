@@ -142,14 +142,22 @@ fn run_transaction(
             }
             return false;
         }
-        let (ok, finisher) = run_job(conn, job);
-        let end = if ok {
-            "release savepoint job"
+        let (mut ok, mut finisher) = run_job(conn, job);
+        if ok {
+            // The release carries the writes the job queued: if one of them fails, so does the
+            // release, and the job fails alone below, as if a statement in it had failed.
+            if let Err(e) = conn.batch("release savepoint job") {
+                ok = false;
+                finisher = Box::new(move |err: Option<StoreError>| finisher(err.or(Some(e))));
+            }
+        }
+        let closed = if ok {
+            Ok(())
         } else {
             *conn.pending_heads() = heads_before;
-            "rollback to savepoint job; release savepoint job"
+            conn.batch("rollback to savepoint job; release savepoint job")
         };
-        if let Err(e) = conn.batch(end) {
+        if let Err(e) = closed {
             tracing::error!(error = %e, "could not close a savepoint");
             let _ = conn.batch("rollback");
             finishers.push(finisher);
@@ -187,13 +195,20 @@ fn run_transaction(
 fn run_job(conn: &mut Box<dyn Conn + Send>, job: WriteJob) -> (bool, Finisher) {
     // Another process may have changed the configuration since the last job (see `org_config`).
     conn.org_config().recheck();
-    match catch_unwind(AssertUnwindSafe(|| (job.run)(conn.as_mut()))) {
+    let (ok, finisher) = match catch_unwind(AssertUnwindSafe(|| (job.run)(conn.as_mut()))) {
         Ok(pair) => pair,
         Err(_) => {
             tracing::error!("a store job panicked; it was rolled back");
-            (false, Box::new(|_| {}))
+            (false, Box::new(|_| {}) as Finisher)
         }
+    };
+    if !ok {
+        // Rolled back: what it queued is never sent.
+        conn.discard_later();
     }
+    // Writes a job that succeeded queued (`Conn::execute_later`) go to the server with the next
+    // statement: its savepoint's release, the next job's first statement, or the commit.
+    (ok, finisher)
 }
 
 fn call(f: Finisher, err: Option<StoreError>) {
@@ -212,6 +227,10 @@ pub(crate) fn spawn_reader(
             let panicked = catch_unwind(AssertUnwindSafe(|| job(conn.as_mut()))).is_err();
             if panicked {
                 tracing::error!("a read job panicked");
+            }
+            // A read job has no writes to queue; should one have, it is not kept for the next job.
+            if let Err(e) = conn.flush() {
+                tracing::error!(error = %e, "a write queued by a read job failed");
             }
             // A read's errors go to its caller; a closed connection is noticed without a round trip.
             if panicked || conn.is_closed() {

@@ -121,6 +121,22 @@ pub trait Conn {
     fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError>;
     /// Runs one statement and returns every row.
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError>;
+    /// Runs a write whose row count the caller does not need. PostgreSQL queues it and sends it
+    /// with the next statement that needs an answer (pipelined: one round trip for all of them),
+    /// so its error, if any, is that statement's; SQLite runs it at once. Reads after it see it
+    /// either way. The writer sends what a job queued at the latest with the job's savepoint
+    /// release (a queued write that fails fails its job alone, rolled back to its savepoint) or,
+    /// for a job without a savepoint, with the next statement or the commit (a failure there fails
+    /// the transaction's every job, as any failure in such a job does).
+    fn execute_later(&mut self, sql: &str, params: Vec<Val>) -> Result<(), StoreError> {
+        self.execute(sql, &params).map(|_| ())
+    }
+    /// Sends the writes [`Conn::execute_later`] queued, and waits for them.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Forgets queued writes unsent (the job that queued them failed and is rolled back).
+    fn discard_later(&mut self) {}
     /// Runs statements without parameters (migrations, transaction control).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
     /// Whether the connection is known to be unusable (the server closed it), found without a round

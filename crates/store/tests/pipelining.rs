@@ -1,0 +1,132 @@
+//! Writes queued with `Conn::execute_later` (pipelined on PostgreSQL, run at once on SQLite) are
+//! part of the job that queued them, on a fresh SQLite file and a fresh PostgreSQL database: a
+//! read in the same job sees them; one that fails fails its job alone, and nothing else that job
+//! wrote is stored, while jobs beside it in the same transaction commit; in a job without a
+//! savepoint it fails the job (and its transaction), never an acknowledgement of a lost write.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use openline_store::testing::TestDb;
+use openline_store::{params, Backend, Store, StoreError, Val};
+use std::future::Future;
+use std::pin::Pin;
+
+macro_rules! both_backends {
+    ($($name:ident => $body:ident;)*) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Postgres).await } )* }
+    };
+}
+
+both_backends! {
+    a_read_in_the_same_job_sees_a_queued_write => read_sees_write;
+    a_queued_write_that_fails_fails_its_job_alone => failing_write_fails_its_job;
+    a_queued_write_that_fails_in_a_job_without_savepoint_fails_the_job => failing_write_unguarded;
+}
+
+async fn store_with_table(backend: Backend) -> (TestDb, Store) {
+    let db = TestDb::new(backend);
+    let store = Store::open(&db.url).expect("open store");
+    store
+        .write(|c| c.batch("create table probe (id text primary key, note text not null)"))
+        .await
+        .unwrap();
+    (db, store)
+}
+
+fn insert(id: &str) -> Vec<Val> {
+    vec![Val::from(id), Val::from("n")]
+}
+
+const INSERT: &str = "insert into probe (id, note) values (?, ?)";
+
+async fn stored(store: &Store) -> Vec<String> {
+    store
+        .read(|c| {
+            c.query("select id from probe order by id", &[])?
+                .iter()
+                .map(|r| r.string(0))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap()
+}
+
+async fn read_sees_write(backend: Backend) {
+    let (_db, store) = store_with_table(backend).await;
+    let seen = store
+        .write(|c| {
+            c.execute_later(INSERT, insert("a"))?;
+            c.execute_later(INSERT, insert("b"))?;
+            c.query_one("select count(*) from probe", &[])?.i64(0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, 2);
+    assert_eq!(stored(&store).await, ["a", "b"]);
+}
+
+type Queued = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// Submits a write at once (polls it once), so jobs queue in the order written and usually share
+/// one transaction.
+fn submitted(f: impl Future<Output = Result<(), StoreError>> + Send + 'static) -> Queued {
+    let mut f: Queued = Box::pin(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = f.as_mut().poll(&mut cx);
+    f
+}
+
+async fn failing_write_fails_its_job(backend: Backend) {
+    let (_db, store) = store_with_table(backend).await;
+    store
+        .write(|c| c.execute(INSERT, &insert("taken")).map(|_| ()))
+        .await
+        .unwrap();
+    let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+    let before = submitted(async move { s1.write(|c| c.execute_later(INSERT, insert("before"))).await });
+    // Its first write is fine, its second collides with a stored row: it is the last thing the
+    // job does, so it reaches the server only with the job's end.
+    let failing = submitted(async move {
+        s2.write(|c| {
+            c.execute_later(INSERT, insert("half"))?;
+            c.execute_later(INSERT, insert("taken"))
+        })
+        .await
+    });
+    let after = submitted(async move { s3.write(|c| c.execute_later(INSERT, insert("after"))).await });
+    before.await.unwrap();
+    let err = failing.await.expect_err("a job whose write failed reports it");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    after.await.unwrap();
+    assert_eq!(stored(&store).await, ["after", "before", "taken"]);
+}
+
+async fn failing_write_unguarded(backend: Backend) {
+    let (_db, store) = store_with_table(backend).await;
+    store
+        .write(|c| c.execute(INSERT, &insert("taken")).map(|_| ()))
+        .await
+        .unwrap();
+    let err = store
+        .write_unguarded(|c| {
+            c.execute_later(INSERT, insert("half"))?;
+            c.execute_later(INSERT, insert("taken"))
+        })
+        .await
+        .expect_err("the job's write failed");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(_) | StoreError::Overloaded | StoreError::Db(_)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(stored(&store).await, ["taken"]);
+    // The writer goes on.
+    store
+        .write(|c| c.execute(INSERT, params!["later", "n"]).map(|_| ()))
+        .await
+        .unwrap();
+    assert_eq!(stored(&store).await, ["later", "taken"]);
+}
