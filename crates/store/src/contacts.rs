@@ -177,13 +177,13 @@ pub(crate) fn insert_if_absent(
             Val::I64(n.now),
         ]);
     }
-    c.execute(
+    c.execute_later(
         &format!(
             "insert into contacts (id, org_id, phone, wa_user_id, whatsapp_name, created_at, updated_at)
              values {} on conflict (org_id, {key_col}) do nothing",
             crate::sql::value_rows(new.len(), "(?, ?, ?, ?, ?, ?, ?)")
         ),
-        &vals,
+        vals,
     )?;
     Ok(())
 }

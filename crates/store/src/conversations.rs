@@ -125,13 +125,13 @@ pub(crate) fn create_open_many(c: &mut dyn Conn, threads: &[NewThread<'_>]) -> R
             Val::I64(t.now),
         ]);
     }
-    c.execute(
+    c.execute_later(
         &format!(
             "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
              values {}",
             crate::sql::value_rows(threads.len(), "(?, ?, ?, ?, ?, 'new', ?, ?, ?)")
         ),
-        &vals,
+        vals,
     )?;
     Ok(())
 }
@@ -141,9 +141,9 @@ pub(crate) fn create_open_many(c: &mut dyn Conn, threads: &[NewThread<'_>]) -> R
 /// `touch_inbound_many` (with the messages, see `messages::insert_inbound_many`).
 pub fn touch(c: &mut dyn Conn, id: &str, preview: Option<&str>, now: i64) -> Result<(), StoreError> {
     let preview = preview.map(|p| p.chars().take(120).collect::<String>());
-    c.execute(
+    c.execute_later(
         "update conversations set last_activity_at = ?, last_message_preview = ?, updated_at = ? where id = ?",
-        params![now, preview, now, id],
+        params![now, preview, now, id].to_vec(),
     )?;
     Ok(())
 }
@@ -195,7 +195,7 @@ pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> 
                 " union all select cast(? as text), cast(? as bigint), cast(? as text), cast(? as bigint), cast(? as bigint)",
             );
         }
-        c.execute(
+        c.execute_later(
             &format!(
                 "update conversations set
                      last_inbound_at = case when v.w_at is not null and (last_inbound_at is null or last_inbound_at < v.w_at)
@@ -205,7 +205,7 @@ pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> 
                  from ({rows}) as v
                  where conversations.id = v.w_id and conversations.id in ({ids})"
             ),
-            &vals,
+            vals,
         )?;
     }
     Ok(())

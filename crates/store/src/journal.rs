@@ -129,9 +129,9 @@ pub struct PendingHeads(std::collections::HashMap<String, (i64, String, bool)>);
 pub fn flush_heads(c: &mut dyn Conn) -> Result<(), StoreError> {
     let pending = std::mem::take(c.pending_heads());
     for (org_id, (seq, hash, _)) in pending.0 {
-        c.execute(
+        c.execute_later(
             "update journal_heads set seq = ?, hash = ? where org_id = ?",
-            params![seq, &hash, &org_id],
+            vec![Val::I64(seq), Val::Text(hash), Val::Text(org_id)],
         )?;
     }
     Ok(())
@@ -203,13 +203,12 @@ pub fn append_many(c: &mut dyn Conn, org_id: &str, entries: &[NewEntry<'_>]) -> 
         ]);
         in_statement += 1;
         if in_statement == ROWS_PER_INSERT {
-            insert_entries(c, in_statement, &rows)?;
-            rows.clear();
+            insert_entries(c, in_statement, std::mem::take(&mut rows))?;
             in_statement = 0;
         }
     }
     if in_statement > 0 {
-        insert_entries(c, in_statement, &rows)?;
+        insert_entries(c, in_statement, rows)?;
     }
     c.pending_heads()
         .0
@@ -231,8 +230,8 @@ pub fn append_by_org(c: &mut dyn Conn, entries: &[(&str, NewEntry<'_>)]) -> Resu
     Ok(())
 }
 
-fn insert_entries(c: &mut dyn Conn, n: usize, rows: &[Val]) -> Result<(), StoreError> {
-    c.execute(
+fn insert_entries(c: &mut dyn Conn, n: usize, rows: Vec<Val>) -> Result<(), StoreError> {
+    c.execute_later(
         &format!(
             "insert into journal (org_id, seq, at, kind, subject_id, payload, prev_hash, hash) values {}",
             crate::sql::value_rows(n, "(?, ?, ?, ?, ?, ?, ?, ?)")

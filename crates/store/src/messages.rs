@@ -287,7 +287,7 @@ pub fn insert_outbound_rich(
     let template = m.template.map(|v| v.to_string());
     let media = extras.media.map(|v| v.to_string());
     let raw = extras.content.map(|v| v.to_string());
-    c.execute(
+    c.execute_later(
         "insert into messages (id, org_id, conversation_id, direction, kind, body, media, template, author_user_id, status, queue_reason,
              business_initiated, raw, reply_to, created_at, updated_at)
          values (?, ?, ?, 'out', ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
@@ -306,7 +306,8 @@ pub fn insert_outbound_rich(
             extras.reply_to,
             m.now,
             m.now
-        ],
+        ]
+        .to_vec(),
     )?;
     if m.queue_reason.is_none() {
         crate::outbox::enqueue(c, &id, m.org_id, m.sender_id, m.now)?;

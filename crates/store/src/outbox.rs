@@ -15,10 +15,10 @@ use crate::sql::{Backend, Conn};
 use crate::{params, StoreError};
 
 pub fn enqueue(c: &mut dyn Conn, message_id: &str, org_id: &str, sender_id: &str, now: i64) -> Result<(), StoreError> {
-    c.execute(
+    c.execute_later(
         "insert into outbox (id, message_id, org_id, sender_id, state, attempts, next_attempt_at, created_at, updated_at)
          values (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-        params![openline_domain::ids::new_id("obx"), message_id, org_id, sender_id, now, now, now],
+        params![openline_domain::ids::new_id("obx"), message_id, org_id, sender_id, now, now, now].to_vec(),
     )?;
     Ok(())
 }

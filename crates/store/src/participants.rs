@@ -165,9 +165,9 @@ pub(crate) fn open(
         )?
         .opt_i64(0)?;
     let joined_at = last.map_or(now, |l| now.max(l + 1));
-    c.execute(
+    c.execute_later(
         "insert into participants (conversation_id, user_id, joined_at) values (?, ?, ?)",
-        params![conversation_id, user_id, joined_at],
+        params![conversation_id, user_id, joined_at].to_vec(),
     )?;
     // Participant changes are part of the record: who could see and write in the thread, from when.
     let seq = crate::journal::record_by(

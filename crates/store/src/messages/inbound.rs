@@ -346,14 +346,14 @@ fn insert_rows(
                 Val::I64(m.now),
             ]);
         }
-        c.execute(
+        c.execute_later(
             &format!(
                 "insert into messages (id, org_id, conversation_id, direction, kind, body, media, status, provider,
                      provider_message_id, reply_to, raw, created_at, updated_at)
                  values {}",
                 value_rows(msgs.len(), "(?, ?, ?, 'in', ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)")
             ),
-            &vals,
+            vals,
         )?;
     }
     Ok(())
