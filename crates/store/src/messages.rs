@@ -516,8 +516,8 @@ pub struct ProviderAccept<'a> {
 ///
 /// The dispatcher records accepts in batches (one a millisecond from a number at 1,000/s), so the
 /// lookups every accept needs (another provider id of the same message, statuses that came first)
-/// and the read-back are one statement for the batch, and the archive entries one insert; only the
-/// update of each message is its own statement. The rare accepts that find something (a confirmed
+/// and the read-back are one statement for the batch, as are the update of the messages and the
+/// archive entries' insert. The rare accepts that find something (a confirmed
 /// duplicate, early statuses) are then handled one by one, before they are archived.
 pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>]) -> Result<Vec<Message>, StoreError> {
     if accepts.is_empty() {
@@ -542,16 +542,38 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
         }
         return Ok(out);
     }
+    // Every message of the batch in one statement (their ids are distinct, see above): as many rows
+    // changed as accepts, or one of the messages is unknown.
+    let mut vals = Vec::with_capacity(accepts.len() * 5);
     for a in accepts {
-        let n = c.execute(
-            "update messages set provider = ?, provider_message_id = ?,
-                 status = case when status = 'queued' then 'accepted' else status end, updated_at = ?
-             where id = ?",
-            params![a.provider.as_str(), a.provider_message_id, a.now, a.message_id],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        vals.extend([
+            Val::from(a.message_id),
+            Val::from(a.provider.as_str()),
+            Val::from(a.provider_message_id),
+            Val::I64(a.now),
+        ]);
+    }
+    vals.extend(accepts.iter().map(|a| Val::from(a.message_id)));
+    // A derived table of typed rows (see `conversations::touch_inbound_many`), and the ids again
+    // as a key lookup on the messages.
+    let mut rows = String::from(
+        "select cast(? as text) as a_id, cast(? as text) as a_provider, cast(? as text) as a_pmid, cast(? as bigint) as a_now",
+    );
+    for _ in 1..accepts.len() {
+        rows.push_str(" union all select cast(? as text), cast(? as text), cast(? as text), cast(? as bigint)");
+    }
+    let n = c.execute(
+        &format!(
+            "update messages set provider = v.a_provider, provider_message_id = v.a_pmid,
+                 status = case when status = 'queued' then 'accepted' else status end, updated_at = v.a_now
+             from ({rows}) as v
+             where messages.id = v.a_id and messages.id in ({})",
+            crate::sql::placeholders(accepts.len())
+        ),
+        &vals,
+    )?;
+    if n != accepts.len() as u64 {
+        return Err(StoreError::NotFound);
     }
     let mut vals = Vec::with_capacity(accepts.len() * 4);
     for a in accepts {
@@ -562,13 +584,13 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
             Val::I64(a.now),
         ]);
     }
-    c.execute(
+    c.execute_later(
         &format!(
             "insert into message_provider_ids (provider, provider_message_id, message_id, created_at) values {}
              on conflict (provider, provider_message_id) do nothing",
             crate::sql::value_rows(accepts.len(), "(?, ?, ?, ?)")
         ),
-        &vals,
+        vals,
     )?;
     // Another provider id of the same message (from this provider): an attempt whose outcome was
     // never recorded was accepted too. The earliest one is the first copy.

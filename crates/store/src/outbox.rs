@@ -71,7 +71,7 @@ pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Resul
         // The next attempt moves to the lease's end: claimed rows leave the due range of the index,
         // so the next claim (and `next_due_at`) does not walk every send in flight. This attempt is
         // unsettled until its outcome is recorded; an unsettled earlier one is remembered.
-        c.execute(
+        c.execute_later(
             "update outbox set lease_until = ?, next_attempt_at = ?, attempts = attempts + 1,
                  maybe_sent = ?, unsettled_attempt = 1, updated_at = ? where id = ?",
             params![
@@ -80,7 +80,8 @@ pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Resul
                 claimed.maybe_sent,
                 now,
                 &claimed.outbox_id
-            ],
+            ]
+            .to_vec(),
         )?;
         out.push(claimed);
     }
@@ -88,10 +89,10 @@ pub fn claim_due(c: &mut dyn Conn, now: i64, lease_ms: i64, limit: i64) -> Resul
 }
 
 pub fn complete(c: &mut dyn Conn, outbox_id: &str, now: i64) -> Result<(), StoreError> {
-    c.execute(
+    c.execute_later(
         "update outbox set state = 'done', lease_until = null, last_error = null, unsettled_attempt = 0, updated_at = ?
          where id = ?",
-        params![now, outbox_id],
+        params![now, outbox_id].to_vec(),
     )?;
     Ok(())
 }
@@ -105,10 +106,10 @@ pub fn retry_at(
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    c.execute(
+    c.execute_later(
         "update outbox set next_attempt_at = ?, lease_until = null, last_error = ?, unsettled_attempt = 0, updated_at = ?
          where id = ?",
-        params![next_attempt_at, error, now, outbox_id],
+        params![next_attempt_at, error, now, outbox_id].to_vec(),
     )?;
     Ok(())
 }
@@ -123,26 +124,26 @@ pub fn retry_unsettled_at(
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    c.execute(
+    c.execute_later(
         "update outbox set next_attempt_at = ?, lease_until = null, last_error = ?, updated_at = ? where id = ?",
-        params![next_attempt_at, error, now, outbox_id],
+        params![next_attempt_at, error, now, outbox_id].to_vec(),
     )?;
     Ok(())
 }
 
 /// The claimed attempt never reached the provider (the pacer put the row back): it is settled.
 pub fn settle_unsent(c: &mut dyn Conn, outbox_id: &str) -> Result<(), StoreError> {
-    c.execute(
+    c.execute_later(
         "update outbox set unsettled_attempt = 0 where id = ? and state = 'pending'",
-        params![outbox_id],
+        params![outbox_id].to_vec(),
     )?;
     Ok(())
 }
 
 pub fn dead(c: &mut dyn Conn, outbox_id: &str, error: &str, now: i64) -> Result<(), StoreError> {
-    c.execute(
+    c.execute_later(
         "update outbox set state = 'dead', lease_until = null, last_error = ?, updated_at = ? where id = ?",
-        params![error, now, outbox_id],
+        params![error, now, outbox_id].to_vec(),
     )?;
     Ok(())
 }
