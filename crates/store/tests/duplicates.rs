@@ -8,7 +8,7 @@
 use openline_domain::{Channel, DeliveryStatus, MessageKind, ProviderKind};
 use openline_store::messages::{self, NewOutbound, StatusOutcome, StatusReport};
 use openline_store::testing::TestDb;
-use openline_store::{contacts, conversations, journal, outbox, pacing, Backend, Store};
+use openline_store::{contacts, conversations, journal, outbox, pacing, Backend, Store, StoreError};
 
 macro_rules! both_backends {
     ($($name:ident => $body:ident;)*) => {
@@ -515,6 +515,32 @@ async fn accepts_together(store: Store) {
     }
     let reports = store.write(|c| journal::verify(c, None)).await.unwrap();
     assert!(reports.iter().all(|r| r.problem.is_none()), "{reports:?}");
+    // An unknown message fails the whole batch with NotFound, and nothing of it is recorded.
+    let known = a[3].id.clone();
+    let failed = store
+        .write(move |c| {
+            let rows = [
+                messages::ProviderAccept {
+                    message_id: &known,
+                    provider: ProviderKind::CloudApi,
+                    provider_message_id: "wamid.never",
+                    now: NOW + 3,
+                },
+                messages::ProviderAccept {
+                    message_id: "msg_unknown",
+                    provider: ProviderKind::CloudApi,
+                    provider_message_id: "wamid.nobody",
+                    now: NOW + 3,
+                },
+            ];
+            messages::record_provider_accepts(c, &rows)
+        })
+        .await;
+    assert!(matches!(failed, Err(StoreError::NotFound)), "{failed:?}");
+    assert_eq!(
+        message(&store, &a[3].id).await.provider_message_id.as_deref(),
+        Some("wamid.3")
+    );
     // Nothing to record is nothing recorded.
     let none = store
         .write(|c| messages::record_provider_accepts(c, &[]))
