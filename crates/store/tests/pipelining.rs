@@ -130,3 +130,47 @@ async fn failing_write_unguarded(backend: Backend) {
         .unwrap();
     assert_eq!(stored(&store).await, ["later", "taken"]);
 }
+
+/// The server closes every connection of the database (a restart, a failover, an administrator):
+/// at most the jobs in flight fail, with an error rather than a hang or a panic, and the writer and
+/// the readers reconnect by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_closed_by_the_server_are_replaced() {
+    let (db, store) = store_with_table(Backend::Postgres).await;
+    store.write(|c| c.execute_later(INSERT, insert("a"))).await.unwrap();
+    assert_eq!(stored(&store).await, ["a"]);
+    let openline_store::DatabaseUrl::Postgres(url) = db.url.clone() else {
+        panic!("a PostgreSQL test database")
+    };
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    std::thread::spawn(move || {
+        let mut admin = ::postgres::Client::connect(&openline_store::testing::admin_url(), ::postgres::NoTls).unwrap();
+        let killed = admin
+            .query(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .unwrap();
+        assert!(!killed.is_empty(), "the store's connections were found");
+    })
+    .join()
+    .unwrap();
+    // The first write and read after it may fail (their connection is gone); later ones work.
+    let mut wrote = false;
+    for i in 0..5 {
+        let id = format!("b{i}");
+        if store.write(move |c| c.execute_later(INSERT, insert(&id))).await.is_ok() {
+            wrote = true;
+            break;
+        }
+    }
+    assert!(wrote, "the writer reconnected");
+    let mut rows = Vec::new();
+    for _ in 0..8 {
+        if let Ok(r) = store.read(|c| c.query("select id from probe", &[])).await {
+            rows = r;
+            break;
+        }
+    }
+    assert!(rows.len() >= 2, "the readers reconnected");
+}
