@@ -24,6 +24,14 @@ use std::task::Poll;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
+/// A queued write: a prepared statement with its parameters, or transaction control.
+enum Later {
+    Write(Statement, Vec<Val>),
+    Control(String),
+}
+
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a>>;
+
 type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
 
 pub struct PgConn {
@@ -32,8 +40,8 @@ pub struct PgConn {
     /// The connection's I/O, polled while a request is waited for; `None` once it ended.
     driver: Option<Driver>,
     statements: HashMap<String, Statement>,
-    /// Writes queued by `execute_later`, sent with the next request.
-    later: Vec<(Statement, Vec<Val>)>,
+    /// Writes queued by `execute_later` and `batch_later`, sent with the next request.
+    later: Vec<Later>,
     heads: crate::journal::PendingHeads,
     org_config: crate::org_config::OrgConfigCache,
 }
@@ -125,9 +133,20 @@ impl PgConn {
         Fut: Future<Output = Result<T, tokio_postgres::Error>> + 'a,
     {
         let later = std::mem::take(&mut self.later);
-        let params: Vec<Vec<&(dyn ToSql + Sync)>> = later.iter().map(|(_, vals)| refs(vals)).collect();
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = later
+            .iter()
+            .map(|l| match l {
+                Later::Write(_, vals) => refs(vals),
+                Later::Control(_) => Vec::new(),
+            })
+            .collect();
         let client = &self.client;
-        let writes = try_join_all(later.iter().zip(&params).map(|((stmt, _), p)| client.execute(stmt, p)));
+        let writes = try_join_all(later.iter().zip(&params).map(|(l, p)| -> Pending<'_> {
+            match l {
+                Later::Write(stmt, _) => Box::pin(async move { client.execute(stmt, p).await.map(|_| ()) }),
+                Later::Control(sql) => Box::pin(client.batch_execute(sql)),
+            }
+        }));
         let (_, answer) = block_on(&self.runtime, &mut self.driver, try_join(writes, request(client)))?;
         Ok(answer)
     }
@@ -246,7 +265,13 @@ impl Conn for PgConn {
     fn execute_later(&mut self, sql: &str, params: Vec<Val>) -> Result<(), StoreError> {
         self.org_config.recheck();
         let stmt = self.prepare(sql)?;
-        self.later.push((stmt, params));
+        self.later.push(Later::Write(stmt, params));
+        Ok(())
+    }
+
+    fn batch_later(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.org_config.recheck();
+        self.later.push(Later::Control(sql.to_owned()));
         Ok(())
     }
 
@@ -258,7 +283,8 @@ impl Conn for PgConn {
     }
 
     fn discard_later(&mut self) {
-        self.later.clear();
+        // Transaction control stays: the savepoint a failed job is rolled back to is queued too.
+        self.later.retain(|l| matches!(l, Later::Control(_)));
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {

@@ -134,7 +134,8 @@ fn run_transaction(
         }
         // A job that fails is rolled back to its savepoint: so are the heads it advanced.
         let heads_before = conn.pending_heads().clone();
-        if let Err(e) = conn.batch("savepoint job") {
+        // Sent with the job's first statement on PostgreSQL (a round trip fewer per job).
+        if let Err(e) = conn.batch_later("savepoint job") {
             tracing::error!(error = %e, "could not open a savepoint");
             let _ = conn.batch("rollback");
             for f in finishers {

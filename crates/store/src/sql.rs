@@ -135,7 +135,13 @@ pub trait Conn {
     fn flush(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Forgets queued writes unsent (the job that queued them failed and is rolled back).
+    /// [`Conn::batch`] for transaction control whose success nobody waits for (the savepoint a job
+    /// opens): PostgreSQL sends it with the next statement, as [`Conn::execute_later`] does.
+    fn batch_later(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.batch(sql)
+    }
+    /// Forgets queued writes unsent (the job that queued them failed and is rolled back); queued
+    /// transaction control is kept.
     fn discard_later(&mut self) {}
     /// Runs statements without parameters (migrations, transaction control).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
