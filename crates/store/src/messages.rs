@@ -647,7 +647,7 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
             events.sort_by_key(|e| (e.0, e.1));
             for (at, _, status, error_code) in &events {
                 if let Some(status) = DeliveryStatus::parse(status) {
-                    advance(c, a.message_id, status, *error_code, None, *at, a.now)?;
+                    advance(c, a.message_id, None, status, *error_code, None, *at, a.now)?;
                 }
             }
             c.execute(
@@ -811,13 +811,18 @@ pub fn apply_status_naming(
     callback_message_id: Option<&str>,
 ) -> Result<StatusOutcome, StoreError> {
     let provider = s.provider.as_str();
-    let mut message = c
-        .query_opt(
-            "select id from messages where provider = ? and provider_message_id = ?",
-            params![provider, s.provider_message_id],
-        )?
-        .map(|r| r.string(0))
-        .transpose()?;
+    // The message and where it stands (so `advance` need not read it again).
+    let mut current = None;
+    let mut message = match c.query_opt(
+        "select id, status from messages where provider = ? and provider_message_id = ?",
+        params![provider, s.provider_message_id],
+    )? {
+        Some(r) => {
+            current = Some(r.parsed(1, DeliveryStatus::parse)?);
+            Some(r.string(0)?)
+        }
+        None => None,
+    };
     if message.is_none() {
         message = message_for_unrecorded_id(c, s, callback_message_id)?;
     }
@@ -843,7 +848,16 @@ pub fn apply_status_naming(
     let Some(message_id) = message else {
         return Ok(StatusOutcome::Orphan);
     };
-    let moved = advance(c, &message_id, s.status, s.error_code, s.error_title, s.at, s.now)?;
+    let moved = advance(
+        c,
+        &message_id,
+        current,
+        s.status,
+        s.error_code,
+        s.error_title,
+        s.at,
+        s.now,
+    )?;
     let m = get_any(c, &message_id)?;
     crate::journal::record(
         c,
@@ -906,18 +920,25 @@ fn message_for_unrecorded_id(
 }
 
 /// Moves a message forward to `status` if the ordering allows; always fills the status's timestamp.
+/// `current` is the message's status when the caller has just read it (read here otherwise). The
+/// updates are queued writes: the caller reads the message back after them.
+#[allow(clippy::too_many_arguments)]
 fn advance(
     c: &mut dyn Conn,
     message_id: &str,
+    current: Option<DeliveryStatus>,
     status: DeliveryStatus,
     error_code: Option<i64>,
     error_title: Option<&str>,
     at: i64,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let current = c
-        .query_one("select status from messages where id = ?", params![message_id])?
-        .parsed(0, DeliveryStatus::parse)?;
+    let current = match current {
+        Some(current) => current,
+        None => c
+            .query_one("select status from messages where id = ?", params![message_id])?
+            .parsed(0, DeliveryStatus::parse)?,
+    };
     let stamp = match status {
         DeliveryStatus::Sent => Some("sent_at"),
         DeliveryStatus::Delivered => Some("delivered_at"),
@@ -925,9 +946,9 @@ fn advance(
         _ => None,
     };
     if let Some(col) = stamp {
-        c.execute(
+        c.execute_later(
             &format!("update messages set {col} = coalesce({col}, ?) where id = ?"),
-            params![at, message_id],
+            params![at, message_id].to_vec(),
         )?;
     }
     if !current.should_advance_to(status) {
@@ -944,14 +965,14 @@ fn advance(
         }
     }
     if status == DeliveryStatus::Failed {
-        c.execute(
+        c.execute_later(
             "update messages set status = 'failed', error_code = ?, error_title = ?, updated_at = ? where id = ?",
-            params![error_code, error_title, now, message_id],
+            params![error_code, error_title, now, message_id].to_vec(),
         )?;
     } else {
-        c.execute(
+        c.execute_later(
             "update messages set status = ?, updated_at = ? where id = ?",
-            params![status.as_str(), now, message_id],
+            params![status.as_str(), now, message_id].to_vec(),
         )?;
     }
     Ok(true)
