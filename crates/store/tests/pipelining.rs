@@ -22,6 +22,7 @@ both_backends! {
     a_read_in_the_same_job_sees_a_queued_write => read_sees_write;
     a_queued_write_that_fails_fails_its_job_alone => failing_write_fails_its_job;
     a_queued_write_that_fails_in_a_job_without_savepoint_fails_the_job => failing_write_unguarded;
+    a_job_that_fails_before_its_first_statement_fails_alone => failing_before_any_statement;
 }
 
 async fn store_with_table(backend: Backend) -> (TestDb, Store) {
@@ -77,12 +78,27 @@ fn submitted(f: impl Future<Output = Result<(), StoreError>> + Send + 'static) -
     f
 }
 
+/// Keeps the writer busy for a moment, so the jobs submitted after it queue up and share one
+/// transaction.
+fn busy_writer(store: &Store) -> Queued {
+    let store = store.clone();
+    submitted(async move {
+        store
+            .write(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok(())
+            })
+            .await
+    })
+}
+
 async fn failing_write_fails_its_job(backend: Backend) {
     let (_db, store) = store_with_table(backend).await;
     store
         .write(|c| c.execute(INSERT, &insert("taken")).map(|_| ()))
         .await
         .unwrap();
+    let busy = busy_writer(&store);
     let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
     let before = submitted(async move { s1.write(|c| c.execute_later(INSERT, insert("before"))).await });
     // Its first write is fine, its second collides with a stored row: it is the last thing the
@@ -95,6 +111,7 @@ async fn failing_write_fails_its_job(backend: Backend) {
         .await
     });
     let after = submitted(async move { s3.write(|c| c.execute_later(INSERT, insert("after"))).await });
+    busy.await.unwrap();
     before.await.unwrap();
     let err = failing.await.expect_err("a job whose write failed reports it");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -173,4 +190,28 @@ async fn postgres_connections_closed_by_the_server_are_replaced() {
         }
     }
     assert!(rows.len() >= 2, "the readers reconnected");
+}
+
+/// The savepoint a job opens is queued with its first statement (PostgreSQL): a job that refuses
+/// before running any, with writes queued or none, is still rolled back to it alone.
+async fn failing_before_any_statement(backend: Backend) {
+    let (_db, store) = store_with_table(backend).await;
+    let busy = busy_writer(&store);
+    let (s1, s2, s3, s4) = (store.clone(), store.clone(), store.clone(), store.clone());
+    let first = submitted(async move { s1.write(|c| c.execute_later(INSERT, insert("first"))).await });
+    let refuses = submitted(async move { s2.write(|_| Err::<(), _>(StoreError::Conflict("refused".into()))).await });
+    let queues_then_refuses = submitted(async move {
+        s3.write(|c| {
+            c.execute_later(INSERT, insert("never"))?;
+            Err::<(), _>(StoreError::Conflict("refused".into()))
+        })
+        .await
+    });
+    let last = submitted(async move { s4.write(|c| c.execute_later(INSERT, insert("last"))).await });
+    busy.await.unwrap();
+    first.await.unwrap();
+    assert!(matches!(refuses.await, Err(StoreError::Conflict(_))));
+    assert!(matches!(queues_then_refuses.await, Err(StoreError::Conflict(_))));
+    last.await.unwrap();
+    assert_eq!(stored(&store).await, ["first", "last"]);
 }
