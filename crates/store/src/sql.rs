@@ -248,28 +248,16 @@ pub fn union_lookup(branch: &str, keys: &[Vec<Val>]) -> (String, Vec<Val>) {
 /// `branch` with its `?` placeholders (outside quoted literals) replaced by `k.k1, k.k2, …`, the
 /// columns of the key table a backend's [`Conn::lookup_each`] joins it to.
 pub fn branch_over_keys(branch: &str) -> String {
-    let mut out = String::with_capacity(branch.len() + 16);
-    let mut n = 0;
-    let mut in_quote = false;
-    for c in branch.chars() {
-        match c {
-            '\'' => {
-                in_quote = !in_quote;
-                out.push(c);
-            }
-            '?' if !in_quote => {
-                n += 1;
-                out.push_str("k.k");
-                out.push_str(&n.to_string());
-            }
-            _ => out.push(c),
-        }
-    }
-    out
+    number_placeholders(branch, "k.k")
 }
 
 /// Rewrites `?` placeholders to PostgreSQL's `$1, $2, …`, leaving `?` inside quoted literals alone.
 pub fn to_postgres_placeholders(sql: &str) -> String {
+    number_placeholders(sql, "$")
+}
+
+/// Each `?` outside a quoted literal replaced by `prefix` and its number, counting from 1.
+fn number_placeholders(sql: &str, prefix: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
     let mut in_quote = false;
@@ -281,7 +269,7 @@ pub fn to_postgres_placeholders(sql: &str) -> String {
             }
             '?' if !in_quote => {
                 n += 1;
-                out.push('$');
+                out.push_str(prefix);
                 out.push_str(&n.to_string());
             }
             _ => out.push(c),
@@ -301,5 +289,9 @@ mod tests {
             "select '?' from t where a = $1 and b in ($2, $3)"
         );
         assert_eq!(placeholders(3), "?, ?, ?");
+        assert_eq!(
+            branch_over_keys("select '?' from t where a = ? and b = ?"),
+            "select '?' from t where a = k.k1 and b = k.k2"
+        );
     }
 }
