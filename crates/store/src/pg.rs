@@ -15,7 +15,6 @@
 use crate::sql::{branch_over_keys, to_postgres_placeholders, union_lookup, Backend, Conn, Row, Val};
 use crate::StoreError;
 use bytes::BytesMut;
-use futures::future::{try_join, try_join_all};
 use std::collections::HashMap;
 use std::error::Error;
 use std::future::Future;
@@ -44,6 +43,42 @@ pub struct PgConn {
     later: Vec<Later>,
     heads: crate::journal::PendingHeads,
     org_config: crate::org_config::OrgConfigCache,
+}
+
+/// Waits for every one of `writes` and then answers `request`'s result, failing with the first
+/// error. Each is polled in the order given, the writes before the request, every time: a request
+/// goes to the server on its first poll, so the server receives them in this order (a general join
+/// may poll some later, and a read could then overtake a write it must see).
+async fn in_order<'a, T>(
+    writes: Vec<Pending<'a>>,
+    request: impl Future<Output = Result<T, tokio_postgres::Error>> + 'a,
+) -> Result<T, tokio_postgres::Error> {
+    let mut writes: Vec<Option<Pending<'a>>> = writes.into_iter().map(Some).collect();
+    let mut request = std::pin::pin!(request);
+    let mut answer = None;
+    std::future::poll_fn(|cx| {
+        for slot in writes.iter_mut() {
+            if let Some(w) = slot {
+                match w.as_mut().poll(cx) {
+                    Poll::Ready(Ok(())) => *slot = None,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+        }
+        if answer.is_none() {
+            if let Poll::Ready(r) = request.as_mut().poll(cx) {
+                answer = Some(r?);
+            }
+        }
+        if writes.iter().all(Option::is_none) {
+            if let Some(a) = answer.take() {
+                return Poll::Ready(Ok(a));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Waits for `fut` on the connection's runtime, driving the connection's I/O meanwhile.
@@ -141,14 +176,21 @@ impl PgConn {
             })
             .collect();
         let client = &self.client;
-        let writes = try_join_all(later.iter().zip(&params).map(|(l, p)| -> Pending<'_> {
-            match l {
-                Later::Write(stmt, _) => Box::pin(async move { client.execute(stmt, p).await.map(|_| ()) }),
-                Later::Control(sql) => Box::pin(client.batch_execute(sql)),
-            }
-        }));
-        let (_, answer) = block_on(&self.runtime, &mut self.driver, try_join(writes, request(client)))?;
-        Ok(answer)
+        let writes: Vec<Pending<'_>> = later
+            .iter()
+            .zip(&params)
+            .map(|(l, p)| -> Pending<'_> {
+                match l {
+                    Later::Write(stmt, _) => Box::pin(async move { client.execute(stmt, p).await.map(|_| ()) }),
+                    Later::Control(sql) => Box::pin(client.batch_execute(sql)),
+                }
+            })
+            .collect();
+        Ok(block_on(
+            &self.runtime,
+            &mut self.driver,
+            in_order(writes, request(client)),
+        )?)
     }
 }
 

@@ -55,16 +55,20 @@ async fn stored(store: &Store) -> Vec<String> {
 
 async fn read_sees_write(backend: Backend) {
     let (_db, store) = store_with_table(backend).await;
+    // More than any join polls at once (the server must receive every write before the read).
     let seen = store
         .write(|c| {
-            c.execute_later(INSERT, insert("a"))?;
-            c.execute_later(INSERT, insert("b"))?;
+            for i in 0..100 {
+                c.execute_later(INSERT, insert(&format!("w{i:03}")))?;
+            }
             c.query_one("select count(*) from probe", &[])?.i64(0)
         })
         .await
         .unwrap();
-    assert_eq!(seen, 2);
-    assert_eq!(stored(&store).await, ["a", "b"]);
+    assert_eq!(seen, 100);
+    let rows = stored(&store).await;
+    assert_eq!(rows.len(), 100);
+    assert_eq!((rows[0].as_str(), rows[99].as_str()), ("w000", "w099"));
 }
 
 type Queued = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
