@@ -209,8 +209,7 @@ pub(crate) fn known_by(
         return Ok(out);
     }
     let lookups: Vec<Vec<Val>> = keys.iter().map(|k| vec![Val::from(org_id), Val::from(*k)]).collect();
-    let rows = crate::sql::lookup_each(
-        c,
+    let rows = c.lookup_each(
         &format!("select id, whatsapp_name, wa_user_id, {key_col} from contacts where org_id = ? and {key_col} = ?"),
         &lookups,
     )?;

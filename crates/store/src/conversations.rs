@@ -183,18 +183,17 @@ pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> 
         // PostgreSQL (estimating a young, never-analysed table) scanned every thread, and with it
         // every dead version earlier updates left (6-8 ms an update, growing as the run went on).
         vals.extend(chunk.iter().map(|t| Val::from(t.id.as_str())));
-        let ids = vec!["?"; chunk.len()].join(", ");
-        // A derived table of typed rows (a `union all` of selects) works on SQLite (3.33+) and
-        // PostgreSQL alike; the first select names the columns.
-        let mut rows = String::from(
-            "select cast(? as text) as w_id, cast(? as bigint) as w_at, cast(? as text) as w_preview,
-                 cast(? as bigint) as w_n, cast(? as bigint) as w_now",
+        let ids = crate::sql::placeholders(chunk.len());
+        let rows = crate::sql::typed_rows(
+            chunk.len(),
+            &[
+                ("w_id", "text"),
+                ("w_at", "bigint"),
+                ("w_preview", "text"),
+                ("w_n", "bigint"),
+                ("w_now", "bigint"),
+            ],
         );
-        for _ in 1..chunk.len() {
-            rows.push_str(
-                " union all select cast(? as text), cast(? as bigint), cast(? as text), cast(? as bigint), cast(? as bigint)",
-            );
-        }
         c.execute_later(
             &format!(
                 "update conversations set

@@ -554,14 +554,16 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
         ]);
     }
     vals.extend(accepts.iter().map(|a| Val::from(a.message_id)));
-    // A derived table of typed rows (see `conversations::touch_inbound_many`), and the ids again
-    // as a key lookup on the messages.
-    let mut rows = String::from(
-        "select cast(? as text) as a_id, cast(? as text) as a_provider, cast(? as text) as a_pmid, cast(? as bigint) as a_now",
+    // The ids again, as a key lookup on the messages (see `conversations::touch_inbound_many`).
+    let rows = crate::sql::typed_rows(
+        accepts.len(),
+        &[
+            ("a_id", "text"),
+            ("a_provider", "text"),
+            ("a_pmid", "text"),
+            ("a_now", "bigint"),
+        ],
     );
-    for _ in 1..accepts.len() {
-        rows.push_str(" union all select cast(? as text), cast(? as text), cast(? as text), cast(? as bigint)");
-    }
     let n = c.execute(
         &format!(
             "update messages set provider = v.a_provider, provider_message_id = v.a_pmid,
@@ -596,8 +598,7 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
     // never recorded was accepted too. The earliest one is the first copy.
     let mut other_ids: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
     let id_keys: Vec<Vec<Val>> = accepts.iter().map(|a| vec![Val::from(a.message_id)]).collect();
-    for r in crate::sql::lookup_each(
-        c,
+    for r in c.lookup_each(
         "select message_id, provider, provider_message_id, created_at from message_provider_ids where message_id = ?",
         &id_keys,
     )? {
@@ -622,8 +623,7 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
         .map(|a| vec![Val::from(a.provider.as_str()), Val::from(a.provider_message_id)])
         .collect();
     let mut seen = std::collections::HashSet::new();
-    for r in crate::sql::lookup_each(
-        c,
+    for r in c.lookup_each(
         "select provider, provider_message_id, status, error_code, at, received_at, id from message_status_events
          where provider = ? and provider_message_id = ? and message_id is null",
         &keys,
@@ -657,7 +657,7 @@ pub fn record_provider_accepts(c: &mut dyn Conn, accepts: &[ProviderAccept<'_>])
         }
     }
     let mut recorded: std::collections::HashMap<String, Message> = std::collections::HashMap::new();
-    for r in crate::sql::lookup_each(c, &format!("select {COLS} from messages m where m.id = ?"), &id_keys)? {
+    for r in c.lookup_each(&format!("select {COLS} from messages m where m.id = ?"), &id_keys)? {
         let m = from_row(&r)?;
         recorded.insert(m.id.clone(), m);
     }
@@ -1048,8 +1048,7 @@ pub fn contacts_with_held(
     let mut threads: Vec<(String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for chunk in contact_ids.chunks(64) {
-        let rows = crate::sql::lookup_each(
-            c,
+        let rows = c.lookup_each(
             "select id, contact_id, org_id from conversations where contact_id = ?",
             &chunk.iter().map(|id| vec![Val::from(*id)]).collect::<Vec<_>>(),
         )?;
@@ -1062,8 +1061,7 @@ pub fn contacts_with_held(
     }
     let mut out = std::collections::HashSet::new();
     for chunk in threads.chunks(64) {
-        let rows = crate::sql::lookup_each(
-            c,
+        let rows = c.lookup_each(
             "select * from (select conversation_id from messages
                  where conversation_id = ? and queue_reason is not null and status = 'queued' limit 1) as h",
             &chunk

@@ -156,8 +156,9 @@ pub trait Conn {
     /// The organization configuration this connection resolved (see [`crate::org_config`]).
     fn org_config(&mut self) -> &mut crate::org_config::OrgConfigCache;
 
-    /// Runs `branch` (a `select` with one `?` per key column) once per key and returns every row,
-    /// as one statement. Every part is an equality lookup run per key: an `IN (…)` list looks the
+    /// Runs `branch` (a `select` with one `?` per key column, filled from each key in order) once
+    /// per key and returns every row, as one statement. A repeated key can return its rows twice;
+    /// callers collect into maps or sets. Every part is an equality lookup run per key: an `IN (…)` list looks the
     /// same to the reader, but with stale statistics (a young PostgreSQL database that autovacuum has
     /// not analysed yet) the planner may answer it by walking a whole index prefix and filtering,
     /// thousands of rows for 64 keys. By default a [`union_lookup`]; PostgreSQL binds the keys as
@@ -204,6 +205,23 @@ pub fn value_rows(n: usize, row: &str) -> String {
     s
 }
 
+/// `select cast(? as T) as name, … union all select cast(? as T), …` (`n` ≥ 1 rows of `columns`,
+/// each a name and an SQL type): a derived table of typed rows for an `update … from`, which
+/// SQLite (3.33+) and PostgreSQL accept alike. The first select names the columns.
+pub fn typed_rows(n: usize, columns: &[(&str, &str)]) -> String {
+    let first: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| format!("cast(? as {ty}) as {name}"))
+        .collect();
+    let rest: Vec<String> = columns.iter().map(|(_, ty)| format!("cast(? as {ty})")).collect();
+    let rest = format!(" union all select {}", rest.join(", "));
+    let mut s = format!("select {}", first.join(", "));
+    for _ in 1..n {
+        s.push_str(&rest);
+    }
+    s
+}
+
 /// `branch union all branch …` (`n` ≥ 1 times): a lookup of many keys as one statement whose every
 /// part is an equality lookup. An `IN (…)` list looks the same to the reader, but with stale
 /// statistics (a young PostgreSQL database that autovacuum has not analysed yet) the planner may
@@ -218,16 +236,6 @@ pub fn union_all(n: usize, branch: &str) -> String {
         s.push_str(branch);
     }
     s
-}
-
-/// Runs `branch` once per key (each key: the branch's parameters, in order) as one statement and
-/// returns every row: [`Conn::lookup_each`], written for callers that hold a `&mut dyn Conn`.
-/// A repeated key can return its rows twice; callers collect into maps or sets.
-pub fn lookup_each(c: &mut dyn Conn, branch: &str, keys: &[Vec<Val>]) -> Result<Vec<Row>, StoreError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    c.lookup_each(branch, keys)
 }
 
 /// The statement and parameters of [`union_all`] of `branch` once per key. The key count is padded
@@ -289,6 +297,10 @@ mod tests {
             "select '?' from t where a = $1 and b in ($2, $3)"
         );
         assert_eq!(placeholders(3), "?, ?, ?");
+        assert_eq!(
+            typed_rows(2, &[("a", "text"), ("n", "bigint")]),
+            "select cast(? as text) as a, cast(? as bigint) as n union all select cast(? as text), cast(? as bigint)"
+        );
         assert_eq!(
             branch_over_keys("select '?' from t where a = ? and b = ?"),
             "select '?' from t where a = k.k1 and b = k.k2"

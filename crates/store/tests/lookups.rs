@@ -1,4 +1,4 @@
-//! `sql::lookup_each`, the many-keys lookup of the batched ingest and send paths, on a fresh SQLite
+//! `Conn::lookup_each`, the many-keys lookup of the batched ingest and send paths, on a fresh SQLite
 //! file and a fresh PostgreSQL database: every key's rows come back (more keys than one union holds,
 //! keys with two columns of two types, a key that matches nothing, a repeated key, a null), a `?`
 //! inside a quoted literal of the branch stays a literal, and on PostgreSQL, whose keys are bound as
@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use openline_store::sql::lookup_each;
 use openline_store::testing::TestDb;
 use openline_store::{Backend, Store, Val};
 use std::collections::BTreeSet;
@@ -55,8 +54,7 @@ async fn every_key(backend: Backend) {
             keys.extend((0..40).map(|i| vec![Val::from(format!("missing{i}")), Val::I64(i)]));
             keys.push(keys[0].clone());
             keys.push(vec![Val::Null, Val::I64(1)]);
-            let rows = lookup_each(
-                c,
+            let rows = c.lookup_each(
                 "select a, b, v, '?' as q from lookup_probe where a = ? and b = ?",
                 &keys,
             )?;
@@ -89,7 +87,7 @@ async fn no_keys(backend: Backend) {
     let db = TestDb::new(backend);
     let store = Store::open(&db.url).expect("open store");
     let rows = store
-        .read(|c| lookup_each(c, "select id from organizations where id = ?", &[]))
+        .read(|c| c.lookup_each("select id from organizations where id = ?", &[]))
         .await
         .unwrap();
     assert!(rows.is_empty());
@@ -112,7 +110,9 @@ async fn postgres_looks_up_every_key_through_the_index() {
             let keys: Vec<Vec<Val>> = (0..100)
                 .map(|i| vec![Val::from(format!("k{}", i % 100)), Val::I64(i)])
                 .collect();
-            let found = lookup_each(c, "select v from lookup_probe where a = ? and b = ?", &keys)?.len();
+            let found = c
+                .lookup_each("select v from lookup_probe where a = ? and b = ?", &keys)?
+                .len();
             let after = c.query_one(scans, &[])?;
             Ok((after.i64(0)? - before.i64(0)?, after.i64(1)? - before.i64(1)?, found))
         })

@@ -16,7 +16,7 @@
 use super::{message_payload, preview, InboundOutcome, Message, NewInbound};
 use crate::contacts::{self, KnownContact};
 use crate::conversations::{self, InboundTouch};
-use crate::sql::{lookup_each, value_rows, Conn, Val};
+use crate::sql::{value_rows, Conn, Val};
 use crate::StoreError;
 use openline_domain::{Channel, DeliveryStatus, Direction};
 use std::collections::{HashMap, HashSet};
@@ -120,8 +120,7 @@ fn new_ones(c: &mut dyn Conn, items: &[InboundItem<'_, '_>]) -> Result<Vec<usize
                 ]
             })
             .collect();
-        let rows = lookup_each(
-            c,
+        let rows = c.lookup_each(
             "select provider, provider_message_id from messages where provider = ? and provider_message_id = ?",
             &keys,
         )?;
@@ -254,8 +253,7 @@ fn resolve_threads(
             // Each contact's most recently active open thread, as `find_or_create_open` picks it
             // (index conversations_contact_thread); the organization is checked on each row (a
             // contact belongs to one).
-            let rows = lookup_each(
-                c,
+            let rows = c.lookup_each(
                 "select * from (select id, contact_id, org_id from conversations
                      where contact_id = ? and sender_id = ? and channel = ? and status <> 'resolved'
                      order by last_activity_at desc, id desc limit 1) as t",
@@ -401,8 +399,7 @@ fn archive(c: &mut dyn Conn, stored: &[Message]) -> Result<(), StoreError> {
     let mut joined: HashMap<String, std::collections::BTreeSet<(i64, String)>> = HashMap::new();
     for chunk in threads.chunks(ROWS) {
         let keys: Vec<Vec<Val>> = chunk.iter().map(|id| vec![Val::from(*id)]).collect();
-        let rows = lookup_each(
-            c,
+        let rows = c.lookup_each(
             "select conversation_id, user_id, joined_at from participants where conversation_id = ? and left_at is null",
             &keys,
         )?;
