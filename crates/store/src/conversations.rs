@@ -92,6 +92,7 @@ pub(crate) fn create_open(
             contact_id,
             sender_id,
             now,
+            inbound: None,
         }],
     )?;
     Ok(id)
@@ -105,6 +106,11 @@ pub(crate) struct NewThread<'a> {
     pub contact_id: &'a str,
     pub sender_id: &'a str,
     pub now: i64,
+    /// The inbound messages that open it, when a batch of them does: the thread is created as
+    /// [`touch_inbound_many`] would leave it, instead of created and then updated in the same
+    /// transaction (on PostgreSQL a second version of the row, with an entry in each of its
+    /// indexes, and foreign-key checks the update of a row this transaction inserted cannot skip).
+    pub inbound: Option<&'a InboundTouch>,
 }
 
 /// Opens new threads in one statement.
@@ -112,35 +118,48 @@ pub(crate) fn create_open_many(c: &mut dyn Conn, threads: &[NewThread<'_>]) -> R
     if threads.is_empty() {
         return Ok(());
     }
-    let mut vals = Vec::with_capacity(threads.len() * 8);
+    let mut vals = Vec::with_capacity(threads.len() * 11);
     for t in threads {
+        let (window_at, preview, unread, at) = match t.inbound {
+            Some(i) => (i.window_at, i.preview.as_deref().map(preview_text), i.count, i.now),
+            None => (None, None, 0, t.now),
+        };
         vals.extend([
             Val::from(t.id),
             Val::from(t.org_id),
             Val::from(t.channel.as_str()),
             Val::from(t.contact_id),
             Val::from(t.sender_id),
+            Val::from(window_at),
+            Val::I64(at),
+            Val::from(preview),
+            Val::I64(unread),
             Val::I64(t.now),
-            Val::I64(t.now),
-            Val::I64(t.now),
+            Val::I64(at),
         ]);
     }
     c.execute_later(
         &format!(
-            "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_activity_at, created_at, updated_at)
+            "insert into conversations (id, org_id, channel, contact_id, sender_id, status, last_inbound_at,
+                 last_activity_at, last_message_preview, unread_count, created_at, updated_at)
              values {}",
-            crate::sql::value_rows(threads.len(), "(?, ?, ?, ?, ?, 'new', ?, ?, ?)")
+            crate::sql::value_rows(threads.len(), "(?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?)")
         ),
         vals,
     )?;
     Ok(())
 }
 
+/// A preview as a thread keeps it: its first 120 characters.
+fn preview_text(p: &str) -> String {
+    p.chars().take(120).collect()
+}
+
 /// Records one of the business's own messages (a send, a notice) in the thread's summary: activity
 /// and preview; the window and the unread count never move for them. Inbound messages go through
 /// `touch_inbound_many` (with the messages, see `messages::insert_inbound_many`).
 pub fn touch(c: &mut dyn Conn, id: &str, preview: Option<&str>, now: i64) -> Result<(), StoreError> {
-    let preview = preview.map(|p| p.chars().take(120).collect::<String>());
+    let preview = preview.map(preview_text);
     c.execute_later(
         "update conversations set last_activity_at = ?, last_message_preview = ?, updated_at = ? where id = ?",
         params![now, preview, now, id].to_vec(),
@@ -174,7 +193,7 @@ pub(crate) fn touch_inbound_many(c: &mut dyn Conn, touches: &[InboundTouch]) -> 
             vals.extend([
                 Val::from(t.id.as_str()),
                 Val::from(t.window_at),
-                Val::from(t.preview.as_deref().map(|p| p.chars().take(120).collect::<String>())),
+                Val::from(t.preview.as_deref().map(preview_text)),
                 Val::I64(t.count),
                 Val::I64(t.now),
             ]);

@@ -51,7 +51,7 @@ pub fn insert_inbound_many(
         return Ok(items.iter().map(|_| (InboundOutcome::Duplicate, None)).collect());
     }
     let contact_ids = resolve_contacts(c, items, &keys, &fresh)?;
-    let conversation_ids = resolve_threads(c, items, &fresh, &contact_ids)?;
+    let (conversation_ids, new_threads) = resolve_threads(c, items, &fresh, &contact_ids)?;
 
     let mut stored: Vec<Message> = Vec::with_capacity(fresh.len());
     for (&i, conversation_id) in fresh.iter().zip(conversation_ids) {
@@ -86,8 +86,16 @@ pub fn insert_inbound_many(
             duplicate_confirmed: false,
         });
     }
+    // A thread opened by this batch is created as the batch leaves it; the others are updated.
+    let touches = thread_touches(items, &fresh, &stored);
+    create_threads(c, items, &new_threads, &touches)?;
     insert_rows(c, items, &fresh, &stored)?;
-    touch_threads(c, items, &fresh, &stored)?;
+    let created: HashSet<&str> = new_threads.iter().map(|(_, _, id)| id.as_str()).collect();
+    let existing: Vec<InboundTouch> = touches
+        .into_iter()
+        .filter(|t| !created.contains(t.id.as_str()))
+        .collect();
+    conversations::touch_inbound_many(c, &existing)?;
     archive(c, &stored)?;
 
     let mut outcomes: Vec<(InboundOutcome, Option<String>)> =
@@ -220,14 +228,14 @@ fn resolve_contacts(
 }
 
 /// Each new message's thread: the contact's open thread on the number and channel (the most
-/// recently active, as [`conversations::find_or_create_open`] chooses), looked up together; new
-/// threads where there are none, created together.
-fn resolve_threads(
+/// recently active, as [`conversations::find_or_create_open`] chooses), looked up together; and the
+/// new threads to open where there are none (with their ids, already among the answers).
+fn resolve_threads<'c>(
     c: &mut dyn Conn,
     items: &[InboundItem<'_, '_>],
     fresh: &[usize],
-    contact_ids: &[String],
-) -> Result<Vec<String>, StoreError> {
+    contact_ids: &'c [String],
+) -> Result<(Vec<String>, Vec<PlannedThread<'c>>), StoreError> {
     let mut wanted: HashMap<(&str, &str, Channel), Vec<&str>> = HashMap::new();
     for (&i, contact_id) in fresh.iter().zip(contact_ids) {
         let m = items[i].message;
@@ -268,8 +276,8 @@ fn resolve_threads(
             }
         }
     }
-    // Contacts with no open thread get one, created together.
-    let mut new_threads: Vec<(usize, &str, String)> = Vec::new();
+    // Contacts with no open thread get one, created together (by `create_threads`).
+    let mut new_threads: Vec<PlannedThread<'c>> = Vec::new();
     for (&i, contact_id) in fresh.iter().zip(contact_ids) {
         let m = items[i].message;
         let key = (
@@ -284,25 +292,8 @@ fn resolve_threads(
             new_threads.push((i, contact_id, id));
         }
     }
-    for chunk in new_threads.chunks(ROWS) {
-        let threads: Vec<conversations::NewThread<'_>> = chunk
-            .iter()
-            .map(|(i, contact_id, id)| {
-                let m = items[*i].message;
-                conversations::NewThread {
-                    id,
-                    org_id: m.org_id,
-                    channel: m.channel,
-                    contact_id,
-                    sender_id: m.sender_id,
-                    now: m.now,
-                }
-            })
-            .collect();
-        conversations::create_open_many(c, &threads)?;
-    }
-    // Every message's thread is in `open` now, found or created.
-    fresh
+    // Every message's thread is in `open` now, found or to be created.
+    let ids = fresh
         .iter()
         .zip(contact_ids)
         .map(|(&i, contact_id)| {
@@ -316,7 +307,40 @@ fn resolve_threads(
             .cloned()
             .ok_or_else(|| StoreError::Decode("a message of the batch has no thread".into()))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ids, new_threads))
+}
+
+/// A thread the batch opens: the index of the item that opens it, its contact and its new id.
+type PlannedThread<'c> = (usize, &'c str, String);
+
+/// Opens the batch's new threads, each with what its messages do to it (`touches`).
+fn create_threads(
+    c: &mut dyn Conn,
+    items: &[InboundItem<'_, '_>],
+    new_threads: &[PlannedThread<'_>],
+    touches: &[InboundTouch],
+) -> Result<(), StoreError> {
+    let by_id: HashMap<&str, &InboundTouch> = touches.iter().map(|t| (t.id.as_str(), t)).collect();
+    for chunk in new_threads.chunks(ROWS) {
+        let threads: Vec<conversations::NewThread<'_>> = chunk
+            .iter()
+            .map(|(i, contact_id, id)| {
+                let m = items[*i].message;
+                conversations::NewThread {
+                    id,
+                    org_id: m.org_id,
+                    channel: m.channel,
+                    contact_id,
+                    sender_id: m.sender_id,
+                    now: m.now,
+                    inbound: by_id.get(id.as_str()).copied(),
+                }
+            })
+            .collect();
+        conversations::create_open_many(c, &threads)?;
+    }
+    Ok(())
 }
 
 fn insert_rows(
@@ -359,12 +383,7 @@ fn insert_rows(
 
 /// Each thread once: its window (from the latest message the contact wrote), activity, the last
 /// message's preview and the unread count.
-fn touch_threads(
-    c: &mut dyn Conn,
-    items: &[InboundItem<'_, '_>],
-    fresh: &[usize],
-    stored: &[Message],
-) -> Result<(), StoreError> {
+fn thread_touches(items: &[InboundItem<'_, '_>], fresh: &[usize], stored: &[Message]) -> Vec<InboundTouch> {
     let mut touches: Vec<InboundTouch> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (&i, msg) in fresh.iter().zip(stored) {
@@ -387,7 +406,7 @@ fn touch_threads(
         t.count += 1;
         t.now = m.now;
     }
-    conversations::touch_inbound_many(c, &touches)
+    touches
 }
 
 /// The archive entries, in the batch's order, each with its thread's participants.
