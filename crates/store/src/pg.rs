@@ -43,6 +43,33 @@ pub struct PgConn {
     later: Vec<Later>,
     heads: crate::journal::PendingHeads,
     org_config: crate::org_config::OrgConfigCache,
+    /// Answers of [`Conn::prefetch`] not read yet: statement, parameters, rows.
+    prefetched: Vec<(String, Vec<Val>, Vec<Row>)>,
+}
+
+type Answer<'a> = Pin<Box<dyn Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Every one of `requests`' answers, in order. Each is polled in the order given on every poll, so
+/// the server receives them in that order, all before the first answer is waited for.
+async fn all_in_order(requests: Vec<Answer<'_>>) -> Result<Vec<Vec<tokio_postgres::Row>>, tokio_postgres::Error> {
+    let mut requests: Vec<(Answer<'_>, Option<Vec<tokio_postgres::Row>>)> =
+        requests.into_iter().map(|r| (r, None)).collect();
+    std::future::poll_fn(|cx| {
+        for (request, answer) in requests.iter_mut() {
+            if answer.is_none() {
+                match request.as_mut().poll(cx) {
+                    Poll::Ready(Ok(rows)) => *answer = Some(rows),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+        }
+        if requests.iter().all(|(_, a)| a.is_some()) {
+            return Poll::Ready(Ok(requests.iter_mut().filter_map(|(_, a)| a.take()).collect()));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Waits for every one of `writes` and then answers `request`'s result, failing with the first
@@ -147,6 +174,7 @@ impl PgConn {
             later: Vec::new(),
             heads: crate::journal::PendingHeads::default(),
             org_config: crate::org_config::OrgConfigCache::default(),
+            prefetched: Vec::new(),
         })
     }
 
@@ -299,6 +327,7 @@ impl Conn for PgConn {
 
     fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
         self.org_config.recheck();
+        self.prefetched.clear();
         let stmt = self.prepare(sql)?;
         let p = refs(params);
         self.with_queued(|client| client.execute(&stmt, &p))
@@ -306,6 +335,7 @@ impl Conn for PgConn {
 
     fn execute_later(&mut self, sql: &str, params: Vec<Val>) -> Result<(), StoreError> {
         self.org_config.recheck();
+        self.prefetched.clear();
         let stmt = self.prepare(sql)?;
         self.later.push(Later::Write(stmt, params));
         Ok(())
@@ -313,6 +343,7 @@ impl Conn for PgConn {
 
     fn batch_later(&mut self, sql: &str) -> Result<(), StoreError> {
         self.org_config.recheck();
+        self.prefetched.clear();
         self.later.push(Later::Control(sql.to_owned()));
         Ok(())
     }
@@ -324,6 +355,39 @@ impl Conn for PgConn {
         self.with_queued(|_| async { Ok(()) })
     }
 
+    /// The reads are prepared (a round trip for a statement this connection has not prepared yet)
+    /// and then sent together, after the queued writes, in one round trip.
+    fn prefetch(&mut self, reads: &[(&str, Vec<Val>)]) -> Result<(), StoreError> {
+        self.prefetched.clear();
+        let mut statements = Vec::with_capacity(reads.len());
+        for (sql, _) in reads {
+            // A statement that may write is never prefetched: it runs when the job asks for it.
+            if crate::org_config::may_write(sql) {
+                return Err(StoreError::Decode(format!("only reads can be prefetched: {sql}")));
+            }
+            statements.push(self.prepare(sql)?);
+        }
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = reads.iter().map(|(_, p)| refs(p)).collect();
+        let answers = self.with_queued(|client| {
+            all_in_order(
+                statements
+                    .iter()
+                    .zip(&params)
+                    .map(|(stmt, p)| -> Answer<'_> { Box::pin(client.query(stmt, p)) })
+                    .collect(),
+            )
+        })?;
+        for ((sql, p), rows) in reads.iter().zip(answers) {
+            let rows = rows.iter().map(read_row).collect::<Result<Vec<_>, _>>()?;
+            self.prefetched.push(((*sql).to_owned(), p.clone(), rows));
+        }
+        Ok(())
+    }
+
+    fn forget_prefetched(&mut self) {
+        self.prefetched.clear();
+    }
+
     fn discard_later(&mut self) {
         // Transaction control stays: the savepoint a failed job is rolled back to is queued too.
         self.later.retain(|l| matches!(l, Later::Control(_)));
@@ -331,6 +395,12 @@ impl Conn for PgConn {
 
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
         self.org_config.after(sql);
+        if let Some(i) = self.prefetched.iter().position(|(s, p, _)| s == sql && p == params) {
+            return Ok(self.prefetched.swap_remove(i).2);
+        }
+        if crate::org_config::may_write(sql) {
+            self.prefetched.clear();
+        }
         let stmt = self.prepare(sql)?;
         let p = refs(params);
         let rows = self.with_queued(|client| client.query(&stmt, &p))?;
@@ -360,6 +430,7 @@ impl Conn for PgConn {
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.org_config.recheck();
+        self.prefetched.clear();
         self.with_queued(|client| client.batch_execute(sql))
     }
     fn is_closed(&self) -> bool {

@@ -203,6 +203,8 @@ fn run_job(conn: &mut Box<dyn Conn + Send>, job: WriteJob) -> (bool, Finisher) {
             (false, Box::new(|_| {}) as Finisher)
         }
     };
+    // Answers it prefetched and did not read are not the next job's.
+    conn.forget_prefetched();
     if !ok {
         // Rolled back: what it queued is never sent.
         conn.discard_later();
@@ -229,6 +231,7 @@ pub(crate) fn spawn_reader(
             if panicked {
                 tracing::error!("a read job panicked");
             }
+            conn.forget_prefetched();
             // A read job has no writes to queue; should one have, it is not kept for the next job.
             if let Err(e) = conn.flush() {
                 tracing::error!(error = %e, "a write queued by a read job failed");

@@ -143,6 +143,18 @@ pub trait Conn {
     /// Forgets queued writes unsent (the job that queued them failed and is rolled back); queued
     /// transaction control is kept.
     fn discard_later(&mut self) {}
+    /// Sends reads a job is about to make all at once, so that their answers are waiting when it
+    /// makes them. PostgreSQL pipelines them (one round trip for all, instead of one each) and keeps
+    /// each answer for the next [`Conn::query`] of the same statement with the same parameters;
+    /// SQLite, where a read costs no round trip, does nothing. A kept answer is given at most once,
+    /// and never after a write: any statement that may write, queued or not, transaction control
+    /// and the end of the job forget every one ([`Conn::forget_prefetched`]). A read that was not
+    /// prefetched (or differs in statement or parameters) simply runs.
+    fn prefetch(&mut self, _reads: &[(&str, Vec<Val>)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Forgets the answers [`Conn::prefetch`] kept and nobody read.
+    fn forget_prefetched(&mut self) {}
     /// Runs statements without parameters (migrations, transaction control).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
     /// Whether the connection is known to be unusable (the server closed it), found without a round

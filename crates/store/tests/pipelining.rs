@@ -3,6 +3,8 @@
 //! read in the same job sees them; one that fails fails its job alone, and nothing else that job
 //! wrote is stored, while jobs beside it in the same transaction commit; in a job without a
 //! savepoint it fails the job (and its transaction), never an acknowledgement of a lost write.
+//! Reads sent ahead with `Conn::prefetch` are answered from what was sent, at most once, never
+//! after a write and never to another job.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,6 +25,7 @@ both_backends! {
     a_queued_write_that_fails_fails_its_job_alone => failing_write_fails_its_job;
     a_queued_write_that_fails_in_a_job_without_savepoint_fails_the_job => failing_write_unguarded;
     a_job_that_fails_before_its_first_statement_fails_alone => failing_before_any_statement;
+    a_prefetched_read_is_never_answered_after_a_write_of_its_job => prefetch_then_write;
 }
 
 async fn store_with_table(backend: Backend) -> (TestDb, Store) {
@@ -218,4 +221,99 @@ async fn failing_before_any_statement(backend: Backend) {
     assert!(matches!(queues_then_refuses.await, Err(StoreError::Conflict(_))));
     last.await.unwrap();
     assert_eq!(stored(&store).await, ["first", "last"]);
+}
+
+const COUNT: &str = "select count(*) from probe";
+
+/// Whatever a job prefetched, a write of the job (queued or not) makes the next read run afresh.
+async fn prefetch_then_write(backend: Backend) {
+    let (_db, store) = store_with_table(backend).await;
+    let seen = store
+        .write(|c| {
+            c.prefetch(&[(COUNT, vec![])])?;
+            c.execute_later(INSERT, insert("a"))?;
+            let after_queued = c.query_one(COUNT, &[])?.i64(0)?;
+            c.prefetch(&[(COUNT, vec![])])?;
+            c.execute(INSERT, &insert("b"))?;
+            let after_executed = c.query_one(COUNT, &[])?.i64(0)?;
+            // Read after read: the prefetched answer stands (nothing was written in between).
+            c.prefetch(&[(COUNT, vec![]), ("select id from probe order by id", vec![])])?;
+            let ids: Vec<String> = c
+                .query("select id from probe order by id", &[])?
+                .iter()
+                .map(|r| r.string(0))
+                .collect::<Result<_, _>>()?;
+            Ok((after_queued, after_executed, ids, c.query_one(COUNT, &[])?.i64(0)?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, (1, 2, vec!["a".to_owned(), "b".to_owned()], 2));
+}
+
+/// The server's clock, in microseconds: a read whose every run answers differently.
+const CLOCK: &str = "select cast(extract(epoch from clock_timestamp()) * 1000000 as bigint)";
+/// The same read as another statement (never matched to a prefetch of `CLOCK`).
+const CLOCK_AGAIN: &str = "select cast(extract(epoch from clock_timestamp()) * 1000000 as bigint) as again";
+
+/// PostgreSQL answers a prefetched read from what it sent ahead, once; the next read of the same
+/// statement runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_answers_a_prefetched_read_from_the_prefetch_once() {
+    let (_db, store) = store_with_table(Backend::Postgres).await;
+    let (live_before, prefetched, live_after) = store
+        .write(|c| {
+            c.prefetch(&[(CLOCK, vec![])])?;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let live_before = c.query_one(CLOCK_AGAIN, &[])?.i64(0)?;
+            let prefetched = c.query_one(CLOCK, &[])?.i64(0)?;
+            let live_after = c.query_one(CLOCK, &[])?.i64(0)?;
+            Ok((live_before, prefetched, live_after))
+        })
+        .await
+        .unwrap();
+    assert!(
+        prefetched + 20_000 <= live_before,
+        "the answer was read at the prefetch, 20 ms before: {prefetched} vs {live_before}"
+    );
+    assert!(
+        live_after >= live_before,
+        "the second read ran afresh: {live_after} vs {live_before}"
+    );
+}
+
+/// What a job prefetched and did not read is not the next job's answer, even in the same
+/// transaction with no savepoint between them; a statement that may write is refused as a
+/// prefetch, and nothing of it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_forgets_prefetched_reads_at_the_end_of_the_job_and_prefetches_no_write() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    let (_db, store) = store_with_table(Backend::Postgres).await;
+    let (first, second) = (Arc::new(AtomicI64::new(0)), Arc::new(AtomicI64::new(0)));
+    let busy = busy_writer(&store);
+    let (s1, s2, f1, f2) = (store.clone(), store.clone(), first.clone(), second.clone());
+    let leaves = submitted(async move {
+        s1.write_unguarded(move |c| {
+            c.prefetch(&[(CLOCK, vec![])])?;
+            f1.store(c.query_one(CLOCK_AGAIN, &[])?.i64(0)?, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+    });
+    let reads = submitted(async move {
+        s2.write_unguarded(move |c| {
+            f2.store(c.query_one(CLOCK, &[])?.i64(0)?, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+    });
+    busy.await.unwrap();
+    leaves.await.unwrap();
+    reads.await.unwrap();
+    let (first, second) = (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst));
+    assert!(second > first, "the second job read afresh: {second} vs {first}");
+
+    let refused = store.write(|c| c.prefetch(&[(INSERT, insert("w"))])).await;
+    assert!(refused.is_err(), "a write is not prefetched: {refused:?}");
+    assert!(stored(&store).await.is_empty());
 }
