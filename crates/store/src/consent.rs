@@ -108,16 +108,22 @@ fn insert(
     Ok(Some(record))
 }
 
+/// The statement [`events_for`] runs, for [`Conn::prefetch`].
+pub fn events_for_read(org_id: &str, contact_id: &str) -> (String, Vec<Val>) {
+    (
+        format!("select {COLS} from consent_events where org_id = ? and contact_id = ?"),
+        params![org_id, contact_id].to_vec(),
+    )
+}
+
 /// The contact's ledger, oldest first (unscoped: for the server's own decisions).
 pub fn events_for(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
     // In order of time, then id (byte order). Sorted here rather than by the database: the index
     // gives the rows by time already, and sorting a contact's few events here is cheaper than the
     // temporary b-tree SQLite builds for the `id` tie-break, on every send.
+    let (sql, vals) = events_for_read(org_id, contact_id);
     let mut events = c
-        .query(
-            &format!("select {COLS} from consent_events where org_id = ? and contact_id = ?"),
-            params![org_id, contact_id],
-        )?
+        .query(&sql, &vals)?
         .iter()
         .map(from_row)
         .collect::<Result<Vec<_>, _>>()?;

@@ -63,11 +63,8 @@ pub fn find_or_create_open(
     sender_id: &str,
     now: i64,
 ) -> Result<String, StoreError> {
-    if let Some(r) = c.query_opt(
-        "select id from conversations where org_id = ? and contact_id = ? and sender_id = ? and channel = ? and status <> 'resolved'
-         order by last_activity_at desc, id desc limit 1",
-        params![org_id, contact_id, sender_id, channel.as_str()],
-    )? {
+    let (sql, vals) = open_thread_read(org_id, channel, contact_id, sender_id);
+    if let Some(r) = c.query_opt(sql, &vals)? {
         return r.string(0);
     }
     create_open(c, org_id, channel, contact_id, sender_id, now)
@@ -297,11 +294,25 @@ pub fn last_inbound_at(
     contact_id: &str,
     sender_id: &str,
 ) -> Result<Option<i64>, StoreError> {
-    c.query_one(
+    let (sql, vals) = last_inbound_read(org_id, contact_id, sender_id);
+    c.query_one(sql, &vals)?.opt_i64(0)
+}
+
+/// The statement [`last_inbound_at`] runs, for [`Conn::prefetch`].
+pub fn last_inbound_read(org_id: &str, contact_id: &str, sender_id: &str) -> (&'static str, Vec<Val>) {
+    (
         "select max(last_inbound_at) from conversations where org_id = ? and contact_id = ? and sender_id = ?",
-        params![org_id, contact_id, sender_id],
-    )?
-    .opt_i64(0)
+        params![org_id, contact_id, sender_id].to_vec(),
+    )
+}
+
+/// The lookup of the contact's open thread [`find_or_create_open`] makes, for [`Conn::prefetch`].
+pub fn open_thread_read(org_id: &str, channel: Channel, contact_id: &str, sender_id: &str) -> (&'static str, Vec<Val>) {
+    (
+        "select id from conversations where org_id = ? and contact_id = ? and sender_id = ? and channel = ? and status <> 'resolved'
+         order by last_activity_at desc, id desc limit 1",
+        params![org_id, contact_id, sender_id, channel.as_str()].to_vec(),
+    )
 }
 
 /// The contact a thread is with.

@@ -283,6 +283,8 @@ pub fn insert_outbound_rich(
     m: &NewOutbound<'_>,
     extras: &OutboundExtras<'_>,
 ) -> Result<Message, StoreError> {
+    // Read before anything is written: a send can prefetch it (see `participants_read`).
+    let participants = participants_of(c, m.conversation_id)?;
     let id = openline_domain::ids::new_id("msg");
     let template = m.template.map(|v| v.to_string());
     let media = extras.media.map(|v| v.to_string());
@@ -344,7 +346,15 @@ pub fn insert_outbound_rich(
         possible_duplicate: false,
         duplicate_confirmed: false,
     };
-    archive_message_with(c, "message.created", &message, extras.content, m.now)?;
+    let payload = message_payload(&message, extras.content, participants)?;
+    crate::journal::append(
+        c,
+        &message.org_id,
+        "message.created",
+        Some(&message.id),
+        &payload,
+        m.now,
+    )?;
     Ok(message)
 }
 
@@ -430,19 +440,8 @@ pub fn claim_read_receipt(
 
 /// Archives a message with the thread's participants at that moment.
 fn archive_message(c: &mut dyn Conn, kind: &str, m: &Message, now: i64) -> Result<(), StoreError> {
-    archive_message_with(c, kind, m, None, now)
-}
-
-/// [`archive_message`], with an outgoing message's structured content as the message's `raw`.
-fn archive_message_with(
-    c: &mut dyn Conn,
-    kind: &str,
-    m: &Message,
-    raw: Option<&serde_json::Value>,
-    now: i64,
-) -> Result<(), StoreError> {
     let participants = participants_of(c, &m.conversation_id)?;
-    let payload = message_payload(m, raw, participants)?;
+    let payload = message_payload(m, None, participants)?;
     crate::journal::append(c, &m.org_id, kind, Some(&m.id), &payload, now)?;
     Ok(())
 }
@@ -451,16 +450,23 @@ fn archive_message_with(
 /// here rather than by the query: the key's order (thread, user, joined) is not the joining order,
 /// so SQLite built a temporary b-tree for a handful of rows on every send.
 fn participants_of(c: &mut dyn Conn, conversation_id: &str) -> Result<Vec<String>, StoreError> {
+    let (sql, vals) = participants_read(conversation_id);
     let mut joined = c
-        .query(
-            "select joined_at, user_id from participants where conversation_id = ? and left_at is null",
-            params![conversation_id],
-        )?
+        .query(sql, &vals)?
         .iter()
         .map(|r| Ok((r.i64(0)?, r.string(1)?)))
         .collect::<Result<Vec<(i64, String)>, StoreError>>()?;
     joined.sort_unstable();
     Ok(joined.into_iter().map(|(_, user)| user).collect())
+}
+
+/// The read of the thread's participants a new outgoing message is archived with, for
+/// [`Conn::prefetch`].
+pub fn participants_read(conversation_id: &str) -> (&'static str, Vec<Val>) {
+    (
+        "select joined_at, user_id from participants where conversation_id = ? and left_at is null",
+        params![conversation_id].to_vec(),
+    )
 }
 
 /// A message's archive entry: the message as the API shows it (an outgoing message's structured
@@ -1097,18 +1103,21 @@ pub fn queued_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> R
     .collect()
 }
 
-/// Why each message held for the contact waits ([`queued_for_contact`] without the messages and
-/// their order): all a new send needs to know whether it must wait behind them.
-pub fn held_reasons_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<String>, StoreError> {
-    c.query(
+/// The statement [`held_reasons_for_contact`] runs, for [`Conn::prefetch`].
+pub fn held_reasons_read(org_id: &str, contact_id: &str) -> (&'static str, Vec<Val>) {
+    (
         // A join, not `in (select …)`: SQLite would build a temporary table for the list per call.
         "select m.queue_reason from conversations v join messages m on m.conversation_id = v.id
          where v.org_id = ? and v.contact_id = ? and m.queue_reason is not null and m.status = 'queued'",
-        params![org_id, contact_id],
-    )?
-    .iter()
-    .map(|r| r.string(0))
-    .collect()
+        params![org_id, contact_id].to_vec(),
+    )
+}
+
+/// Why each message held for the contact waits ([`queued_for_contact`] without the messages and
+/// their order): all a new send needs to know whether it must wait behind them.
+pub fn held_reasons_for_contact(c: &mut dyn Conn, org_id: &str, contact_id: &str) -> Result<Vec<String>, StoreError> {
+    let (sql, vals) = held_reasons_read(org_id, contact_id);
+    c.query(sql, &vals)?.iter().map(|r| r.string(0)).collect()
 }
 
 /// Messages held in a thread, for a caller who may see it, in the order they were written.

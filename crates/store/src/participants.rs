@@ -95,13 +95,18 @@ fn colleague(c: &mut dyn Conn, org_id: &str, user_id: &str) -> Result<Result<(St
 }
 
 pub(crate) fn current_row(c: &mut dyn Conn, conversation_id: &str, user_id: &str) -> Result<Option<i64>, StoreError> {
-    c.query_opt(
+    let (sql, vals) = current_row_read(conversation_id, user_id);
+    c.query_opt(sql, &vals)?.map(|r| r.i64(0)).transpose()
+}
+
+/// Whether the user is in the thread now, as [`crate::conversations::join`] asks it, for
+/// [`Conn::prefetch`].
+pub fn current_row_read(conversation_id: &str, user_id: &str) -> (&'static str, Vec<crate::Val>) {
+    (
         "select joined_at from participants where conversation_id = ? and user_id = ? and left_at is null
          order by joined_at desc limit 1",
-        params![conversation_id, user_id],
-    )?
-    .map(|r| r.i64(0))
-    .transpose()
+        params![conversation_id, user_id].to_vec(),
+    )
 }
 
 const COLS: &str = "p.conversation_id, p.user_id, u.name, u.email, u.role, p.joined_at, p.left_at,

@@ -928,6 +928,19 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
                     original = Some(std::mem::replace(&mut content.body, redacted.clone()));
                 }
             }
+            // The reads the decision and the thread need, sent at once (one round trip on PostgreSQL
+            // instead of one each): the consent ledger, the window, the messages held for the
+            // contact and the contact's open thread.
+            let (consent_sql, consent_vals) = openline_store::consent::events_for_read(&contact.org_id, &contact.id);
+            let mut reads = vec![
+                (consent_sql.as_str(), consent_vals),
+                conversations::last_inbound_read(&contact.org_id, &contact.id, &sender.id),
+                conversations::open_thread_read(&contact.org_id, channel, &contact.id, &sender.id),
+            ];
+            if channel == Channel::Whatsapp {
+                reads.push(messages::held_reasons_read(&contact.org_id, &contact.id));
+            }
+            c.prefetch(&reads)?;
             let facts = SendFacts {
                 channel,
                 author_role: me.user.role,
@@ -962,6 +975,11 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
             }
             let conversation_id =
                 conversations::find_or_create_open(c, &contact.org_id, channel, &contact.id, &sender.id, now)?;
+            // Whether the agent is in the thread, and who is (archived with the message): together.
+            c.prefetch(&[
+                openline_store::participants::current_row_read(&conversation_id, &me.user.id),
+                messages::participants_read(&conversation_id),
+            ])?;
             conversations::join(c, &conversation_id, &me.user.id, now)?;
             let message = messages::insert_outbound_rich(
                 c,
