@@ -60,12 +60,18 @@ pub fn get_any(c: &mut dyn Conn, id: &str) -> Result<Contact, StoreError> {
 /// A contact the caller may see, or `NotFound` (also for another organization's contact, so ids
 /// reveal nothing).
 pub fn get(c: &mut dyn Conn, scope: &Scope, id: &str) -> Result<Contact, StoreError> {
+    let (sql, vals) = get_read(scope, id);
+    from_row(&c.query_one(&sql, &vals)?)
+}
+
+/// The statement [`get`] runs, for [`Conn::prefetch`].
+pub fn get_read(scope: &Scope, id: &str) -> (String, Vec<Val>) {
     let (ph, mut vals) = scope.in_list();
     vals.insert(0, Val::from(id));
-    from_row(&c.query_one(
-        &format!("select {COLS} from contacts where id = ? and org_id in ({ph})"),
-        &vals,
-    )?)
+    (
+        format!("select {COLS} from contacts where id = ? and org_id in ({ph})"),
+        vals,
+    )
 }
 
 /// A page of contacts, oldest first, after `after_id` (ids sort by creation time).

@@ -12,19 +12,25 @@ pub struct StoredResponse {
     pub body: String,
 }
 
-pub fn find(c: &mut dyn Conn, user_id: &str, key: &str) -> Result<Option<StoredResponse>, StoreError> {
-    c.query_opt(
+/// The statement [`find`] runs, for [`Conn::prefetch`].
+pub fn find_read(user_id: &str, key: &str) -> (&'static str, Vec<crate::Val>) {
+    (
         "select request_hash, response_status, response_body from idempotency_keys where user_id = ? and key = ?",
-        params![user_id, key],
-    )?
-    .map(|r| {
-        Ok(StoredResponse {
-            request_hash: r.string(0)?,
-            status: u16::try_from(r.i64(1)?).unwrap_or(200),
-            body: r.string(2)?,
+        params![user_id, key].to_vec(),
+    )
+}
+
+pub fn find(c: &mut dyn Conn, user_id: &str, key: &str) -> Result<Option<StoredResponse>, StoreError> {
+    let (sql, vals) = find_read(user_id, key);
+    c.query_opt(sql, &vals)?
+        .map(|r| {
+            Ok(StoredResponse {
+                request_hash: r.string(0)?,
+                status: u16::try_from(r.i64(1)?).unwrap_or(200),
+                body: r.string(2)?,
+            })
         })
-    })
-    .transpose()
+        .transpose()
 }
 
 pub fn save(c: &mut dyn Conn, user_id: &str, key: &str, response: &StoredResponse, now: i64) -> Result<(), StoreError> {

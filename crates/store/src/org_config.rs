@@ -84,12 +84,17 @@ pub(crate) fn may_write(sql: &str) -> bool {
     true
 }
 
+/// The read of the configuration token a job's first use of the configuration makes, for
+/// [`Conn::prefetch`].
+pub fn token_read() -> (&'static str, Vec<crate::Val>) {
+    ("select token from config_version where id = 1", Vec::new())
+}
+
 /// The organization's chain, from the connection's cache while the configuration is unchanged.
 pub fn chain(c: &mut dyn Conn, org_id: &str) -> Result<Arc<OrgChain>, StoreError> {
     if !c.org_config().checked {
-        let token = c
-            .query_one("select token from config_version where id = 1", &[])?
-            .i64(0)?;
+        let (sql, vals) = token_read();
+        let token = c.query_one(sql, &vals)?.i64(0)?;
         let cache = c.org_config();
         if cache.token != Some(token) {
             cache.chains.clear();

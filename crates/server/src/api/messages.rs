@@ -817,6 +817,17 @@ async fn send(st: AppState, me: CurrentUser, headers: HeaderMap, req: SendReques
     let outcome = st
         .store
         .write_unguarded(move |c| {
+            // The job's first reads, sent at once: the contact, the configuration's token (read
+            // by the first configuration answer, the sender) and the Idempotency-Key's record.
+            let (contact_sql, contact_vals) = contacts::get_read(&me.scope, &req.contact_id);
+            let mut first = vec![
+                (contact_sql.as_str(), contact_vals),
+                openline_store::org_config::token_read(),
+            ];
+            if let Some(k) = &key {
+                first.push(idempotency::find_read(&me.user.id, k));
+            }
+            c.prefetch(&first)?;
             if let Some(k) = &key {
                 if let Some(prev) = idempotency::find(c, &me.user.id, k)? {
                     if prev.request_hash != request_hash {
