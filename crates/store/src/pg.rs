@@ -359,14 +359,11 @@ impl Conn for PgConn {
     /// and then sent together, after the queued writes, in one round trip.
     fn prefetch(&mut self, reads: &[(&str, Vec<Val>)]) -> Result<(), StoreError> {
         self.prefetched.clear();
-        let mut statements = Vec::with_capacity(reads.len());
-        for (sql, _) in reads {
-            // A statement that may write is never prefetched: it runs when the job asks for it.
-            if crate::org_config::may_write(sql) {
-                return Err(StoreError::Decode(format!("only reads can be prefetched: {sql}")));
-            }
-            statements.push(self.prepare(sql)?);
-        }
+        crate::sql::refuse_writes(reads)?;
+        let statements = reads
+            .iter()
+            .map(|(sql, _)| self.prepare(sql))
+            .collect::<Result<Vec<_>, _>>()?;
         let params: Vec<Vec<&(dyn ToSql + Sync)>> = reads.iter().map(|(_, p)| refs(p)).collect();
         let answers = self.with_queued(|client| {
             all_in_order(

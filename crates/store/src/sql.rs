@@ -149,9 +149,10 @@ pub trait Conn {
     /// SQLite, where a read costs no round trip, does nothing. A kept answer is given at most once,
     /// and never after a write: any statement that may write, queued or not, transaction control
     /// and the end of the job forget every one ([`Conn::forget_prefetched`]). A read that was not
-    /// prefetched (or differs in statement or parameters) simply runs.
-    fn prefetch(&mut self, _reads: &[(&str, Vec<Val>)]) -> Result<(), StoreError> {
-        Ok(())
+    /// prefetched (or differs in statement or parameters) simply runs. A statement that may write
+    /// is refused, on both backends: it must run when the job asks for it.
+    fn prefetch(&mut self, reads: &[(&str, Vec<Val>)]) -> Result<(), StoreError> {
+        refuse_writes(reads)
     }
     /// Forgets the answers [`Conn::prefetch`] kept and nobody read.
     fn forget_prefetched(&mut self) {}
@@ -190,6 +191,14 @@ pub trait Conn {
     /// Exactly one row, or `NotFound`.
     fn query_one(&mut self, sql: &str, params: &[Val]) -> Result<Row, StoreError> {
         self.query_opt(sql, params)?.ok_or(StoreError::NotFound)
+    }
+}
+
+/// [`Conn::prefetch`]'s check: only reads can be sent ahead.
+pub(crate) fn refuse_writes(reads: &[(&str, Vec<Val>)]) -> Result<(), StoreError> {
+    match reads.iter().find(|(sql, _)| crate::org_config::may_write(sql)) {
+        Some((sql, _)) => Err(StoreError::Db(format!("only reads can be prefetched: {sql}"))),
+        None => Ok(()),
     }
 }
 
