@@ -816,39 +816,119 @@ pub fn apply_status_naming(
     s: &StatusReport<'_>,
     callback_message_id: Option<&str>,
 ) -> Result<StatusOutcome, StoreError> {
-    let provider = s.provider.as_str();
-    // The message and where it stands (so `advance` need not read it again).
-    let mut current = None;
-    let mut message = match c.query_opt(
-        "select id, status from messages where provider = ? and provider_message_id = ?",
-        params![provider, s.provider_message_id],
-    )? {
-        Some(r) => {
-            current = Some(r.parsed(1, DeliveryStatus::parse)?);
-            Some(r.string(0)?)
+    apply_status_with(c, s, callback_message_id, None)
+}
+
+/// What a batch of status reports would read one report at a time, read for all of them at once
+/// before the first is applied ([`StatusLookahead::load`]): each reported message's id and status,
+/// and which statuses are recorded already. [`apply_status_ahead`] keeps it true as the batch's
+/// reports are applied (a report that moves its message, a status recorded); anything else that
+/// writes in the batch must drop it, and the reports after that are applied one at a time.
+#[derive(Debug, Default)]
+pub struct StatusLookahead {
+    /// (provider, provider message id) → (message id, status).
+    messages: std::collections::HashMap<(String, String), (String, DeliveryStatus)>,
+    /// (provider, provider message id, status) recorded before the batch or by it.
+    recorded: std::collections::HashSet<(String, String, String)>,
+}
+
+impl StatusLookahead {
+    /// Looks up every (provider, provider message id) of `reports`, a statement per 64.
+    pub fn load(c: &mut dyn Conn, reports: &[(ProviderKind, &str)]) -> Result<Self, StoreError> {
+        let mut keys: Vec<Vec<Val>> = Vec::with_capacity(reports.len());
+        let mut seen = std::collections::HashSet::new();
+        for (provider, id) in reports {
+            if seen.insert((provider.as_str(), *id)) {
+                keys.push(vec![Val::from(provider.as_str()), Val::from(*id)]);
+            }
         }
-        None => None,
+        let mut ahead = Self::default();
+        for chunk in keys.chunks(64) {
+            for r in c.lookup_each(
+                "select provider, provider_message_id, id, status from messages where provider = ? and provider_message_id = ?",
+                chunk,
+            )? {
+                ahead.messages.insert(
+                    (r.string(0)?, r.string(1)?),
+                    (r.string(2)?, r.parsed(3, DeliveryStatus::parse)?),
+                );
+            }
+            for r in c.lookup_each(
+                "select provider, provider_message_id, status from message_status_events
+                 where provider = ? and provider_message_id = ?",
+                chunk,
+            )? {
+                ahead.recorded.insert((r.string(0)?, r.string(1)?, r.string(2)?));
+            }
+        }
+        Ok(ahead)
+    }
+}
+
+/// [`apply_status_naming`] for a report of a batch, with what the batch looked up at once: the
+/// message (when it was there at the batch's start) and whether the status is recorded already
+/// come from `ahead` instead of a read each, and the status is recorded by a queued write.
+pub fn apply_status_ahead(
+    c: &mut dyn Conn,
+    s: &StatusReport<'_>,
+    callback_message_id: Option<&str>,
+    ahead: &mut StatusLookahead,
+) -> Result<StatusOutcome, StoreError> {
+    apply_status_with(c, s, callback_message_id, Some(ahead))
+}
+
+fn apply_status_with(
+    c: &mut dyn Conn,
+    s: &StatusReport<'_>,
+    callback_message_id: Option<&str>,
+    mut ahead: Option<&mut StatusLookahead>,
+) -> Result<StatusOutcome, StoreError> {
+    let provider = s.provider.as_str();
+    let key = (provider.to_owned(), s.provider_message_id.to_owned());
+    // The message and where it stands (so `advance` need not read it again).
+    let known = ahead.as_ref().and_then(|a| a.messages.get(&key).cloned());
+    let (mut message, current) = match known {
+        Some((id, status)) => (Some(id), Some(status)),
+        // Not there when the batch began, or no batch: asked now.
+        None => match c.query_opt(
+            "select id, status from messages where provider = ? and provider_message_id = ?",
+            params![provider, s.provider_message_id],
+        )? {
+            Some(r) => (Some(r.string(0)?), Some(r.parsed(1, DeliveryStatus::parse)?)),
+            None => (None, None),
+        },
     };
     if message.is_none() {
         message = message_for_unrecorded_id(c, s, callback_message_id)?;
     }
-    let inserted = c.execute(
-        "insert into message_status_events (id, provider, provider_message_id, message_id, status, error_code, at, received_at, raw)
+    let insert = "insert into message_status_events (id, provider, provider_message_id, message_id, status, error_code, at, received_at, raw)
          values (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         on conflict (provider, provider_message_id, status) do nothing",
-        params![
-            openline_domain::ids::new_id("mse"),
-            provider,
-            s.provider_message_id,
-            message.as_deref(),
-            s.status.as_str(),
-            s.error_code,
-            s.at,
-            s.now,
-            s.raw.map(|v| v.to_string())
-        ],
-    )?;
-    if inserted == 0 {
+         on conflict (provider, provider_message_id, status) do nothing";
+    let vals = params![
+        openline_domain::ids::new_id("mse"),
+        provider,
+        s.provider_message_id,
+        message.as_deref(),
+        s.status.as_str(),
+        s.error_code,
+        s.at,
+        s.now,
+        s.raw.map(|v| v.to_string())
+    ]
+    .to_vec();
+    let inserted = match ahead.as_deref_mut() {
+        Some(a) => {
+            let fresh = a
+                .recorded
+                .insert((key.0.clone(), key.1.clone(), s.status.as_str().to_owned()));
+            if fresh {
+                c.execute_later(insert, vals)?;
+            }
+            fresh
+        }
+        None => c.execute(insert, &vals)? > 0,
+    };
+    if !inserted {
         return Ok(StatusOutcome::Duplicate);
     }
     let Some(message_id) = message else {
@@ -864,6 +944,10 @@ pub fn apply_status_naming(
         s.at,
         s.now,
     )?;
+    if let (true, Some(a)) = (moved, ahead) {
+        // Moved: the message now stands where the report put it.
+        a.messages.insert(key, (message_id.clone(), s.status));
+    }
     let m = get_any(c, &message_id)?;
     crate::journal::record(
         c,

@@ -26,6 +26,7 @@ both_backends! {
     a_known_contact_is_rewritten_only_when_its_name_changes_or_its_user_id_is_learned => contact_refresh;
     a_second_message_joins_the_open_thread_and_moves_the_window => thread_and_window;
     statuses_only_move_forward_and_early_ones_wait_for_their_message => statuses;
+    a_batch_of_statuses_looked_up_at_once_ends_as_one_at_a_time => status_batch;
     the_outbox_is_claimed_once_and_a_lapsed_lease_is_claimed_again => outbox_claims;
     another_organization_sees_nothing => scoping;
     the_tree_is_walked_nearest_first_and_a_hand_made_cycle_ends_the_walk => ancestor_cycle;
@@ -2612,4 +2613,154 @@ async fn outbound_as_stored(store: Store) {
             serde_json::to_value(&read).unwrap()
         );
     }
+}
+
+/// The statuses of a batch: two messages' progress (a late `delivered` after `read` in the same
+/// batch must not move it back), a status repeated within the batch and one recorded before it, a
+/// late `sent`, and one for an id no message has.
+const STATUS_BATCH: &[(&str, DeliveryStatus, i64)] = &[
+    ("wamid.1", DeliveryStatus::Read, 4),
+    ("wamid.1", DeliveryStatus::Delivered, 3),
+    ("wamid.1", DeliveryStatus::Read, 4),
+    ("wamid.2", DeliveryStatus::Delivered, 5),
+    ("wamid.2", DeliveryStatus::Read, 6),
+    ("wamid.9", DeliveryStatus::Sent, 7),
+    ("wamid.1", DeliveryStatus::Sent, 2),
+];
+
+/// Two sent messages (`wamid.1`, `wamid.2`), the second already reported delivered.
+async fn status_world(store: &Store) -> World {
+    let w = world(store, "Bank", "pn1").await;
+    for (phone, wamid) in [("+447700900001", "wamid.1"), ("+447700900002", "wamid.2")] {
+        let id = send_one(store, &w, phone).await.id;
+        store
+            .write(move |c| {
+                messages::record_provider_accept(c, &id, ProviderKind::CloudApi, wamid, NOW + 1).map(|_| ())
+            })
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        status(store, "wamid.2", DeliveryStatus::Delivered, NOW + 5).await,
+        StatusOutcome::Advanced(_)
+    ));
+    w
+}
+
+fn report(wamid: &str, status: DeliveryStatus, at: i64) -> StatusReport<'_> {
+    StatusReport {
+        provider: ProviderKind::CloudApi,
+        provider_message_id: wamid,
+        status,
+        error_code: None,
+        error_title: None,
+        at: NOW + at,
+        raw: None,
+        now: NOW + at,
+    }
+}
+
+fn outcome_shape(o: &StatusOutcome) -> String {
+    match o {
+        StatusOutcome::Advanced(m) => format!("advanced to {}", m.status.as_str()),
+        StatusOutcome::Stale(m) => format!("stale at {}", m.status.as_str()),
+        StatusOutcome::Duplicate => "duplicate".into(),
+        StatusOutcome::Orphan => "orphan".into(),
+    }
+}
+
+/// Each message's status and times, the status events recorded, the archive's length and integrity.
+async fn status_state(store: &Store, org: &str) -> Vec<String> {
+    let org = org.to_owned();
+    store
+        .read(move |c| {
+            let mut out = Vec::new();
+            for r in c.query(
+                "select provider_message_id, status, sent_at, delivered_at, read_at from messages
+                 where org_id = ? and provider_message_id is not null order by provider_message_id",
+                params![&org],
+            )? {
+                out.push(format!(
+                    "{} {} sent={:?} delivered={:?} read={:?}",
+                    r.string(0)?,
+                    r.string(1)?,
+                    r.opt_i64(2)?.map(|t| t - NOW),
+                    r.opt_i64(3)?.map(|t| t - NOW),
+                    r.opt_i64(4)?.map(|t| t - NOW)
+                ));
+            }
+            out.push(format!(
+                "status events={}",
+                c.query_one("select count(*) from message_status_events", &[])?.i64(0)?
+            ));
+            for report in journal::verify(c, Some(&org))? {
+                out.push(format!(
+                    "archive entries={} problem={:?}",
+                    report.entries, report.problem
+                ));
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap()
+}
+
+async fn status_batch(store: Store) {
+    let other = openline_store::testing::TestDb::new(store.backend());
+    let one_by_one = Store::open(&other.url).expect("open second store");
+    let (wa, wb) = (status_world(&store).await, status_world(&one_by_one).await);
+    let batched = store
+        .write(|c| {
+            let keys: Vec<(ProviderKind, &str)> = STATUS_BATCH
+                .iter()
+                .map(|(w, _, _)| (ProviderKind::CloudApi, *w))
+                .collect();
+            let mut ahead = messages::StatusLookahead::load(c, &keys)?;
+            let mut out = Vec::new();
+            for (wamid, s, at) in STATUS_BATCH {
+                out.push(outcome_shape(&messages::apply_status_ahead(
+                    c,
+                    &report(wamid, *s, *at),
+                    None,
+                    &mut ahead,
+                )?));
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap();
+    let single = one_by_one
+        .write(|c| {
+            let mut out = Vec::new();
+            for (wamid, s, at) in STATUS_BATCH {
+                out.push(outcome_shape(&messages::apply_status(c, &report(wamid, *s, *at))?));
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap();
+    assert_eq!(batched, single, "a batch must end exactly as one status at a time");
+    assert_eq!(
+        batched,
+        [
+            "advanced to read",
+            "stale at read",
+            "duplicate",
+            "duplicate",
+            "advanced to read",
+            "orphan",
+            "stale at read"
+        ]
+    );
+    let (a, b) = (
+        status_state(&store, &wa.org).await,
+        status_state(&one_by_one, &wb.org).await,
+    );
+    assert_eq!(a, b);
+    assert_eq!(a[0], "wamid.1 read sent=Some(2) delivered=Some(3) read=Some(4)");
+    assert_eq!(a[1], "wamid.2 read sent=None delivered=Some(5) read=Some(6)");
+    assert_eq!(a[2], "status events=6");
+    assert_eq!(a[3], "archive entries=11 problem=None");
+    drop(one_by_one);
+    drop(other);
 }

@@ -17,7 +17,7 @@ use super::whatsapp;
 use crate::consent_flow::{Effects, Known};
 use openline_channels::cloud_api::{CloudEvent, InboundMessage};
 use openline_domain::dlp::DlpRule;
-use openline_domain::PhoneNumber;
+use openline_domain::{DeliveryStatus, PhoneNumber, ProviderKind};
 use openline_store::messages::{self, InboundItem};
 use openline_store::senders::Sender;
 use openline_store::{Conn, Store, StoreError};
@@ -160,13 +160,43 @@ fn apply_all(c: &mut dyn Conn, hooks: &[Webhook]) -> Result<Vec<Stored>, StoreEr
             out[i] = Some(stored);
         }
     }
+    // The statuses' messages and recorded statuses, looked up for all of them at once (on
+    // PostgreSQL two round trips instead of two per status). Kept true by the statuses applied; any
+    // other event, and a failure (which may hold or release other messages), may write what it
+    // knows, so after one the rest are applied one at a time as before.
+    let reports: Vec<(ProviderKind, &str)> = other
+        .iter()
+        .flat_map(|(_, h)| h.events.iter())
+        .filter_map(|(ev, _)| match ev {
+            CloudEvent::Status(s) if s.status.is_some() => {
+                Some((ProviderKind::CloudApi, s.provider_message_id.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut ahead = if reports.len() > 1 {
+        Some(messages::StatusLookahead::load(c, &reports)?)
+    } else {
+        None
+    };
     for (i, h) in other {
         let mut fx = Effects::default();
-        let metrics = h
-            .events
-            .iter()
-            .map(|(ev, sender)| whatsapp::apply(c, ev, sender.as_ref(), h.now, &mut fx))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut metrics = Vec::with_capacity(h.events.len());
+        for (ev, sender) in &h.events {
+            metrics.push(match (ev, ahead.as_mut()) {
+                (CloudEvent::Status(s), Some(a)) if s.status.is_some() => {
+                    let label = whatsapp::apply_status_in_batch(c, s, h.now, &mut fx, a)?;
+                    if s.status == Some(DeliveryStatus::Failed) {
+                        ahead = None;
+                    }
+                    label
+                }
+                _ => {
+                    ahead = None;
+                    whatsapp::apply(c, ev, sender.as_ref(), h.now, &mut fx)?
+                }
+            });
+        }
         out[i] = Some((metrics, fx));
     }
     out.into_iter()

@@ -21,8 +21,13 @@ pub(crate) fn record_status(
     callback_message_id: Option<&str>,
     now: i64,
     fx: &mut Effects,
+    ahead: Option<&mut messages::StatusLookahead>,
 ) -> Result<&'static str, StoreError> {
-    Ok(match messages::apply_status_naming(c, report, callback_message_id)? {
+    let outcome = match ahead {
+        Some(a) => messages::apply_status_ahead(c, report, callback_message_id, a)?,
+        None => messages::apply_status_naming(c, report, callback_message_id)?,
+    };
+    Ok(match outcome {
         StatusOutcome::Advanced(m) => {
             if m.status == openline_domain::DeliveryStatus::Failed {
                 consent_flow::after_failure(c, &m, now, fx)?;

@@ -335,6 +335,7 @@ fn apply(
                 callback_message_id,
                 now,
                 fx,
+                None,
             )
         }
     }

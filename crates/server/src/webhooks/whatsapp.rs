@@ -19,7 +19,7 @@ use openline_channels::signature::{verify_meta_signature, SignatureError};
 use openline_domain::{Channel, PhoneNumber, ProviderKind};
 use openline_store::contacts::{self, PhoneChange};
 use openline_store::conversations;
-use openline_store::messages::{self, InboundOutcome, NewInbound, NewSystemMessage, StatusReport};
+use openline_store::messages::{self, InboundOutcome, NewInbound, NewSystemMessage, StatusLookahead, StatusReport};
 use openline_store::provider_events;
 use openline_store::senders::Sender;
 use openline_store::{Conn, StoreError};
@@ -145,7 +145,7 @@ pub(super) fn apply(
                 Ok("unrouted")
             }
         },
-        CloudEvent::Status(s) => store_status(c, s, now, fx),
+        CloudEvent::Status(s) => store_status(c, s, now, fx, None),
         CloudEvent::Other(o) => {
             provider_events::insert(
                 c,
@@ -401,7 +401,25 @@ fn system_notice(
     Ok(())
 }
 
-fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) -> Result<&'static str, StoreError> {
+/// A status of a batch, with what the batch looked up at once for its statuses (see
+/// `messages::StatusLookahead`).
+pub(super) fn apply_status_in_batch(
+    c: &mut dyn Conn,
+    s: &StatusUpdate,
+    now: i64,
+    fx: &mut Effects,
+    ahead: &mut StatusLookahead,
+) -> Result<&'static str, StoreError> {
+    store_status(c, s, now, fx, Some(ahead))
+}
+
+fn store_status(
+    c: &mut dyn Conn,
+    s: &StatusUpdate,
+    now: i64,
+    fx: &mut Effects,
+    ahead: Option<&mut StatusLookahead>,
+) -> Result<&'static str, StoreError> {
     let Some(status) = s.status else {
         // `deleted`, `warning` and future statuses: kept whole, nothing moves.
         provider_events::insert(
@@ -432,6 +450,7 @@ fn store_status(c: &mut dyn Conn, s: &StatusUpdate, now: i64, fx: &mut Effects) 
         s.raw.get("biz_opaque_callback_data").and_then(|v| v.as_str()),
         now,
         fx,
+        ahead,
     )
 }
 

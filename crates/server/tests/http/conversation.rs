@@ -10,6 +10,7 @@ crate::both_backends! {
     a_retried_send_with_the_same_idempotency_key_sends_one_message => idempotent_send;
     a_webhook_delivered_twice_stores_one_message => duplicate_webhook;
     a_late_delivered_status_never_overwrites_read => status_order;
+    several_statuses_in_one_webhook_are_each_judged_as_alone => status_batch;
     a_number_not_on_whatsapp_fails_with_the_providers_code_and_an_explanation => not_on_whatsapp;
     the_inbox_lists_newest_activity_first_and_pages_by_cursor => inbox_paging;
     bad_requests_get_a_clear_error_and_store_nothing => bad_requests;
@@ -193,6 +194,59 @@ async fn status_order(backend: Backend) {
     );
     let (_, m) = app.get(&format!("/api/v1/messages/{id}")).await;
     assert_eq!(m["status"], "read");
+    app.stop().await;
+}
+
+/// Meta sends several statuses in one webhook at times (they are then stored together, their
+/// messages looked up at once): each still ends as it would alone.
+async fn status_batch(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in(AGENT).await;
+    app.ada_opts_in().await;
+    let ada = app.contact_id(ADA).await;
+    let (_, sent) = app.send_text(&ada, "Statuses together").await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let m = app.wait_for_message(&id, |m| m["status"] == "read").await;
+    let wamid = m["provider_message_id"].as_str().unwrap().to_owned();
+    let events = |w: &str| -> &'static str {
+        Box::leak(
+            format!("select count(*) from message_status_events where provider_message_id = '{w}'").into_boxed_str(),
+        )
+    };
+    let before = app.count(events(&wamid)).await;
+    let mut body: serde_json::Value = serde_json::from_slice(&status_webhook(&wamid, "delivered", 1)).unwrap();
+    let statuses = body["entry"][0]["changes"][0]["value"]["statuses"]
+        .as_array_mut()
+        .unwrap();
+    let first = statuses[0].clone();
+    for (w, status) in [
+        (wamid.as_str(), "read"),
+        ("wamid.NOBODY", "sent"),
+        (wamid.as_str(), "delivered"),
+    ] {
+        let mut s = first.clone();
+        s["id"] = json!(w);
+        s["status"] = json!(status);
+        statuses.push(s);
+    }
+    assert_eq!(
+        app.post_signed_webhook(&serde_json::to_vec(&body).unwrap())
+            .await
+            .status(),
+        200
+    );
+    let (_, m) = app.get(&format!("/api/v1/messages/{id}")).await;
+    assert_eq!(m["status"], "read", "a late delivered never moves read back: {m}");
+    assert_eq!(
+        app.count(events(&wamid)).await,
+        before,
+        "delivered and read were recorded before; the repeats are duplicates"
+    );
+    assert_eq!(
+        app.count(events("wamid.NOBODY")).await,
+        1,
+        "a status for no message is kept"
+    );
     app.stop().await;
 }
 
