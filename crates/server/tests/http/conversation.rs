@@ -176,18 +176,25 @@ async fn duplicate_webhook(backend: Backend) {
     app.stop().await;
 }
 
-async fn status_order(backend: Backend) {
+/// A server whose agent sent Ada `text`, which the simulator has reported read: the app, the
+/// message's id and its provider id.
+async fn read_by_ada(backend: Backend, text: &str) -> (TestApp, String, String) {
     let app = spawn_app(backend).await;
     app.sign_in(AGENT).await;
     app.ada_opts_in().await;
     let ada = app.contact_id(ADA).await;
-    let (_, sent) = app.send_text(&ada, "Status test").await;
+    let (_, sent) = app.send_text(&ada, text).await;
     let id = sent["id"].as_str().unwrap().to_owned();
     let m = app.wait_for_message(&id, |m| m["status"] == "read").await;
-    let wamid = m["provider_message_id"].as_str().unwrap();
+    let wamid = m["provider_message_id"].as_str().unwrap().to_owned();
+    (app, id, wamid)
+}
+
+async fn status_order(backend: Backend) {
+    let (app, id, wamid) = read_by_ada(backend, "Status test").await;
     // Meta retries an old `delivered` after `read`.
     assert_eq!(
-        app.post_signed_webhook(&status_webhook(wamid, "delivered", 1))
+        app.post_signed_webhook(&status_webhook(&wamid, "delivered", 1))
             .await
             .status(),
         200
@@ -200,14 +207,7 @@ async fn status_order(backend: Backend) {
 /// Meta sends several statuses in one webhook at times (they are then stored together, their
 /// messages looked up at once): each still ends as it would alone.
 async fn status_batch(backend: Backend) {
-    let app = spawn_app(backend).await;
-    app.sign_in(AGENT).await;
-    app.ada_opts_in().await;
-    let ada = app.contact_id(ADA).await;
-    let (_, sent) = app.send_text(&ada, "Statuses together").await;
-    let id = sent["id"].as_str().unwrap().to_owned();
-    let m = app.wait_for_message(&id, |m| m["status"] == "read").await;
-    let wamid = m["provider_message_id"].as_str().unwrap().to_owned();
+    let (app, id, wamid) = read_by_ada(backend, "Statuses together").await;
     let events = |w: &str| -> &'static str {
         Box::leak(
             format!("select count(*) from message_status_events where provider_message_id = '{w}'").into_boxed_str(),
