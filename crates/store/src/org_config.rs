@@ -60,28 +60,6 @@ impl OrgConfigCache {
     pub(crate) fn recheck(&mut self) {
         self.checked = false;
     }
-
-    /// Drops the checked token when `sql` may write (see [`may_write`]).
-    pub(crate) fn after(&mut self, sql: &str) {
-        if may_write(sql) {
-            self.checked = false;
-        }
-    }
-}
-
-/// Whether a statement run through `Conn::query` may change rows: anything but a `select` or a
-/// `with` that neither inserts, updates nor deletes. (`execute` and `batch` always count as writes.)
-pub(crate) fn may_write(sql: &str) -> bool {
-    let head = sql.trim_start();
-    let starts = |w: &str| head.get(..w.len()).is_some_and(|h| h.eq_ignore_ascii_case(w));
-    if starts("select") {
-        return false;
-    }
-    if starts("with") {
-        let lower = head.to_ascii_lowercase();
-        return ["insert ", "update ", "delete "].iter().any(|w| lower.contains(w));
-    }
-    true
 }
 
 /// The read of the configuration token a job's first use of the configuration makes, for
@@ -161,24 +139,4 @@ fn load(c: &mut dyn Conn, org_id: &str) -> Result<OrgChain, StoreError> {
         dlp_rules: effective_rules(&refs),
         senders,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::may_write;
-
-    #[test]
-    fn only_reads_keep_the_checked_token() {
-        assert!(!may_write("select token from config_version where id = 1"));
-        assert!(!may_write("\n  SELECT 1"));
-        assert!(!may_write("with recursive chain(id) as (select 1) select * from chain"));
-        assert!(may_write(
-            "with moved as (delete from outbox where id = ? returning id) select * from moved"
-        ));
-        assert!(may_write("insert into senders (id) values (?) returning id"));
-        assert!(may_write(
-            "update organizations set whatsapp = ? where id = ? returning id"
-        ));
-        assert!(may_write(""));
-    }
 }

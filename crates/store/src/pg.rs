@@ -12,7 +12,7 @@
 //! work, the bound of PostgreSQL's throughput. Writes whose row count nobody reads are queued and go
 //! to the server together with the next statement that needs an answer: one round trip for all.
 
-use crate::sql::{branch_over_keys, to_postgres_placeholders, union_lookup, Backend, Conn, Row, Val};
+use crate::sql::{branch_over_keys, may_write, to_postgres_placeholders, union_lookup, Backend, Conn, Row, Val};
 use crate::StoreError;
 use bytes::BytesMut;
 use std::collections::HashMap;
@@ -29,7 +29,8 @@ enum Later {
     Control(String),
 }
 
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a>>;
+/// A request sent to the server on its first poll, answered with a `T`.
+type InFlight<'a, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
 
 type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
 
@@ -47,13 +48,11 @@ pub struct PgConn {
     prefetched: Vec<(String, Vec<Val>, Vec<Row>)>,
 }
 
-type Answer<'a> = Pin<Box<dyn Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> + Send + 'a>>;
-
-/// Every one of `requests`' answers, in order. Each is polled in the order given on every poll, so
-/// the server receives them in that order, all before the first answer is waited for.
-async fn all_in_order(requests: Vec<Answer<'_>>) -> Result<Vec<Vec<tokio_postgres::Row>>, tokio_postgres::Error> {
-    let mut requests: Vec<(Answer<'_>, Option<Vec<tokio_postgres::Row>>)> =
-        requests.into_iter().map(|r| (r, None)).collect();
+/// Every one of `requests`' answers, in order, failing with the first error. Each is polled in the
+/// order given on every poll, so the server receives them in that order, all before the first
+/// answer is waited for.
+async fn all_in_order<T>(requests: Vec<InFlight<'_, T>>) -> Result<Vec<T>, tokio_postgres::Error> {
+    let mut requests: Vec<(InFlight<'_, T>, Option<T>)> = requests.into_iter().map(|r| (r, None)).collect();
     std::future::poll_fn(|cx| {
         for (request, answer) in requests.iter_mut() {
             if answer.is_none() {
@@ -73,24 +72,22 @@ async fn all_in_order(requests: Vec<Answer<'_>>) -> Result<Vec<Vec<tokio_postgre
 }
 
 /// Waits for every one of `writes` and then answers `request`'s result, failing with the first
-/// error. Each is polled in the order given, the writes before the request, every time: a request
-/// goes to the server on its first poll, so the server receives them in this order (a general join
-/// may poll some later, and a read could then overtake a write it must see).
+/// error. The writes are polled (in order, by [`all_in_order`]) before the request, every time: a
+/// request goes to the server on its first poll, so the server receives them in this order (a
+/// general join may poll some later, and a read could then overtake a write it must see).
 async fn in_order<'a, T>(
-    writes: Vec<Pending<'a>>,
+    writes: Vec<InFlight<'a, ()>>,
     request: impl Future<Output = Result<T, tokio_postgres::Error>> + 'a,
 ) -> Result<T, tokio_postgres::Error> {
-    let mut writes: Vec<Option<Pending<'a>>> = writes.into_iter().map(Some).collect();
+    let mut writes = std::pin::pin!(all_in_order(writes));
     let mut request = std::pin::pin!(request);
-    let mut answer = None;
+    let (mut written, mut answer) = (false, None);
     std::future::poll_fn(|cx| {
-        for slot in writes.iter_mut() {
-            if let Some(w) = slot {
-                match w.as_mut().poll(cx) {
-                    Poll::Ready(Ok(())) => *slot = None,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {}
-                }
+        if !written {
+            match writes.as_mut().poll(cx) {
+                Poll::Ready(Ok(_)) => written = true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
             }
         }
         if answer.is_none() {
@@ -98,7 +95,7 @@ async fn in_order<'a, T>(
                 answer = Some(r?);
             }
         }
-        if writes.iter().all(Option::is_none) {
+        if written {
             if let Some(a) = answer.take() {
                 return Poll::Ready(Ok(a));
             }
@@ -188,6 +185,13 @@ impl PgConn {
         Ok(stmt)
     }
 
+    /// A statement that may write runs or is queued: what reads told this job may no longer hold
+    /// (the configuration token, prefetched answers).
+    fn wrote(&mut self) {
+        self.org_config.recheck();
+        self.prefetched.clear();
+    }
+
     /// Sends the queued writes and then `request` (built on the client), all before waiting for any
     /// answer, and returns the request's answer. A queued write that fails fails this call.
     fn with_queued<'a, T, F, Fut>(&'a mut self, request: F) -> Result<T, StoreError>
@@ -204,10 +208,10 @@ impl PgConn {
             })
             .collect();
         let client = &self.client;
-        let writes: Vec<Pending<'_>> = later
+        let writes: Vec<InFlight<'_, ()>> = later
             .iter()
             .zip(&params)
-            .map(|(l, p)| -> Pending<'_> {
+            .map(|(l, p)| -> InFlight<'_, ()> {
                 match l {
                     Later::Write(stmt, _) => Box::pin(async move { client.execute(stmt, p).await.map(|_| ()) }),
                     Later::Control(sql) => Box::pin(client.batch_execute(sql)),
@@ -326,24 +330,21 @@ impl Conn for PgConn {
     }
 
     fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
-        self.org_config.recheck();
-        self.prefetched.clear();
+        self.wrote();
         let stmt = self.prepare(sql)?;
         let p = refs(params);
         self.with_queued(|client| client.execute(&stmt, &p))
     }
 
     fn execute_later(&mut self, sql: &str, params: Vec<Val>) -> Result<(), StoreError> {
-        self.org_config.recheck();
-        self.prefetched.clear();
+        self.wrote();
         let stmt = self.prepare(sql)?;
         self.later.push(Later::Write(stmt, params));
         Ok(())
     }
 
     fn batch_later(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.org_config.recheck();
-        self.prefetched.clear();
+        self.wrote();
         self.later.push(Later::Control(sql.to_owned()));
         Ok(())
     }
@@ -370,7 +371,7 @@ impl Conn for PgConn {
                 statements
                     .iter()
                     .zip(&params)
-                    .map(|(stmt, p)| -> Answer<'_> { Box::pin(client.query(stmt, p)) })
+                    .map(|(stmt, p)| -> InFlight<'_, Vec<tokio_postgres::Row>> { Box::pin(client.query(stmt, p)) })
                     .collect(),
             )
         })?;
@@ -391,12 +392,10 @@ impl Conn for PgConn {
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
-        self.org_config.after(sql);
-        if let Some(i) = self.prefetched.iter().position(|(s, p, _)| s == sql && p == params) {
+        if may_write(sql) {
+            self.wrote();
+        } else if let Some(i) = self.prefetched.iter().position(|(s, p, _)| s == sql && p == params) {
             return Ok(self.prefetched.swap_remove(i).2);
-        }
-        if crate::org_config::may_write(sql) {
-            self.prefetched.clear();
         }
         let stmt = self.prepare(sql)?;
         let p = refs(params);
@@ -426,8 +425,7 @@ impl Conn for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.org_config.recheck();
-        self.prefetched.clear();
+        self.wrote();
         self.with_queued(|client| client.batch_execute(sql))
     }
     fn is_closed(&self) -> bool {

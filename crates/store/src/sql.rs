@@ -194,9 +194,26 @@ pub trait Conn {
     }
 }
 
+/// Whether a statement run through [`Conn::query`] may change rows: anything but a `select` or a
+/// `with` that neither inserts, updates nor deletes. (`execute` and `batch` always count as writes.)
+/// What a connection learnt from reads (the configuration token, prefetched answers) is forgotten
+/// after one.
+pub(crate) fn may_write(sql: &str) -> bool {
+    let head = sql.trim_start();
+    let starts = |w: &str| head.get(..w.len()).is_some_and(|h| h.eq_ignore_ascii_case(w));
+    if starts("select") {
+        return false;
+    }
+    if starts("with") {
+        let lower = head.to_ascii_lowercase();
+        return ["insert ", "update ", "delete "].iter().any(|w| lower.contains(w));
+    }
+    true
+}
+
 /// [`Conn::prefetch`]'s check: only reads can be sent ahead.
 pub(crate) fn refuse_writes(reads: &[(&str, Vec<Val>)]) -> Result<(), StoreError> {
-    match reads.iter().find(|(sql, _)| crate::org_config::may_write(sql)) {
+    match reads.iter().find(|(sql, _)| may_write(sql)) {
         Some((sql, _)) => Err(StoreError::Db(format!("only reads can be prefetched: {sql}"))),
         None => Ok(()),
     }
@@ -326,5 +343,20 @@ mod tests {
             branch_over_keys("select '?' from t where a = ? and b = ?"),
             "select '?' from t where a = k.k1 and b = k.k2"
         );
+    }
+
+    #[test]
+    fn only_reads_are_not_writes() {
+        assert!(!may_write("select token from config_version where id = 1"));
+        assert!(!may_write("\n  SELECT 1"));
+        assert!(!may_write("with recursive chain(id) as (select 1) select * from chain"));
+        assert!(may_write(
+            "with moved as (delete from outbox where id = ? returning id) select * from moved"
+        ));
+        assert!(may_write("insert into senders (id) values (?) returning id"));
+        assert!(may_write(
+            "update organizations set whatsapp = ? where id = ? returning id"
+        ));
+        assert!(may_write(""));
     }
 }

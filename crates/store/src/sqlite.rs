@@ -84,7 +84,9 @@ impl Conn for SqliteConn {
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
-        self.org_config.after(sql);
+        if crate::sql::may_write(sql) {
+            self.org_config.recheck();
+        }
         let mut stmt = self.conn.prepare_cached(sql)?;
         let cols = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
