@@ -804,24 +804,12 @@ pub enum StatusOutcome {
 }
 
 pub fn apply_status(c: &mut dyn Conn, s: &StatusReport<'_>) -> Result<StatusOutcome, StoreError> {
-    apply_status_naming(c, s, None)
-}
-
-/// [`apply_status`] for a status that carries the openline message id its send was tagged with
-/// (Cloud API `biz_opaque_callback_data`, the query of Twilio's StatusCallback): it links a status
-/// for a provider id openline never recorded (an attempt that crashed before its outcome was
-/// written) to its message.
-pub fn apply_status_naming(
-    c: &mut dyn Conn,
-    s: &StatusReport<'_>,
-    callback_message_id: Option<&str>,
-) -> Result<StatusOutcome, StoreError> {
-    apply_status_with(c, s, callback_message_id, None)
+    apply_status_naming(c, s, None, None)
 }
 
 /// What a batch of status reports would read one report at a time, read for all of them at once
 /// before the first is applied ([`StatusLookahead::load`]): each reported message's id and status,
-/// and which statuses are recorded already. [`apply_status_ahead`] keeps it true as the batch's
+/// and which statuses are recorded already. [`apply_status_naming`] keeps it true as the batch's
 /// reports are applied (a report that moves its message, a status recorded); anything else that
 /// writes in the batch must drop it, and the reports after that are applied one at a time.
 #[derive(Debug, Default)]
@@ -865,19 +853,14 @@ impl StatusLookahead {
     }
 }
 
-/// [`apply_status_naming`] for a report of a batch, with what the batch looked up at once: the
-/// message (when it was there at the batch's start) and whether the status is recorded already
-/// come from `ahead` instead of a read each, and the status is recorded by a queued write.
-pub fn apply_status_ahead(
-    c: &mut dyn Conn,
-    s: &StatusReport<'_>,
-    callback_message_id: Option<&str>,
-    ahead: &mut StatusLookahead,
-) -> Result<StatusOutcome, StoreError> {
-    apply_status_with(c, s, callback_message_id, Some(ahead))
-}
-
-fn apply_status_with(
+/// [`apply_status`] for a status that carries the openline message id its send was tagged with
+/// (Cloud API `biz_opaque_callback_data`, the query of Twilio's StatusCallback): it links a status
+/// for a provider id openline never recorded (an attempt that crashed before its outcome was
+/// written) to its message. A report of a batch passes what the batch looked up at once for its
+/// reports (`ahead`): the message (when it was there at the batch's start) and whether the status is
+/// recorded already come from it instead of a read each, and the status is recorded by a queued
+/// write.
+pub fn apply_status_naming(
     c: &mut dyn Conn,
     s: &StatusReport<'_>,
     callback_message_id: Option<&str>,

@@ -2718,11 +2718,11 @@ async fn status_batch(store: Store) {
             let mut ahead = messages::StatusLookahead::load(c, &keys)?;
             let mut out = Vec::new();
             for (wamid, s, at) in STATUS_BATCH {
-                out.push(outcome_shape(&messages::apply_status_ahead(
+                out.push(outcome_shape(&messages::apply_status_naming(
                     c,
                     &report(wamid, *s, *at),
                     None,
-                    &mut ahead,
+                    Some(&mut ahead),
                 )?));
             }
             Ok(out)

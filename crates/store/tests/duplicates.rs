@@ -90,6 +90,7 @@ async fn status(store: &Store, wamid: &str, s: DeliveryStatus, at: i64, named: O
                     now: at,
                 },
                 named.as_deref(),
+                None,
             )
         })
         .await

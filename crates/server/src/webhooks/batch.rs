@@ -183,19 +183,17 @@ fn apply_all(c: &mut dyn Conn, hooks: &[Webhook]) -> Result<Vec<Stored>, StoreEr
         let mut fx = Effects::default();
         let mut metrics = Vec::with_capacity(h.events.len());
         for (ev, sender) in &h.events {
-            metrics.push(match (ev, ahead.as_mut()) {
-                (CloudEvent::Status(s), Some(a)) if s.status.is_some() => {
-                    let label = whatsapp::apply_status_in_batch(c, s, h.now, &mut fx, a)?;
-                    if s.status == Some(DeliveryStatus::Failed) {
-                        ahead = None;
-                    }
-                    label
-                }
-                _ => {
-                    ahead = None;
-                    whatsapp::apply(c, ev, sender.as_ref(), h.now, &mut fx)?
-                }
-            });
+            let status = match ev {
+                CloudEvent::Status(s) => s.status,
+                _ => None,
+            };
+            if status.is_none() {
+                ahead = None;
+            }
+            metrics.push(whatsapp::apply(c, ev, sender.as_ref(), h.now, &mut fx, ahead.as_mut())?);
+            if status == Some(DeliveryStatus::Failed) {
+                ahead = None;
+            }
         }
         out[i] = Some((metrics, fx));
     }

@@ -23,22 +23,20 @@ pub(crate) fn record_status(
     fx: &mut Effects,
     ahead: Option<&mut messages::StatusLookahead>,
 ) -> Result<&'static str, StoreError> {
-    let outcome = match ahead {
-        Some(a) => messages::apply_status_ahead(c, report, callback_message_id, a)?,
-        None => messages::apply_status_naming(c, report, callback_message_id)?,
-    };
-    Ok(match outcome {
-        StatusOutcome::Advanced(m) => {
-            if m.status == openline_domain::DeliveryStatus::Failed {
-                consent_flow::after_failure(c, &m, now, fx)?;
+    Ok(
+        match messages::apply_status_naming(c, report, callback_message_id, ahead)? {
+            StatusOutcome::Advanced(m) => {
+                if m.status == openline_domain::DeliveryStatus::Failed {
+                    consent_flow::after_failure(c, &m, now, fx)?;
+                }
+                fx.messages.push(("message.status", m));
+                "status"
             }
-            fx.messages.push(("message.status", m));
-            "status"
-        }
-        StatusOutcome::Stale(_) => "status_stale",
-        StatusOutcome::Duplicate => "duplicate",
-        StatusOutcome::Orphan => "orphan_status",
-    })
+            StatusOutcome::Stale(_) => "status_stale",
+            StatusOutcome::Duplicate => "duplicate",
+            StatusOutcome::Orphan => "orphan_status",
+        },
+    )
 }
 
 /// DLP on an inbound message: what to store as its body, and the verdict. An inbound message cannot

@@ -119,13 +119,16 @@ pub async fn receive_webhook(
     Ok(StatusCode::OK)
 }
 
-/// Applies one event inside the webhook's transaction; returns its metric label.
+/// Applies one event inside the webhook's transaction; returns its metric label. A status of a
+/// batch comes with what the batch looked up at once for its statuses (see
+/// `messages::StatusLookahead`).
 pub(super) fn apply(
     c: &mut dyn Conn,
     ev: &CloudEvent,
     sender: Option<&Sender>,
     now: i64,
     fx: &mut Effects,
+    ahead: Option<&mut StatusLookahead>,
 ) -> Result<&'static str, StoreError> {
     match ev {
         CloudEvent::Message(m) => match sender {
@@ -145,7 +148,7 @@ pub(super) fn apply(
                 Ok("unrouted")
             }
         },
-        CloudEvent::Status(s) => store_status(c, s, now, fx, None),
+        CloudEvent::Status(s) => store_status(c, s, now, fx, ahead),
         CloudEvent::Other(o) => {
             provider_events::insert(
                 c,
@@ -399,18 +402,6 @@ fn system_notice(
     )?;
     fx.messages.push(("message.created", notice));
     Ok(())
-}
-
-/// A status of a batch, with what the batch looked up at once for its statuses (see
-/// `messages::StatusLookahead`).
-pub(super) fn apply_status_in_batch(
-    c: &mut dyn Conn,
-    s: &StatusUpdate,
-    now: i64,
-    fx: &mut Effects,
-    ahead: &mut StatusLookahead,
-) -> Result<&'static str, StoreError> {
-    store_status(c, s, now, fx, Some(ahead))
 }
 
 fn store_status(
