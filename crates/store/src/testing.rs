@@ -8,6 +8,21 @@
 
 use crate::DatabaseUrl;
 
+/// Each `name => body;` as two tests, `sqlite::name` and `postgres::name`, that run `body` with the
+/// backend (`body(backend)`), or, after `run = f;`, through the file's own `f(backend, body)` (which
+/// opens the store the body takes).
+#[macro_export]
+macro_rules! both_backends {
+    (run = $run:ident; $($name:ident => $body:ident;)*) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$run(openline_store::Backend::Sqlite, super::$body).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$run(openline_store::Backend::Postgres, super::$body).await } )* }
+    };
+    ($($name:ident => $body:ident;)*) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Postgres).await } )* }
+    };
+}
+
 /// A database that exists for one test. Dropping it removes it.
 pub struct TestDb {
     pub url: DatabaseUrl,

@@ -13,15 +13,8 @@ use openline_store::{
     StoreError,
 };
 
-/// Declares `name_sqlite` and `name_postgres` tests running `body(store)`.
-macro_rules! both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Sqlite, super::$body).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Postgres, super::$body).await } )* }
-    };
-}
-
-both_backends! {
+openline_store::both_backends! {
+    run = run;
     an_inbound_message_creates_its_contact_and_thread_and_a_retry_is_a_no_op => inbound_dedupe;
     a_known_contact_is_rewritten_only_when_its_name_changes_or_its_user_id_is_learned => contact_refresh;
     a_second_message_joins_the_open_thread_and_moves_the_window => thread_and_window;

@@ -10,14 +10,8 @@ use openline_store::messages::{self, NewOutbound, StatusOutcome, StatusReport};
 use openline_store::testing::TestDb;
 use openline_store::{contacts, conversations, journal, outbox, pacing, Backend, Store, StoreError};
 
-macro_rules! both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Sqlite, super::$body).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Postgres, super::$body).await } )* }
-    };
-}
-
-both_backends! {
+openline_store::both_backends! {
+    run = run;
     a_row_claimed_again_while_its_attempt_is_unsettled_may_have_been_sent => unsettled_claims;
     an_attempt_refused_or_put_back_unsent_is_settled => settled_claims;
     statuses_for_two_provider_ids_of_one_message_confirm_the_duplicate => confirmed_after_accept;

@@ -10,14 +10,7 @@ use openline_store::testing::TestDb;
 use openline_store::{Backend, Store, Val};
 use std::collections::BTreeSet;
 
-macro_rules! both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Postgres).await } )* }
-    };
-}
-
-both_backends! {
+openline_store::both_backends! {
     every_keys_rows_come_back_once_a_repeated_key_at_most_twice => every_key;
     no_keys_is_no_rows => no_keys;
 }

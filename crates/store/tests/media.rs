@@ -11,14 +11,8 @@ use openline_store::orgs::Scope;
 use openline_store::testing::TestDb;
 use openline_store::{journal, Backend, Store, StoreError};
 
-macro_rules! both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Sqlite, super::$body).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Postgres, super::$body).await } )* }
-    };
-}
-
-both_backends! {
+openline_store::both_backends! {
+    run = run;
     a_media_message_gets_a_pending_row_claimed_once_retried_and_stored => pending_lifecycle;
     a_failed_download_keeps_the_message_and_another_organization_sees_nothing => failure_and_scope;
     an_uploaded_file_is_stored_at_once_and_linked_to_the_message_that_sends_it => uploads;

@@ -12,14 +12,8 @@ use openline_store::participants::{self, Change, Refusal};
 use openline_store::testing::TestDb;
 use openline_store::{conversations, users, Backend, Store, StoreError};
 
-macro_rules! both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Sqlite, super::$body).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::run(openline_store::Backend::Postgres, super::$body).await } )* }
-    };
-}
-
-both_backends! {
+openline_store::both_backends! {
+    run = run;
     joins_adds_leaves_removals_and_transfers_are_journaled_once_each_with_their_actor => lifecycle;
     only_colleagues_who_can_send_take_part_and_another_organization_reaches_nothing => refusals_and_scope;
     a_participant_changed_subscription_receives_joins_leaves_removals_and_transfers => webhook_delivery;

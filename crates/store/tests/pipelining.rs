@@ -13,14 +13,7 @@ use openline_store::{params, Backend, Store, StoreError, Val};
 use std::future::Future;
 use std::pin::Pin;
 
-macro_rules! both_backends {
-    ($($name:ident => $body:ident;)*) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$body(openline_store::Backend::Postgres).await } )* }
-    };
-}
-
-both_backends! {
+openline_store::both_backends! {
     a_read_in_the_same_job_sees_a_queued_write => read_sees_write;
     a_queued_write_that_fails_fails_its_job_alone => failing_write_fails_its_job;
     a_queued_write_that_fails_in_a_job_without_savepoint_fails_the_job => failing_write_unguarded;
